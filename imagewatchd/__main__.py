@@ -1,0 +1,3 @@
+from imagewatchd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The command line: one parser, one ``main`` that maps every error to a message and exit code."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+import traceback
+from collections.abc import Sequence
+
+from imagewatchd import __version__, commands, service
+from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError
+
+log = logging.getLogger("imagewatchd")
+
+
+def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    """Options accepted both before and after the command name."""
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", metavar="FILE", default=default, help="configuration file")
+    parser.add_argument("--db", metavar="PATH", default=default, help="database file")
+    parser.add_argument(
+        "--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+        help="log debug detail and show tracebacks",
+    )  # fmt: skip
+
+
+def _sub(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=text, description=text)
+    _common(parser, top=False)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagewatchd",
+        description="Fingerprint images and act on known and duplicate pictures.",
+    )
+    parser.add_argument("--version", action="version", version=f"imagewatchd {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return _sub(sub, name, help_text)
+
+    p = command("run", "the daemon: watch, fingerprint, match and act (what systemd starts)")
+    p.add_argument("--dry-run", action="store_true", help="log what would be done; move nothing")
+    p.set_defaults(handler=service.run)
+
+    p = command("scan", "fingerprint and index trees as library files")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="default: the library watches")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--act", action="store_true", help="apply the watches' rules to the trees")
+    p.add_argument("--dry-run", action="store_true", help="with --act: only say what it would do")
+    p.set_defaults(handler=_scan)
+
+    p = command("check", "show what matches each file, and why (exit 0 clean, 1 match, 2 error)")
+    p.add_argument("paths", nargs="+", metavar="FILE", help="files or directories")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(handler=commands.check)
+
+    p = command("compare", "the hash distances between two images")
+    p.add_argument("first", metavar="A")
+    p.add_argument("second", metavar="B")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.compare)
+
+    p = command("dupes", "groups of near-duplicate library files, best copy first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.dupes)
+
+    _lists_parser(command("lists", "manage named block and allow lists"))
+    _known_parser(command("known", "add, import, export and manage list entries"))
+
+    p = command("quarantine", "list and restore quarantined files")
+    q = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(q, "list", "what is in quarantine, and why")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=service.quarantine_list)
+    p = _sub(q, "restore", "put files back (never overwriting) and allow-list them")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(handler=service.quarantine_restore)
+
+    p = command("undo", "move a moved file back to where it was (never overwriting)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ACTION_ID")
+    p.set_defaults(handler=service.undo)
+
+    p = command("check-config", "validate a configuration file (exit 0, or 78 with errors)")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.set_defaults(handler=commands.check_config)
+
+    p = command("status", "the database and what it holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.status)
+    return parser
+
+
+def _scan(args: argparse.Namespace) -> int:
+    return service.scan_act(args) if args.act else commands.scan(args)
+
+
+def _lists_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(sub, "create", "create a list")
+    p.add_argument("name")
+    p.add_argument("--kind", choices=("block", "allow"), default="block")
+    p.add_argument("--description", default="")
+    p.set_defaults(handler=commands.lists_create)
+    p = _sub(sub, "list", "show the lists")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.lists_show)
+    p = _sub(sub, "remove", "delete a list and its entries")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="also when it holds entries")
+    p.set_defaults(handler=commands.lists_remove)
+
+
+def _known_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(sub, "add", "fingerprint images into a list (directories recurse)")
+    p.add_argument("paths", nargs="+", metavar="FILE")
+    p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--label", default="", help="a label for the new entries")
+    p.set_defaults(handler=commands.known_add)
+    p = _sub(sub, "import", "import a hash list (hex lines or CSV)")
+    p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
+    p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--format", choices=("auto", "hex", "csv"), default="auto")
+    p.add_argument("--source", default=None, help="recorded as each entry's source")
+    p.add_argument("--skip-invalid", action="store_true", help="import the valid lines only")
+    p.set_defaults(handler=commands.known_import)
+    p = _sub(sub, "export", "export a list")
+    p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--format", choices=("hex", "csv"), default="csv")
+    p.add_argument("--output", "-o", default="-", metavar="FILE")
+    p.set_defaults(handler=commands.known_export)
+    p = _sub(sub, "list", "show entries")
+    p.add_argument("--list", dest="list_name", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.known_list)
+    for name, handler, text in (
+        ("disable", commands.known_disable, "stop entries from matching"),
+        ("enable", commands.known_enable, "let disabled entries match again"),
+        ("remove", commands.known_remove, "delete entries"),
+    ):
+        p = _sub(sub, name, text)
+        p.add_argument("ids", nargs="+", type=int, metavar="ID")
+        p.set_defaults(handler=handler)
+
+
+def _setup_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per error class
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.debug)
+    try:
+        result: int = args.handler(args)
+        return result
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"imagewatchd: {exc.source}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ImagewatchdError as exc:
+        _fail(args.debug, str(exc))
+        return exc.exit_code
+    except sqlite3.Error as exc:
+        _fail(args.debug, f"database error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:
+        _fail(args.debug, f"internal error: {exc!r} (run with --debug for the traceback)")
+        return EXIT_ERROR
+
+
+def _fail(debug: bool, message: str) -> None:
+    print(f"imagewatchd: error: {message}", file=sys.stderr)
+    if debug:
+        traceback.print_exc()

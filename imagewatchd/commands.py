@@ -1,0 +1,362 @@
+"""The one-shot commands. Each takes the parsed arguments and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from imagewatchd import config as config_module
+from imagewatchd import hashlists, paths, report
+from imagewatchd.config import Config
+from imagewatchd.dupes import duplicate_groups
+from imagewatchd.errors import EXIT_ERROR, EXIT_OK, FingerprintError, UsageError
+from imagewatchd.filters import Selection, walk
+from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.match import Matcher
+from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
+from imagewatchd.progress import Progress
+from imagewatchd.scan import Scanner
+from imagewatchd.store import ListRow, NewEntry, Store
+
+log = logging.getLogger(__name__)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    return config_module.load(paths.config_path(args.config))
+
+
+@contextmanager
+def open_store(args: argparse.Namespace, config: Config) -> Iterator[Store]:
+    with Store(paths.database_path(args.db, config.database)) as store:
+        yield store
+
+
+def _selection(config: Config) -> Selection:
+    return Selection(include=config_module.DEFAULT_INCLUDE)
+
+
+def expand(paths_in: list[str], selection: Selection) -> Iterator[Path | FingerprintError]:
+    """Files as given, directories recursed; a missing path becomes an error in the stream."""
+    for raw in paths_in:
+        path = Path(raw).absolute()
+        if path.is_dir() and not path.is_symlink():
+            yield from (found for found, _ in walk(path, selection))
+        elif path.exists() or path.is_symlink():
+            yield path
+        else:
+            yield FingerprintError(path, "no such file or directory")
+
+
+# -- scan, check, compare, dupes --------------------------------------------------------------
+
+
+def scan(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    roots = [Path(p).absolute() for p in args.paths] or [
+        w.path for w in config.watches if w.role is Role.LIBRARY
+    ]
+    if not roots:
+        raise UsageError("nothing to scan: give a PATH, or configure a library watch")
+    missing = [root for root in roots if not root.is_dir()]
+    if missing:
+        raise UsageError(f"{missing[0]}: not a directory")
+    with open_store(args, config) as store:
+        matcher = Matcher.load(store, config.matching.thresholds)
+        scanner = Scanner(store, matcher, _selection(config), workers=config.workers)
+        bar = Progress(sys.stderr, 0, "scanning")
+
+        def progress(done: int, total: int, detail: str) -> None:
+            bar.total = total
+            bar.update(done, detail)
+
+        summary = scanner.scan(roots, progress)
+        bar.close()
+        scanned = [row for row in store.library_files() if _under(row.path, roots)]
+        summary.duplicate_groups = len(duplicate_groups(matcher, scanned))
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.as_dict().items()))
+    return EXIT_ERROR if summary.errors else EXIT_OK
+
+
+def _under(path: str, roots: list[Path]) -> bool:
+    return any(Path(path).is_relative_to(root) for root in roots)
+
+
+def check(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    thresholds = config.matching.thresholds
+    worst = EXIT_OK
+    with open_store(args, config) as store:
+        matcher = Matcher.load(store, thresholds)
+        for item in expand(args.paths, _selection(config)):
+            result = _check_one(item, matcher, config.matching.max_pixels)
+            if args.json:
+                print(report.check_json(result, thresholds), flush=True)
+            else:
+                print("\n".join(report.check_text(result, thresholds)), flush=True)
+            code = EXIT_ERROR if result.error else report.VERDICT_EXIT[result.verdict.kind]
+            worst = max(worst, code)
+    return worst
+
+
+def _check_one(
+    item: Path | FingerprintError, matcher: Matcher, max_pixels: int
+) -> report.CheckResult:
+    if isinstance(item, FingerprintError):
+        return report.CheckResult(
+            Path(str(item.path)), None, Verdict(VerdictKind.ERROR), item.reason
+        )
+    try:
+        _, fp = fingerprint_file(item, max_pixels)
+    except FingerprintError as exc:
+        return report.CheckResult(item, None, Verdict(VerdictKind.ERROR), exc.reason)
+    own = matcher.store.get_file(str(item))
+    exclude = own.id if own is not None and own.sha256 == fp.sha256 else None
+    return report.CheckResult(item, fp, matcher.match(fp, exclude_file=exclude))
+
+
+def compare(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    thresholds = config.matching.thresholds
+    prints = []
+    for raw in (args.first, args.second):
+        _, fp = fingerprint_file(Path(raw), config.matching.max_pixels)
+        prints.append(fp)
+    result = report.compare_result(prints[0], prints[1], thresholds)
+    if args.json:
+        result.update(a=report.fingerprint_json(prints[0]), b=report.fingerprint_json(prints[1]))
+        print(json.dumps(result))
+        return EXIT_OK
+    for name, fp in zip((args.first, args.second), prints, strict=True):
+        print(f"{name}: dHash {fp.dhash:016x} pHash {fp.phash:016x} {fp.width}x{fp.height} "
+              f"{fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
+    verdict = "match" if result["match"] else "different"
+    print(
+        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
+        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
+        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
+    )
+    return EXIT_OK
+
+
+def dupes(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        groups = duplicate_groups(Matcher.load(store, config.matching.thresholds))
+        if args.json:
+            print(report.dupes_json(groups))
+        else:
+            lines = report.dupes_text(groups)
+            print("\n".join(lines) if lines else "no duplicates")
+    return EXIT_OK
+
+
+# -- lists and entries ------------------------------------------------------------------------
+
+
+def lists_create(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        if store.get_list(args.name) is not None:
+            raise UsageError(f"a list named {args.name!r} exists already")
+        store.create_list(args.name, ListKind(args.kind), args.description, time.time())
+    print(f"created {args.kind} list {args.name!r}")
+    return EXIT_OK
+
+
+def lists_show(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        rows = store.lists()
+    if args.json:
+        print(json.dumps([
+            {"name": r.name, "kind": r.kind.value, "description": r.description,
+             "entries": r.entries, "enabled": r.enabled} for r in rows
+        ]))  # fmt: skip
+        return EXIT_OK
+    for r in rows:
+        print(
+            f"{r.name}\t{r.kind.value}\t{r.entries} entries ({r.enabled} enabled)\t{r.description}"
+        )
+    if not rows:
+        print("no lists; create one with: imagewatchd lists create NAME --kind block")
+    return EXIT_OK
+
+
+def lists_remove(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        row = _require_list(store, args.name)
+        if row.entries and not args.force:
+            raise UsageError(f"list {args.name!r} holds {row.entries} entries; add --force")
+        store.delete_list(row.id)
+    print(f"removed list {args.name!r} and its {row.entries} entries")
+    return EXIT_OK
+
+
+def _require_list(store: Store, name: str) -> ListRow:
+    row = store.get_list(name)
+    if row is None:
+        raise UsageError(f"no list named {name!r} (see: imagewatchd lists list)")
+    return row
+
+
+def _list_for_adding(store: Store, name: str) -> int:
+    row = store.get_list(name)
+    if row is not None:
+        return row.id
+    log.info("created block list %r", name)
+    return store.create_list(name, ListKind.BLOCK, "", time.time())
+
+
+def known_add(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    errors = 0
+    entries: list[NewEntry] = []
+    for item in expand(args.paths, _selection(config)):
+        if isinstance(item, FingerprintError):
+            log.error("%s: %s", item.path, item.reason)
+            errors += 1
+            continue
+        try:
+            _, fp = fingerprint_file(item, config.matching.max_pixels)
+        except FingerprintError as exc:
+            log.error("%s: %s", item, exc.reason)
+            errors += 1
+            continue
+        if fp.flat:
+            log.warning("%s: flat image: it will match identical files only", item)
+        entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash, args.label or item.name,
+                                str(item), flat=fp.flat))  # fmt: skip
+    with open_store(args, config) as store:
+        list_id = _list_for_adding(store, args.list_name)
+        added, skipped = store.add_entries(list_id, entries, time.time())
+    print(f"{args.list_name}: added {len(added)}, already listed {skipped}, errors {errors}")
+    return EXIT_ERROR if errors else EXIT_OK
+
+
+def known_import(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    source = args.source or ("stdin" if args.file == "-" else args.file)
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{args.file}: cannot read: {exc}") from exc
+    fmt = hashlists.detect_format(text) if args.format == "auto" else args.format
+    parsed = (hashlists.parse_csv if fmt == "csv" else hashlists.parse_hex)(text, source)
+    for problem in parsed.problems:
+        log.error("%s: %s", args.file, problem)
+    if parsed.problems and not args.skip_invalid:
+        raise UsageError(
+            f"{args.file}: {len(parsed.problems)} invalid line(s), nothing imported "
+            "(--skip-invalid imports the valid ones)"
+        )
+    with open_store(args, config) as store:
+        list_id = _list_for_adding(store, args.list_name)
+        added, skipped = store.add_entries(list_id, parsed.entries, time.time())
+    print(f"{args.list_name}: imported {len(added)}, already listed {skipped}, "
+          f"invalid {len(parsed.problems)}")  # fmt: skip
+    return EXIT_OK
+
+
+def known_export(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        _require_list(store, args.list_name)
+        rows = store.entries(args.list_name)
+    text = (hashlists.format_csv if args.format == "csv" else hashlists.format_hex)(rows)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, "utf-8")
+    return EXIT_OK
+
+
+def known_list(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        if args.list_name is not None:
+            _require_list(store, args.list_name)
+        rows = store.entries(args.list_name)
+    if args.json:
+        print(json.dumps([
+            {"id": e.id, "list": e.list_name, "kind": e.list_kind.value, "sha256": e.sha256,
+             "dhash": None if e.dhash is None else f"{e.dhash:016x}",
+             "phash": None if e.phash is None else f"{e.phash:016x}", "label": e.label,
+             "source": e.source, "added": e.added, "enabled": e.enabled, "hits": e.hits}
+            for e in rows
+        ]))  # fmt: skip
+        return EXIT_OK
+    for e in rows:
+        hashes = (
+            f"{e.dhash:016x}{e.phash:016x}"
+            if e.dhash is not None and e.phash is not None
+            else (e.sha256 or "")
+        )
+        state = "enabled" if e.enabled else "disabled"
+        print(f"{e.id}\t{e.list_name}\t{hashes}\t{state}\thits {e.hits}\t{e.label}")
+    return EXIT_OK
+
+
+def _set_entries(args: argparse.Namespace, change: str) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        found = {e.id for e in store.entries(ids=args.ids)}
+        missing = [i for i in args.ids if i not in found]
+        ids = [i for i in args.ids if i in found]
+        if change == "remove":
+            store.remove_entries(ids)
+        else:
+            store.set_entries_enabled(ids, change == "enable")
+    for i in missing:
+        log.error("no entry with id %d", i)
+    print(f"{change}d {len(ids)} entries")
+    return EXIT_ERROR if missing else EXIT_OK
+
+
+def known_disable(args: argparse.Namespace) -> int:
+    return _set_entries(args, "disable")
+
+
+def known_enable(args: argparse.Namespace) -> int:
+    return _set_entries(args, "enable")
+
+
+def known_remove(args: argparse.Namespace) -> int:
+    return _set_entries(args, "remove")
+
+
+# -- config and status ------------------------------------------------------------------------
+
+
+def check_config(args: argparse.Namespace) -> int:
+    located = paths.config_path(args.file or args.config)
+    config = config_module.load(located)
+    print(f"{config.source}: ok, {len(config.watches)} watch(es)")
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    with open_store(args, config) as store:
+        data = {
+            "config": config.source,
+            "database": str(store.path),
+            "schema_version": store.schema_version(),
+            "files": store.count_files(),
+            "lists": {r.name: {"kind": r.kind.value, "entries": r.entries} for r in store.lists()},
+        }
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key}: {value}")
+    return EXIT_OK

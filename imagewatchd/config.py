@@ -1,0 +1,295 @@
+"""YAML configuration → frozen dataclasses, validated once, up front.
+
+Every problem is reported together, each naming its key path
+(``watches[1].settle_seconds: expected a number, got 'ten'``); an unknown key is reported with
+the closest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from imagewatchd import paths
+from imagewatchd.errors import ConfigError
+from imagewatchd.models import Role, Thresholds
+
+
+class Action(enum.StrEnum):
+    LOG = "log"
+    MOVE = "move"
+    QUARANTINE = "quarantine"
+
+
+# Chosen from measured precision and recall: see docs/BENCHMARKS.md.
+DEFAULT_DHASH_THRESHOLD = 10
+DEFAULT_PHASH_THRESHOLD = 10
+DEFAULT_MAX_PIXELS = 178_956_970
+IMAGE_EXTENSIONS = (
+    "jpg", "jpeg", "jpe", "png", "gif", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
+    "avif",
+)  # fmt: skip
+DEFAULT_INCLUDE = tuple(f"*.{ext}" for ext in IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    path: Path
+    role: Role = Role.LIBRARY
+    recursive: bool = True
+    include: tuple[str, ...] = DEFAULT_INCLUDE
+    exclude: tuple[str, ...] = ()
+    on_known: Action = Action.LOG
+    on_duplicate: Action = Action.LOG
+    move_to: Path | None = None
+    settle_seconds: float = 2.0
+    polling: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Matching:
+    dhash_threshold: int = DEFAULT_DHASH_THRESHOLD
+    phash_threshold: int = DEFAULT_PHASH_THRESHOLD
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.dhash_threshold, self.phash_threshold)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    database: Path | None = None
+    quarantine_dir: Path | None = None
+    matching: Matching = field(default_factory=Matching)
+    watches: tuple[Watch, ...] = ()
+    rescan_interval: float = 3600.0
+    workers: int = 2
+
+
+TOP_KEYS = ("database", "quarantine_dir", "matching", "watches", "rescan_interval", "workers")
+MATCHING_KEYS = ("dhash_threshold", "phash_threshold", "max_pixels")
+WATCH_KEYS = (
+    "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
+    "move_to", "settle_seconds", "polling",
+)  # fmt: skip
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class _Reader:
+    """Reads typed values out of parsed YAML, collecting every problem instead of stopping."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{key}: {message}")
+
+    def mapping(self, value: object, key: str, allowed: Iterable[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(key or "<top>", f"expected a mapping, got {_show(value)}")
+            return {}
+        allowed = tuple(allowed)
+        for name in value:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.problem(_join(key, str(name)), f"unknown key{hint}")
+        return value
+
+    def number(self, section: Mapping[str, Any], key: str, at: str, default: float) -> float:
+        value = section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            self.problem(_join(at, key), f"expected a non-negative number, got {_show(value)}")
+            return default
+        return float(value)
+
+    def integer(
+        self, section: Mapping[str, Any], key: str, at: str, default: int, low: int, high: int
+    ) -> int:
+        value = section.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem(
+                _join(at, key), f"expected a whole number from {low} to {high}, got {_show(value)}"
+            )
+            return default
+        return value
+
+    def boolean(self, section: Mapping[str, Any], key: str, at: str, default: bool) -> bool:
+        value = section.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(_join(at, key), f"expected true or false, got {_show(value)}")
+            return default
+        return value
+
+    def choice(self, section: Mapping[str, Any], key: str, at: str, default: E) -> E:
+        value = section.get(key, default.value)
+        kind = type(default)
+        try:
+            return kind(value)
+        except ValueError:
+            options = " | ".join(member.value for member in kind)
+            self.problem(_join(at, key), f"expected one of {options}, got {_show(value)}")
+            return default
+
+    def path(self, section: Mapping[str, Any], key: str, at: str) -> Path | None:
+        value = section.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problem(_join(at, key), f"expected a path, got {_show(value)}")
+            return None
+        result = Path(value).expanduser()
+        if not result.is_absolute():
+            self.problem(_join(at, key), f"must be an absolute path, got {_show(value)}")
+            return None
+        return result
+
+    def globs(
+        self, section: Mapping[str, Any], key: str, at: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = section.get(key, list(default))
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(_join(at, key), f"expected a list of glob patterns, got {_show(value)}")
+            return default
+        return tuple(value)
+
+
+def _join(at: str, key: str) -> str:
+    return f"{at}.{key}" if at else key
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
+
+
+def parse(data: object, source: str) -> Config:
+    """Validate parsed YAML; raise ``ConfigError`` listing every problem."""
+    reader = _Reader()
+    top = reader.mapping(data, "", TOP_KEYS)
+    matching = _parse_matching(reader, top.get("matching"))
+    watches = _parse_watches(reader, top.get("watches"))
+    config = Config(
+        source=source,
+        database=reader.path(top, "database", ""),
+        quarantine_dir=reader.path(top, "quarantine_dir", ""),
+        matching=matching,
+        watches=watches,
+        rescan_interval=reader.number(top, "rescan_interval", "", 3600.0),
+        workers=reader.integer(top, "workers", "", 2, 1, 64),
+    )
+    if reader.problems:
+        raise ConfigError(source, reader.problems)
+    return config
+
+
+def _parse_matching(reader: _Reader, value: object) -> Matching:
+    section = reader.mapping(value, "matching", MATCHING_KEYS)
+    return Matching(
+        dhash_threshold=reader.integer(
+            section, "dhash_threshold", "matching", DEFAULT_DHASH_THRESHOLD, 0, 32
+        ),
+        phash_threshold=reader.integer(
+            section, "phash_threshold", "matching", DEFAULT_PHASH_THRESHOLD, 0, 32
+        ),
+        max_pixels=reader.integer(section, "max_pixels", "matching", DEFAULT_MAX_PIXELS, 1, 2**40),
+    )
+
+
+def _parse_watches(reader: _Reader, value: object) -> tuple[Watch, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        reader.problem("watches", f"expected a list of watches, got {_show(value)}")
+        return ()
+    watches: list[tuple[int, Watch]] = []
+    for index, item in enumerate(value):
+        watch = _parse_watch(reader, item, f"watches[{index}]")
+        if watch is not None:
+            watches.append((index, watch))
+    _check_overlaps(reader, watches)
+    return tuple(watch for _, watch in watches)
+
+
+def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
+    section = reader.mapping(item, at, WATCH_KEYS)
+    if not section:
+        if item is None or isinstance(item, Mapping):
+            reader.problem(at, "a watch needs at least a path")
+        return None
+    path = reader.path(section, "path", at)
+    if path is None:
+        if "path" not in section:
+            reader.problem(_join(at, "path"), "required")
+        return None
+    watch = Watch(
+        path=path,
+        role=reader.choice(section, "role", at, Role.LIBRARY),
+        recursive=reader.boolean(section, "recursive", at, True),
+        include=reader.globs(section, "include", at, DEFAULT_INCLUDE),
+        exclude=reader.globs(section, "exclude", at, ()),
+        on_known=reader.choice(section, "on_known", at, Action.LOG),
+        on_duplicate=reader.choice(section, "on_duplicate", at, Action.LOG),
+        move_to=reader.path(section, "move_to", at),
+        settle_seconds=reader.number(section, "settle_seconds", at, 2.0),
+        polling=reader.boolean(section, "polling", at, False),
+    )
+    moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
+    if moves and watch.move_to is None:
+        reader.problem(_join(at, "move_to"), "required when an action is 'move'")
+    if watch.move_to is not None and watch.move_to.is_relative_to(watch.path):
+        reader.problem(_join(at, "move_to"), "must be outside the watched tree")
+    return watch
+
+
+def _check_overlaps(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:
+    """A file must belong to one watch only: no repeated or nested watch paths."""
+    for i, first in watches:
+        for j, second in watches:
+            if j <= i:
+                continue
+            if first.path == second.path:
+                reader.problem(f"watches[{j}].path", f"{first.path} is already watches[{i}]")
+            elif second.path.is_relative_to(first.path) and first.recursive:
+                reader.problem(f"watches[{j}].path", f"inside watches[{i}] ({first.path})")
+            elif first.path.is_relative_to(second.path) and second.recursive:
+                reader.problem(f"watches[{i}].path", f"inside watches[{j}] ({second.path})")
+
+
+def load(located: paths.Located) -> Config:
+    """Read and validate the config file; with no file at a default location, use defaults."""
+    path = located.path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if located.explicit:
+            raise ConfigError(str(path), ["no such file"]) from None
+        return default_config()
+    except OSError as exc:
+        raise ConfigError(str(path), [exc.strerror or str(exc)]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}invalid YAML: {reason}"]) from exc
+    return parse(data, str(path))
+
+
+def default_config() -> Config:
+    """No config file: the user's pictures as a library, duplicates logged, nothing moved."""
+    library = Watch(path=paths.pictures_dir(), role=Role.LIBRARY)
+    return Config(source="<built-in default>", watches=(library,))

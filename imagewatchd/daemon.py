@@ -1,0 +1,304 @@
+"""The daemon: threads, queues, signals and lifecycle around the pipeline stages.
+
+Threads: watchdog's observers (enqueue only) → the settler (one thread, owns the ``Settler``)
+→ a bounded work queue → N workers (each with its own store connection and ``Pipeline``).
+A rescanner walks the trees at start-up, on a timer and after an overflow. The main thread
+handles signals, live list reloads and health: if any thread dies, the daemon exits non-zero
+so that the service manager restarts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from imagewatchd import config as config_module
+from imagewatchd import paths
+from imagewatchd.act import Actor
+from imagewatchd.config import Config
+from imagewatchd.errors import ConfigError
+from imagewatchd.filters import walk
+from imagewatchd.journal import recover
+from imagewatchd.match import Matcher
+from imagewatchd.models import Arrival, Candidate, Outcome, Role, SettledFile
+from imagewatchd.pipeline import Pipeline
+from imagewatchd.reconcile import reconcile
+from imagewatchd.settle import Settler
+from imagewatchd.store import Store
+from imagewatchd.watch import Event, Gone, Rescan, Watcher, selection_of
+
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 100_000
+TICK = 0.05  # the settler's longest sleep: settle deadlines are met within this
+SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
+EXIT_WATCHER_DIED = 1
+
+
+@dataclass
+class Stats:
+    processed: int = 0
+    matches: int = 0
+    errors: int = 0
+    last_reconcile: float | None = None
+
+
+class Session:
+    """Everything that runs for one configuration; a reload replaces the whole session."""
+
+    def __init__(self, config: Config, db_path: Path, quarantine: Path, dry_run: bool) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.quarantine = quarantine
+        self.dry_run = dry_run
+        self.stop = threading.Event()
+        self.events: queue.Queue[Event] = queue.Queue(EVENT_QUEUE_SIZE)
+        self.work: queue.Queue[SettledFile | Gone | None] = queue.Queue(config.workers * 4)
+        self.in_flight: set[str] = set()
+        self.again: set[str] = set()
+        self.lock = threading.Lock()
+        self.stats = Stats()
+        self.rescan_request = threading.Event()
+        self.watcher = Watcher(config, self.events)
+        self.store = Store(db_path)
+        self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for number in range(self.config.workers):
+            self._spawn(f"worker-{number}", self._work)
+        self._spawn("settler", self._settle)
+        self.watcher.start()
+        self._spawn("rescanner", self._rescan_loop)
+        self.rescan_request.set()  # the start-up reconcile
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def alive(self) -> bool:
+        return self.watcher.alive() and all(t.is_alive() for t in self.threads)
+
+    def shutdown(self) -> None:
+        """Finish the files in hand; whatever is still queued is found by the next reconcile."""
+        self.stop.set()
+        self.watcher.stop()
+        while True:
+            try:
+                self.work.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(self.config.workers):
+            self.work.put(None)
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.store.close()
+
+    # -- main-thread duties ----------------------------------------------------------------
+
+    def supervise(self) -> None:
+        if self.matcher.refresh_entries():
+            log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
+        if self.watcher.overflowed.is_set():
+            self.watcher.overflowed.clear()
+            log.warning("events were lost (queue overflow): rescanning every watch")
+            self.rescan_request.set()
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        config = self.config
+        settler = Settler(
+            quiet=lambda i: config.watches[i].settle_seconds,
+            has_close_events=self.watcher.has_close_events,
+            clock=time.monotonic,
+            wall=time.time,
+        )
+        while not self.stop.is_set():
+            deadline = settler.next_due()
+            wait = TICK if deadline is None else min(TICK, max(0.0, deadline - time.monotonic()))
+            try:
+                item = self.events.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if isinstance(item, Candidate):
+                self._dispatch(settler.offer(item))
+            elif isinstance(item, Gone):
+                settler.discard(item.path)
+                self._put(item)
+            elif isinstance(item, Rescan):
+                for candidate in self._walk(item):
+                    self._dispatch(settler.offer(candidate))
+            for settled in settler.due():
+                self._dispatch(settled)
+
+    def _walk(self, item: Rescan) -> list[Candidate]:
+        """The files below a directory that appeared, as the watch's selection sees them."""
+        watch = self.config.watches[item.watch]
+        selection = selection_of(watch)
+        found = []
+        for path, _ in walk(Path(item.path), selection, watch.recursive):
+            if selection.wants(path.relative_to(watch.path).as_posix()):
+                found.append(Candidate(str(path), item.watch, Arrival.SCAN))
+        return found
+
+    def _dispatch(self, settled: SettledFile | None) -> None:
+        if settled is None:
+            return
+        with self.lock:
+            if settled.path in self.in_flight:
+                self.again.add(settled.path)  # being processed: look again once it is done
+                return
+            self.in_flight.add(settled.path)
+        self._put(settled)
+
+    def _put(self, item: SettledFile | Gone) -> None:
+        while not self.stop.is_set():
+            try:
+                self.work.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        store = Store(self.db_path)
+        try:
+            matcher = self.matcher.bind(store)
+            actor = Actor(store, self.config, self.quarantine, dry_run=self.dry_run)
+            pipeline = Pipeline(store, matcher, actor, self.config)
+            while True:
+                item = self.work.get()
+                if item is None:
+                    return
+                if isinstance(item, Gone):
+                    self._forget(store, matcher, item.path)
+                    continue
+                self._finish(item, self._process(pipeline, item))
+        finally:
+            store.close()
+
+    def _process(self, pipeline: Pipeline, settled: SettledFile) -> Outcome | None:
+        try:
+            return pipeline.process(settled, act=settled.act)
+        except Exception as exc:  # one file's failure never stops the daemon
+            log.error("%s: internal error while processing: %r", settled.path, exc)
+            log.debug("traceback", exc_info=True)
+            return None
+
+    def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
+        with self.lock:
+            if outcome is not None and outcome.action not in ("unchanged", "vanished"):
+                self.stats.processed += 1
+                self.stats.matches += outcome.verdict in ("known", "duplicate")
+                self.stats.errors += outcome.action == "error"
+            self.in_flight.discard(settled.path)
+            again = settled.path in self.again or (
+                outcome is not None and outcome.action == "changed"
+            )
+            self.again.discard(settled.path)
+        if again:
+            self.events.put(Candidate(settled.path, settled.watch, Arrival.SCAN, settled.act))
+
+    def _forget(self, store: Store, matcher: Matcher, path: str) -> None:
+        for file_id, _ in store.files_under(path):
+            matcher.remove_library_file(file_id)
+        store.forget_files([file_id for file_id, _ in store.files_under(path)])
+
+    def _rescan_loop(self) -> None:
+        store = Store(self.db_path)
+        try:
+            while not self.stop.is_set():
+                if not self.rescan_request.wait(timeout=0.5):
+                    continue
+                self.rescan_request.clear()
+                self.watcher.retry_missing()
+                found = reconcile(
+                    self.config, store, self.matcher.bind(store), self.events, self.stop
+                )
+                self.stats.last_reconcile = time.time()
+                log.info("reconcile: %d file(s) to process", found)
+        finally:
+            store.close()
+
+
+class Daemon:
+    """``imagewatchd run``: sessions, signals, reloads, health."""
+
+    def __init__(self, located: paths.Located, db_flag: str | None, dry_run: bool) -> None:
+        self.located = located
+        self.db_flag = db_flag
+        self.dry_run = dry_run
+        self.stopping = threading.Event()
+        self.reloading = threading.Event()
+
+    def _signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reloading.set()
+        else:
+            self.stopping.set()
+
+    def run(self, config: Config) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._signal)
+        db_path = paths.database_path(self.db_flag, config.database)
+        with Store(db_path) as store:
+            recover(store)
+        while True:
+            session = self._start(config, db_path)
+            code = self._supervise(session)
+            session.shutdown()
+            if code is not None:
+                return code
+            config = self._reload(config)
+
+    def _start(self, config: Config, db_path: Path) -> Session:
+        quarantine = paths.quarantine_dir(config.quarantine_dir)
+        session = Session(config, db_path, quarantine, self.dry_run)
+        session.start()
+        roles = ", ".join(f"{w.path} ({w.role})" for w in config.watches) or "nothing"
+        log.info("watching %s; database %s%s", roles, db_path, " (dry run)" if self.dry_run else "")
+        return session
+
+    def _supervise(self, session: Session) -> int | None:
+        next_rescan = time.monotonic() + session.config.rescan_interval
+        while True:
+            if self.stopping.wait(SUPERVISE):
+                log.info("stopping")
+                return 0
+            if self.reloading.is_set():
+                self.reloading.clear()
+                return None
+            if not session.alive():
+                log.critical("a watcher or worker thread died: exiting so that the service "
+                             "manager restarts imagewatchd")  # fmt: skip
+                return EXIT_WATCHER_DIED
+            session.supervise()
+            interval = session.config.rescan_interval
+            if interval and time.monotonic() >= next_rescan:
+                next_rescan = time.monotonic() + interval
+                session.rescan_request.set()
+
+    def _reload(self, current: Config) -> Config:
+        try:
+            fresh = config_module.load(self.located)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload: %s: %s", exc.source, problem)
+            log.error("reload: keeping the previous configuration")
+            return current
+        log.info("reloaded %s", fresh.source)
+        return fresh
+
+
+def library_roots(config: Config) -> list[Path]:
+    return [w.path for w in config.watches if w.role is Role.LIBRARY]

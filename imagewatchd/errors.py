@@ -1,0 +1,43 @@
+"""The error hierarchy: each class carries its exit status; ``cli.main`` maps them."""
+
+from __future__ import annotations
+
+# Exit statuses, like clamscan for ``check`` and sysexits(3) for configuration.
+EXIT_OK = 0
+EXIT_MATCH = 1
+EXIT_ERROR = 2
+EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from restart-looping
+
+
+class ImagewatchdError(Exception):
+    """Base class: a message meant for the user, and the exit status it implies."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(ImagewatchdError):
+    """The configuration is invalid; ``problems`` lists every problem found, one line each."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class StoreError(ImagewatchdError):
+    """The database cannot be opened, migrated or written."""
+
+
+class FingerprintError(ImagewatchdError):
+    """One file could not be fingerprinted (unreadable, corrupt, not an image, too large)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class UsageError(ImagewatchdError):
+    """A command was given arguments it cannot work with (a missing path, an unknown list)."""

@@ -1,0 +1,506 @@
+"""The only module that renames, copies, links or unlinks users' files (Linux only).
+
+A :class:`Location` is a configured root, opened normally, plus a relative path walked one
+directory at a time with ``O_NOFOLLOW``: a directory swapped for a symlink cannot redirect
+anything outside its tree. Only regular files are acted on, nothing is ever replaced, and the
+file is re-checked against its fingerprinted (device, inode, size, mtime_ns) before acting.
+
+Crash states of :func:`move` (SIGKILL or power loss at any instant) and how recovery resolves
+them. The journal records src, dst, ``tmp`` (``tmp_name`` in dst's directory) and the expected
+``FileStat`` before the move starts. Never: src and dst both gone, or a partial file at dst.
+
+  src   dst   tmp   meaning                                    recovery
+  yes   -     -     not started, or rolled back                nothing to do
+  -     yes   -     moved (other filesystem: new inode, same   ``check_same(dst, expect)`` (same fs)
+                    size and mtime); mode maybe not yet set    and ``set_mode(dst, mode)`` again
+  yes   yes   -     same inode at both: link fallback (no      ``remove(src, expect=expect)``; or
+                    RENAME_NOREPLACE) between link and unlink  ``remove(dst, expect=expect)``
+  yes   -     yes   copy under way (tmp may be partial)        ``remove(tmp)``: rolled back
+  yes   yes   yes   tmp and dst same inode, tmp not unlinked   ``remove(tmp)``, then the next row
+  yes   yes   -     copied (fsynced), src not yet removed      if ``check_same(src, expect)`` and
+                                                               ``sha256_of`` agree:
+                                                               ``remove(src, expect=expect)``;
+                                                               else ``remove(dst)``
+
+A dst that fails ``check_same`` with src absent is not ours: src was swapped just before the
+rename and was being put back. Directories created for dst stay after a roll-back.
+``unique_name`` only proposes a name: a racing writer makes :func:`move` raise TargetExists.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, fields
+from pathlib import Path, PurePosixPath
+
+from imagewatchd.errors import ImagewatchdError
+from imagewatchd.models import FileStat
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_RENAME_NOREPLACE = 1
+_NO_RENAMEAT2 = {errno.EINVAL, errno.ENOSYS}
+_NO_FAST_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
+_CHUNK = 8 << 20
+_EXISTS = "already exists; nothing was overwritten"
+_KINDS = {stat.S_IFLNK: "symbolic link", stat.S_IFDIR: "directory", stat.S_IFIFO: "FIFO"}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2_c = getattr(_libc, "renameat2", None)  # glibc >= 2.28
+if _renameat2_c is not None:
+    _renameat2_c.argtypes = [ctypes.c_int, ctypes.c_char_p] * 2 + [ctypes.c_uint]
+    _renameat2_c.restype = ctypes.c_int
+
+
+class FileOpsError(ImagewatchdError):
+    """A file operation failed; the message names the path and the reason."""
+
+    def __init__(self, path: object, reason: str, os_errno: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.os_errno = os_errno
+        super().__init__(f"{path}: {reason}")
+
+
+class FileChanged(FileOpsError):
+    """The file vanished, or is not the expected (device, inode, size, mtime_ns)."""
+
+
+class NotRegular(FileOpsError):
+    """A symlink, FIFO, socket, device or directory where a regular file was expected."""
+
+
+class TargetExists(FileOpsError):
+    """The destination name is taken; nothing was overwritten."""
+
+
+class UnsafePath(FileOpsError):
+    """A directory component is a symlink or not a directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A file inside a tree; ``relative`` is ``"."`` only where the root directory is meant."""
+
+    root: Path
+    relative: PurePosixPath
+
+    def __post_init__(self) -> None:
+        if not self.root.is_absolute():
+            raise ValueError(f"{self.root}: the root must be an absolute path")
+        if self.relative.is_absolute() or ".." in self.relative.parts:
+            raise ValueError(f"{self.relative}: must be relative, without '..'")
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.relative
+
+
+@dataclass(frozen=True, slots=True)
+class MoveResult:
+    cross_device: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Move:
+    """A move under way: both locations, names, open parent directories and expectations."""
+
+    src: Location
+    dst: Location
+    sfd: int
+    dfd: int
+    expect: FileStat
+    mode: int | None
+    sname: str
+    dname: str
+
+
+def _os_error(path: object, err: OSError) -> FileOpsError:
+    if err.errno == errno.EEXIST:
+        return TargetExists(path, _EXISTS, err.errno)
+    if err.errno == errno.ELOOP:
+        return NotRegular(path, "is a symbolic link; not followed", err.errno)
+    text = err.strerror or str(err)
+    return FileOpsError(path, text[:1].lower() + text[1:], err.errno)
+
+
+@contextmanager
+def _reporting(path: object) -> Iterator[None]:
+    """Turn an OSError into a FileOpsError naming ``path`` and the reason."""
+    try:
+        yield
+    except OSError as err:
+        raise _os_error(path, err) from err
+
+
+@contextmanager
+def _closing(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _name(loc: Location) -> str:
+    if not loc.relative.parts:
+        raise ValueError(f"{loc.path}: names the root directory, not a file")
+    return loc.relative.parts[-1]
+
+
+def _check_component(name: str) -> None:
+    if name in {"", ".", ".."} or "/" in name or "\0" in name:
+        raise ValueError(f"{name!r}: not a plain file name")
+
+
+def _open_child_dir(parent: int, name: str, where: Path, *, create: bool, mode: int) -> int:
+    """Open directory ``name`` below ``parent`` without following a symlink; closes ``parent``."""
+    try:
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+        with suppress(FileExistsError):
+            os.mkdir(name, mode, dir_fd=parent)
+            os.fsync(parent)
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as err:
+        if err.errno not in {errno.ENOTDIR, errno.ELOOP}:
+            raise _os_error(where, err) from err
+        with suppress(OSError):
+            if stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+                raise UnsafePath(where, "is a symbolic link; not followed", err.errno) from err
+        raise UnsafePath(where, "is not a directory", err.errno) from err
+    finally:
+        os.close(parent)
+
+
+def _open_dir(root: Path, parts: tuple[str, ...], *, create: bool, mode: int) -> int:
+    with _reporting(root):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    for depth, part in enumerate(parts, 1):
+        fd = _open_child_dir(fd, part, root.joinpath(*parts[:depth]), create=create, mode=mode)
+    return fd
+
+
+def open_parent(loc: Location, *, create: bool = False, mode: int = 0o755) -> int:
+    """An fd of ``loc``'s parent directory, reached from the root without following symlinks."""
+    _name(loc)  # a file, not the root itself
+    return _open_dir(loc.root, loc.relative.parts[:-1], create=create, mode=mode)
+
+
+def _expected_parent(loc: Location) -> int:
+    """``open_parent`` for a file that should exist: a missing directory means it vanished."""
+    try:
+        return open_parent(loc)
+    except FileOpsError as err:
+        if err.os_errno == errno.ENOENT:
+            raise FileChanged(loc.path, "vanished", err.os_errno) from err
+        raise
+
+
+def _stat_at(dfd: int, name: str, path: Path) -> os.stat_result | None:
+    """lstat of ``name`` in ``dfd``, or None if there is nothing there."""
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise _os_error(path, err) from err
+
+
+def _stat_expected(dfd: int, name: str, path: Path) -> os.stat_result:
+    st = _stat_at(dfd, name, path)
+    if st is None:
+        raise FileChanged(path, "vanished", errno.ENOENT)
+    return st
+
+
+def lstat(loc: Location) -> os.stat_result:
+    """The status of ``loc`` itself (a symlink is not followed)."""
+    with _closing(open_parent(loc)) as dfd, _reporting(loc.path):
+        return os.stat(_name(loc), dir_fd=dfd, follow_symlinks=False)
+
+
+def exists(loc: Location) -> bool:
+    """Whether anything (a symlink included) is at ``loc``."""
+    try:
+        lstat(loc)
+    except FileOpsError as err:
+        if err.os_errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+def file_stat(st: os.stat_result) -> FileStat:
+    return FileStat(device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _verify(st: os.stat_result, path: Path, expect: FileStat | None) -> os.stat_result:
+    """``st`` unless it is not a regular file (NotRegular) or not ``expect`` (FileChanged)."""
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "device or socket")
+        raise NotRegular(path, f"is a {kind}, not a regular file")
+    found = file_stat(st)
+    if expect is not None and found != expect:
+        changes = ", ".join(
+            f"{f.name} {getattr(expect, f.name)} -> {getattr(found, f.name)}"
+            for f in fields(FileStat)
+            if getattr(expect, f.name) != getattr(found, f.name)
+        )
+        raise FileChanged(path, f"changed since it was fingerprinted ({changes})")
+    return st
+
+
+def check_same(loc: Location, expect: FileStat) -> os.stat_result:
+    """The status of ``loc`` if it is still the expected regular file."""
+    with _closing(_expected_parent(loc)) as dfd:
+        return _verify(_stat_expected(dfd, _name(loc), loc.path), loc.path, expect)
+
+
+def _open_regular(dfd: int, name: str, path: Path, expect: FileStat | None) -> int:
+    """Open a regular file for reading without following a symlink, checked before and after."""
+    _verify(_stat_expected(dfd, name, path), path, expect)
+    with _reporting(path):
+        fd = os.open(name, _READ_FLAGS, dir_fd=dfd)
+    try:
+        _verify(os.fstat(fd), path, expect)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_file(loc: Location) -> int:
+    with _closing(_expected_parent(loc)) as dfd:
+        return _open_regular(dfd, _name(loc), loc.path, None)
+
+
+def _renameat2(sfd: int, sname: str, dfd: int, dname: str) -> None:
+    if _renameat2_c is None:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+    if _renameat2_c(sfd, os.fsencode(sname), dfd, os.fsencode(dname), _RENAME_NOREPLACE):
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _rename_noreplace(sfd: int, sname: str, dfd: int, dname: str) -> None:
+    """renameat2(RENAME_NOREPLACE); where unsupported, link, then unlink the same inode."""
+    try:
+        _renameat2(sfd, sname, dfd, dname)
+    except OSError as err:
+        if err.errno not in _NO_RENAMEAT2:
+            raise
+    else:
+        return
+    os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
+    old = os.stat(sname, dir_fd=sfd, follow_symlinks=False)
+    new = os.stat(dname, dir_fd=dfd, follow_symlinks=False)
+    if (old.st_dev, old.st_ino) != (new.st_dev, new.st_ino):  # src swapped: keep both names
+        raise OSError(errno.ESTALE, f"{sname} was replaced while being linked")
+    try:
+        os.fsync(dfd)
+        os.unlink(sname, dir_fd=sfd)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(dname, dir_fd=dfd)
+        raise
+
+
+def _sync_dirs(sfd: int, dfd: int) -> None:
+    os.fsync(dfd)
+    os.fsync(sfd)  # cheap when it is the same directory
+
+
+def _finish_rename(m: _Move) -> None:
+    """After the rename: verify what moved, apply the mode, make it durable; else put it back."""
+    try:
+        fd = _open_regular(m.dfd, m.dname, m.dst.path, m.expect)
+        with _closing(fd), _reporting(m.dst.path):
+            if m.mode is not None:
+                os.fchmod(fd, m.mode)
+            os.fsync(fd)
+            _sync_dirs(m.sfd, m.dfd)
+    except FileOpsError as err:
+        try:
+            _rename_noreplace(m.dfd, m.dname, m.sfd, m.sname)
+            _sync_dirs(m.sfd, m.dfd)
+        except OSError as back:
+            why = _os_error(m.src.path, back).reason
+            raise FileOpsError(m.dst.path, f"{err.reason}; not put back: {why}") from err
+        if isinstance(err, FileChanged | NotRegular):
+            raise FileChanged(m.src.path, f"was replaced during the move ({err.reason})") from err
+        raise
+
+
+def _copy_bytes(in_fd: int, out_fd: int) -> int:
+    """Copy all of in_fd into the empty out_fd, in the kernel where possible; the byte count."""
+    steps: tuple[Callable[[int], int], ...] = (
+        lambda at: os.copy_file_range(in_fd, out_fd, _CHUNK, at, at),
+        lambda at: os.sendfile(out_fd, in_fd, at, _CHUNK),  # out_fd's position is ``at`` too
+        lambda at: os.pwrite(out_fd, os.pread(in_fd, _CHUNK, at), at),
+    )
+    for step in steps:
+        copied = 0
+        try:
+            while count := step(copied):
+                copied += count
+            return copied
+        except OSError as err:
+            if copied or err.errno not in _NO_FAST_COPY or step is steps[-1]:
+                raise
+    raise AssertionError("unreachable: read and write never decline")
+
+
+def _chown(fd: int, uid: int, gid: int) -> None:
+    """fchown; not being allowed to is ignored unless running as root."""
+    try:
+        os.fchown(fd, uid, gid)
+    except PermissionError:
+        if os.geteuid() == 0:
+            raise
+
+
+def _fill_tmp(m: _Move, in_fd: int, out_fd: int) -> os.stat_result:
+    """Copy bytes, owner, mode and times into the temporary file and make it durable."""
+    st = os.fstat(in_fd)
+    copied = _copy_bytes(in_fd, out_fd)
+    _verify(os.fstat(in_fd), m.src.path, m.expect)
+    if copied != m.expect.size:
+        raise FileChanged(m.src.path, f"read {copied} bytes, expected {m.expect.size}")
+    _chown(out_fd, st.st_uid, st.st_gid)
+    os.fchmod(out_fd, stat.S_IMODE(st.st_mode) if m.mode is None else m.mode)
+    os.utime(out_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.fsync(out_fd)
+    return os.fstat(out_fd)
+
+
+def _copy_to_dst(m: _Move, in_fd: int, tmp_name: str) -> os.stat_result:
+    """Write a complete copy as ``tmp_name``, then give it dst's name (never replacing)."""
+    if _stat_at(m.dfd, m.dname, m.dst.path) is not None:
+        raise TargetExists(m.dst.path, _EXISTS)
+    with _reporting(m.dst.path.parent / tmp_name):
+        out_fd = os.open(tmp_name, _TMP_FLAGS, 0o600, dir_fd=m.dfd)
+    try:
+        with _closing(out_fd), _reporting(m.dst.path):
+            copy = _fill_tmp(m, in_fd, out_fd)
+            os.link(tmp_name, m.dname, src_dir_fd=m.dfd, dst_dir_fd=m.dfd, follow_symlinks=False)
+        return copy
+    finally:
+        with suppress(OSError):
+            os.unlink(tmp_name, dir_fd=m.dfd)
+
+
+def _copy_move(m: _Move, tmp_name: str) -> None:
+    """Other filesystem: copy via a temporary file in dst's directory, then remove src."""
+    with _closing(_open_regular(m.sfd, m.sname, m.src.path, m.expect)) as in_fd:
+        copy = _copy_to_dst(m, in_fd, tmp_name)
+    try:
+        with _reporting(m.dst.path):
+            os.fsync(m.dfd)
+        _verify(_stat_expected(m.sfd, m.sname, m.src.path), m.src.path, m.expect)
+        with _reporting(m.src.path):
+            os.unlink(m.sname, dir_fd=m.sfd)
+            os.fsync(m.sfd)
+    except FileOpsError:
+        with suppress(OSError):
+            now = os.stat(m.dname, dir_fd=m.dfd, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (copy.st_dev, copy.st_ino):
+                os.unlink(m.dname, dir_fd=m.dfd)
+                os.fsync(m.dfd)
+        raise
+
+
+def _rename_error(m: _Move, err: OSError) -> FileOpsError:
+    if err.errno == errno.EEXIST:
+        return TargetExists(m.dst.path, _EXISTS, err.errno)
+    if err.errno == errno.ENOENT:
+        return FileChanged(m.src.path, "vanished", err.errno)
+    return _os_error(f"{m.src.path} -> {m.dst.path}", err)
+
+
+def move(
+    src: Location, dst: Location, *, expect: FileStat, tmp_name: str, mode: int | None = None
+) -> MoveResult:
+    """Move exactly the expected file from ``src`` to ``dst``, never replacing anything.
+
+    ``mode``, if given, becomes the destination's permission bits. On any error the source is
+    where it was, whole, and no partial destination or temporary file is left behind.
+    """
+    _check_component(tmp_name)
+    with _closing(_expected_parent(src)) as sfd:
+        _verify(_stat_expected(sfd, _name(src), src.path), src.path, expect)
+        with _closing(open_parent(dst, create=True)) as dfd:
+            m = _Move(src, dst, sfd, dfd, expect, mode, _name(src), _name(dst))
+            try:
+                _rename_noreplace(sfd, m.sname, dfd, m.dname)
+            except OSError as err:
+                if err.errno != errno.EXDEV:
+                    raise _rename_error(m, err) from err
+                _copy_move(m, tmp_name)
+                return MoveResult(cross_device=True)
+            _finish_rename(m)
+    return MoveResult(cross_device=False)
+
+
+def unique_name(directory: Location, name: str) -> str:
+    """The first of ``name``, ``stem~1.ext``, ``stem~2.ext``… not present in ``directory``."""
+    _check_component(name)
+    try:
+        dfd = _open_dir(directory.root, directory.relative.parts, create=False, mode=0)
+    except FileOpsError as err:
+        if err.os_errno == errno.ENOENT:
+            return name
+        raise
+    suffix = PurePosixPath(name).suffix
+    stem = name[: len(name) - len(suffix)]
+    with _closing(dfd):
+        for n in range(10_000):
+            candidate = f"{stem}~{n}{suffix}" if n else name
+            if _stat_at(dfd, candidate, directory.path / candidate) is None:
+                return candidate
+    raise FileOpsError(directory.path, f"no free name like {name!r}")
+
+
+def sha256_of(loc: Location) -> str:
+    """The sha256 of a regular file's bytes (a symlink is refused, not followed)."""
+    digest = hashlib.sha256()
+    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def remove(loc: Location, *, expect: FileStat | None = None) -> None:
+    """Unlink a regular file (if ``expect``, only while it is that file); fsync the directory."""
+    with _closing(_expected_parent(loc)) as dfd:
+        _verify(_stat_expected(dfd, _name(loc), loc.path), loc.path, expect)
+        with _reporting(loc.path):
+            os.unlink(_name(loc), dir_fd=dfd)
+            os.fsync(dfd)
+
+
+def set_mode(loc: Location, mode: int) -> None:
+    """Set a regular file's permission bits (never through a symlink), durably."""
+    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+
+
+def restore_times_owner(loc: Location, *, atime_ns: int, mtime_ns: int, uid: int, gid: int) -> None:
+    """Restore times, and the owner when allowed (root); set-id bits survive the chown."""
+    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        _chown(fd, uid, gid)
+        if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
+            os.fchmod(fd, mode)
+        os.utime(fd, ns=(atime_ns, mtime_ns))
+        os.fsync(fd)

@@ -1,0 +1,216 @@
+"""Fingerprint stage: bytes of one image → sha256, dHash, pHash and dimensions.
+
+Pure: it reads the file and nothing else. Every image is canonicalised before hashing (EXIF
+orientation applied, transparency composited onto white, first frame, colour mode converted),
+and decoded at reduced scale where the format allows, since the hashes need only tiny images.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import stat
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import pillow_heif
+from PIL import Image, UnidentifiedImageError
+
+from imagewatchd.errors import FingerprintError
+from imagewatchd.models import FileStat, Fingerprint
+
+pillow_heif.register_heif_opener()
+# Our own pixel limit (checked right after the header is read) replaces Pillow's global one,
+# which only warns below twice its limit.
+Image.MAX_IMAGE_PIXELS = None
+
+# Only these decoders are ever tried: a file is opened by what it is, not by its name, and the
+# long tail of Pillow plugins (EPS, FITS, PSD…) is attack surface we have no use for.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")
+DEFAULT_MAX_PIXELS = 178_956_970  # twice Pillow's default warning limit: ~13,000 x 13,000
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+# Images are shrunk (JPEG at decode time) until the short side is about this many pixels; the
+# hashes then resample to 9x8 (dHash) and 32x32 (pHash), so nothing they use is lost.
+WORKING_SIZE = 256
+
+# A thumbnail whose grey levels vary less than this (standard deviation on 0..255) is flat:
+# solid colours, blank scans. Their hashes are noise and must never near-match anything.
+FLAT_STDDEV = 3.0
+FLAT_BITS = 2  # a dHash with at most this many bits set (or unset) carries no structure
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_BACKGROUND = 255  # transparency is composited onto white
+
+
+def read_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[FileStat, bytes]:
+    """Read a regular file whole, without following a symlink, and the stat it was read at."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FingerprintError(path, _os_reason(exc)) from exc
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise FingerprintError(path, "not a regular file")
+        if before.st_size > max_bytes:
+            raise FingerprintError(path, f"file too large ({before.st_size} bytes)")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+        after = os.fstat(fd)
+    except OSError as exc:
+        raise FingerprintError(path, _os_reason(exc)) from exc
+    finally:
+        os.close(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(
+        data
+    ) != after.st_size:
+        raise FingerprintError(path, "file changed while being read")
+    return FileStat(after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns), data
+
+
+def fingerprint_file(
+    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[FileStat, Fingerprint]:
+    """Fingerprint the file at ``path``; any problem is a ``FingerprintError`` naming it."""
+    file_stat, data = read_file(path)
+    try:
+        return file_stat, fingerprint_bytes(data, max_pixels)
+    except FingerprintError as exc:
+        raise FingerprintError(path, exc.reason) from exc
+
+
+def fingerprint_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Fingerprint:
+    """Fingerprint an encoded image held in memory."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        raise FingerprintError("<bytes>", "empty file")
+    grey, width, height, fmt = _decode(data, max_pixels)
+    dhash = _hash_to_int(imagehash.dhash(grey))
+    phash = _hash_to_int(imagehash.phash(grey))
+    flat = _is_flat(grey, dhash)
+    return Fingerprint(sha256, dhash, phash, width, height, fmt, flat)
+
+
+def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
+    """Decode to a small canonical greyscale image; returns it with the oriented size."""
+    try:
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+            fmt = img.format or "unknown"
+            width, height = img.size
+            if width * height > max_pixels:
+                raise FingerprintError(
+                    "<bytes>",
+                    f"decompression bomb: {width}x{height} pixels exceeds the limit "
+                    f"of {max_pixels}",
+                )
+            orientation = _orientation(img)
+            if fmt in ("JPEG", "MPO"):
+                img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
+            img.load()
+            grey = _shrink(_to_grey(img))
+    except FingerprintError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise FingerprintError("<bytes>", "not an image in a supported format") from exc
+    except Image.DecompressionBombError as exc:
+        raise FingerprintError("<bytes>", f"decompression bomb: {exc}") from exc
+    except MemoryError as exc:
+        raise FingerprintError("<bytes>", "out of memory while decoding") from exc
+    except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
+        raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
+    if orientation in _TRANSPOSE:
+        grey = grey.transpose(_TRANSPOSE[orientation])
+        if orientation >= 5:
+            width, height = height, width
+    return grey, width, height, fmt
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not make the picture unreadable
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _to_grey(img: Image.Image) -> Image.Image:
+    """Convert any mode to 8-bit greyscale, compositing transparency onto white."""
+    mode = img.mode
+    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        return _stretch_to_l(img)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
+        img = img.convert("RGB")
+    elif mode in ("RGBa", "La", "PA"):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        background = Image.new("RGBA", img.size, (_BACKGROUND,) * 3 + (255,))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert("L")
+
+
+def _stretch_to_l(img: Image.Image) -> Image.Image:
+    """High-bit-depth grey → 8 bits. The hashes ignore brightness scale, so min-max suffices."""
+    pixels = np.asarray(img, dtype=np.float64)
+    low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else pixels * 0.0
+    return Image.fromarray(scaled.round().astype(np.uint8))
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    factor = min(img.size) // WORKING_SIZE
+    return img.reduce(factor) if factor >= 2 else img
+
+
+def _is_flat(grey: Image.Image, dhash: int) -> bool:
+    small = np.asarray(grey.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    return float(small.std()) < FLAT_STDDEV or flat_hash(dhash)
+
+
+def flat_hash(dhash: int) -> bool:
+    """A dHash with (almost) no bits set, or unset, describes no structure."""
+    bits = dhash.bit_count()
+    return bits <= FLAT_BITS or bits >= 64 - FLAT_BITS
+
+
+def _hash_to_int(value: imagehash.ImageHash) -> int:
+    """The 64 hash bits as an unsigned int, in imagehash's hex order."""
+    bits = np.packbits(np.asarray(value.hash, dtype=bool).flatten())
+    return int.from_bytes(bits.tobytes(), "big")
+
+
+def hex64(value: int) -> str:
+    return f"{value:016x}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"({text})"
+
+
+_OS_REASONS = {
+    errno.ENOENT: "no such file (it vanished?)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ELOOP: "is a symlink (not followed)",
+    errno.EISDIR: "is a directory",
+    errno.EIO: "input/output error",
+}
+
+
+def _os_reason(exc: OSError) -> str:
+    return _OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))

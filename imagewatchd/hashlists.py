@@ -1,0 +1,140 @@
+"""Hash list files: plain hex (one hash per line) and CSV with a header naming the columns.
+
+Plain hex lines hold a 64-digit sha256 (an exact entry) or 32 digits, the dHash then the pHash
+(a near entry), optionally followed by a label. A single 16-digit perceptual hash is refused:
+one 64-bit hash alone is not enough evidence to act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from imagewatchd.fingerprint import flat_hash
+from imagewatchd.store import EntryRow, NewEntry
+
+CSV_COLUMNS = ("id", "sha256", "dhash", "phash", "label", "source", "added", "enabled", "hits")
+_CSV_READ = frozenset(CSV_COLUMNS) | {"list", "kind", "last_hit", "flat"}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    entries: list[NewEntry]
+    problems: list[str]  # "line N: reason", one per bad line
+
+
+def detect_format(text: str) -> str:
+    first = next((line for line in text.splitlines() if line.strip()), "").lower()
+    columns = ("sha256", "dhash", "phash")
+    return "csv" if "," in first and any(c in first for c in columns) else "hex"
+
+
+def _hex_field(value: str, digits: int, name: str) -> int:
+    value = value.strip().lower().removeprefix("0x")
+    if len(value) != digits or not _HEX.fullmatch(value):
+        raise ValueError(f"{name} must be {digits} hex digits, got {value!r}")
+    return int(value, 16)
+
+
+def parse_hex(text: str, source: str) -> Parsed:
+    entries: list[NewEntry] = []
+    problems: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        token, _, label = line.partition(" ")
+        token = token.lower().removeprefix("sha256:")
+        try:
+            entries.append(_hex_entry(token, label.strip(), source))
+        except ValueError as exc:
+            problems.append(f"line {number}: {exc}")
+    return Parsed(entries, problems)
+
+
+def _hex_entry(token: str, label: str, source: str) -> NewEntry:
+    if not _HEX.fullmatch(token):
+        raise ValueError(f"not a hex hash: {token[:70]!r}")
+    if len(token) == 64:
+        return NewEntry(sha256=token, dhash=None, phash=None, label=label, source=source)
+    if len(token) == 32:
+        dhash, phash = int(token[:16], 16), int(token[16:], 16)
+        return NewEntry(None, dhash, phash, label=label, source=source, flat=flat_hash(dhash))
+    if len(token) == 16:
+        raise ValueError(
+            "a single 64-bit hash is not enough evidence; give the dHash and pHash together "
+            "(32 hex digits) or use CSV with dhash and phash columns"
+        )
+    raise ValueError(f"expected 64 hex digits (sha256) or 32 (dHash+pHash), got {len(token)}")
+
+
+def parse_csv(text: str, source: str) -> Parsed:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    unknown = [c for c in columns if c not in _CSV_READ]
+    if unknown or not {"sha256", "dhash", "phash"} & set(columns):
+        expected = ", ".join(CSV_COLUMNS)
+        detail = f"unknown column(s) {', '.join(unknown)}" if unknown else "no hash column"
+        return Parsed([], [f"line 1: {detail} (columns: {expected})"])
+    reader.fieldnames = columns
+    entries: list[NewEntry] = []
+    problems: list[str] = []
+    for row in reader:
+        try:
+            entries.append(_csv_entry(row, source))
+        except ValueError as exc:
+            problems.append(f"line {reader.line_num}: {exc}")
+    return Parsed(entries, problems)
+
+
+def _csv_entry(row: dict[str, str | None], source: str) -> NewEntry:
+    def cell(name: str) -> str:
+        return (row.get(name) or "").strip()
+
+    sha256 = cell("sha256").lower() or None
+    if sha256 is not None:
+        _hex_field(sha256, 64, "sha256")
+    dhash = _hex_field(cell("dhash"), 16, "dhash") if cell("dhash") else None
+    phash = _hex_field(cell("phash"), 16, "phash") if cell("phash") else None
+    if (dhash is None) != (phash is None):
+        raise ValueError("dhash and phash must be given together")
+    if sha256 is None and dhash is None:
+        raise ValueError("a row needs a sha256, or a dhash and a phash")
+    enabled = cell("enabled").lower() not in ("0", "false", "no")
+    return NewEntry(
+        sha256=sha256, dhash=dhash, phash=phash, label=row.get("label") or "",
+        source=row.get("source") or source,
+        flat=cell("flat").lower() in ("1", "true", "yes")
+        or (dhash is not None and flat_hash(dhash)),
+        enabled=enabled,
+    )  # fmt: skip
+
+
+def format_hex(entries: Iterable[EntryRow]) -> str:
+    """The dHash+pHash pair where the entry has one (that is what near-matches), else sha256."""
+    lines = []
+    for entry in entries:
+        if entry.dhash is not None and entry.phash is not None:
+            token = f"{entry.dhash:016x}{entry.phash:016x}"
+        else:
+            token = entry.sha256 or ""
+        lines.append(f"{token} {entry.label}".rstrip())
+    return "".join(line + "\n" for line in lines)
+
+
+def format_csv(entries: Iterable[EntryRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow((*CSV_COLUMNS, "flat"))
+    for e in entries:
+        writer.writerow((
+            e.id, e.sha256 or "",
+            "" if e.dhash is None else f"{e.dhash:016x}",
+            "" if e.phash is None else f"{e.phash:016x}",
+            e.label, e.source, f"{e.added:.3f}", int(e.enabled), e.hits, int(e.flat),
+        ))  # fmt: skip
+    return out.getvalue()

@@ -1,0 +1,144 @@
+"""The action journal after the fact: crash recovery, quarantine restore and undo.
+
+``recover`` runs at start-up, before any watch: each action still marked intended is finished or
+rolled back from what is on disk, so that every file is either where it was or where the journal
+says it went, whole. Nothing here ever deletes the only copy of a file: a name is removed only
+when the same content is known to be safe at the other name.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from imagewatchd import fileops
+from imagewatchd.act import Actor
+from imagewatchd.errors import UsageError
+from imagewatchd.fileops import FileOpsError, Location
+from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.models import ListKind, Role
+from imagewatchd.store import ActionRow, NewEntry, Store
+
+log = logging.getLogger(__name__)
+
+RESTORED_LIST = "restored"  # allow list that keeps restored false positives from returning
+
+
+def source(action: ActionRow) -> Location:
+    return Location(Path(action.src_root), PurePosixPath(action.src_rel))
+
+
+def destination(action: ActionRow) -> Location:
+    assert action.dst_root is not None
+    assert action.dst_rel is not None
+    return Location(Path(action.dst_root), PurePosixPath(action.dst_rel))
+
+
+def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
+    """Finish or roll back every action a crash left intended; returns how many."""
+    pending = store.actions(state="intended")
+    for action in pending:
+        try:
+            state, note = _settle_action(action)
+        except FileOpsError as exc:
+            state, note = "failed", f"recovery: {exc}"
+        store.finish(action.id, state, clock(), note)
+        if state == "done" and action.reverses is not None:
+            store.finish(action.reverses, "undone", clock())
+        log.warning(
+            "recovered action %d (%s %s): %s%s",
+            action.id, action.kind, source(action).path, state, f" ({note})" if note else "",
+        )  # fmt: skip
+    return len(pending)
+
+
+def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR0911
+    if action.kind == "log" or action.dst_root is None:
+        return "done", None
+    src, dst = source(action), destination(action)
+    tmp = Location(dst.root, dst.relative.parent / (action.tmp_name or ".none"))
+    if action.tmp_name and fileops.exists(tmp):
+        # a copy across filesystems was under way: the source has not been touched yet
+        fileops.remove(tmp)
+    if not fileops.exists(dst):
+        if fileops.exists(src):
+            return "rolled_back", None
+        return "failed", "the file vanished (removed by someone else)"
+    dst_info = fileops.lstat(dst)
+    if fileops.exists(src):
+        src_info = fileops.lstat(src)
+        if (src_info.st_dev, src_info.st_ino) == (dst_info.st_dev, dst_info.st_ino):
+            fileops.remove(src)  # two names of one file (link, then crash before unlink)
+            return "done", "finished the move"
+        if fileops.sha256_of(dst) == action.sha256:
+            fileops.remove(src, expect=action.stat)  # the copy is whole; drop the original
+            return "done", "finished the copy"
+        return "rolled_back", "the destination name holds another file"
+    if fileops.sha256_of(dst) == action.sha256:
+        return "done", None
+    return "failed", "the destination holds different content"
+
+
+def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role) -> Path:
+    """Move a quarantined or moved file back; never overwrites (a free name is chosen).
+
+    With ``allow``, the file's fingerprint goes on the allow list ``restored`` so that it is
+    not acted on again.
+    """
+    action = store.action(action_id)
+    if action is None or action.kind not in ("quarantine", "move"):
+        raise UsageError(f"no quarantine or move action with id {action_id}")
+    if action.state != "done":
+        raise UsageError(f"action {action_id} is {action.state}, not done")
+    here, back = destination(action), source(action)
+    current = fileops.lstat(here)
+    if not stat.S_ISREG(current.st_mode):
+        raise UsageError(f"{here.path}: not a regular file; not restoring")
+    if fileops.sha256_of(here) != action.sha256:
+        raise UsageError(f"{here.path}: content differs from the journal; not restoring")
+    kind = "restore" if action.kind == "quarantine" else "undo"
+    if allow:
+        _allow(store, here, action, actor.clock())
+    moved = actor.move(
+        here, back, fileops.file_stat(current), action.sha256, kind,
+        f'{{"reverses": {action.id}}}', "command", reverses=action.id, mode=action.mode & 0o7777,
+    )  # fmt: skip
+    restored = Location(back.root, PurePosixPath(moved.destination.relative_to(back.root)))
+    fileops.restore_times_owner(
+        restored, atime_ns=action.atime_ns, mtime_ns=action.stat.mtime_ns, uid=action.uid,
+        gid=action.gid,
+    )  # fmt: skip
+    store.finish(action.id, "undone", actor.clock())
+    _remember(store, restored, role, actor.clock())
+    return moved.destination
+
+
+def _allow(store: Store, here: Location, action: ActionRow, now: float) -> None:
+    try:
+        _, fp = fingerprint_file(here.path)
+    except FileOpsError:
+        fp = None
+    except Exception as exc:  # an unreadable image can still be restored, by sha256
+        log.debug("%s: %s", here.path, exc)
+        fp = None
+    row = store.get_list(RESTORED_LIST)
+    list_id = row.id if row else store.create_list(RESTORED_LIST, ListKind.ALLOW, "", now)
+    label = f"restored from action {action.id}"
+    entry = NewEntry(
+        action.sha256, fp.dhash if fp else None, fp.phash if fp else None, label=label,
+        source=str(source(action).path), flat=bool(fp and fp.flat),
+    )  # fmt: skip
+    store.add_entries(list_id, [entry], now)
+
+
+def _remember(store: Store, restored: Location, role: Role, now: float) -> None:
+    """Record the restored file so that the daemon does not process it again."""
+    try:
+        file_stat, fp = fingerprint_file(restored.path)
+    except Exception as exc:
+        log.debug("%s: not recorded: %s", restored.path, exc)
+        return
+    store.save_file(str(restored.path), file_stat, role, fp, now)

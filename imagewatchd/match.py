@@ -1,0 +1,181 @@
+"""Match stage: Fingerprint → Verdict, against the hash lists and the library. Reads only.
+
+A match needs agreeing evidence: an identical sha256, or dHash and pHash both within their
+thresholds. Flat images (no structure to hash) match only by sha256. An allow-list entry that
+matches suppresses every block match.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from imagewatchd.hashindex import HammingIndex, hamming
+from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
+from imagewatchd.store import EntryRow, FileRow, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Indexes:
+    """The near-match indexes; one set shared by every thread's ``Matcher``."""
+
+    entries: HammingIndex = field(default_factory=HammingIndex)
+    library: HammingIndex = field(default_factory=HammingIndex)
+    counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
+    last_entry_id: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Matcher:
+    """Matches against the in-memory indexes, reading details from its thread's store."""
+
+    def __init__(
+        self, store: Store, thresholds: Thresholds, indexes: Indexes | None = None
+    ) -> None:
+        self.store = store
+        self.thresholds = thresholds
+        self.indexes = indexes if indexes is not None else Indexes()
+
+    @property
+    def entries(self) -> HammingIndex:
+        return self.indexes.entries
+
+    @property
+    def library(self) -> HammingIndex:
+        return self.indexes.library
+
+    @classmethod
+    def load(cls, store: Store, thresholds: Thresholds) -> Matcher:
+        matcher = cls(store, thresholds)
+        matcher.refresh_entries()
+        ids: list[int] = []
+        dhashes: list[int] = []
+        phashes: list[int] = []
+        for row in store.library_files():
+            if row.dhash is not None and row.phash is not None and not row.flat:
+                ids.append(row.id)
+                dhashes.append(row.dhash)
+                phashes.append(row.phash)
+        matcher.library.add_many(ids, dhashes, phashes)
+        log.debug("loaded %d list entries and %d library files", len(matcher.entries), len(ids))
+        return matcher
+
+    def bind(self, store: Store) -> Matcher:
+        """The same indexes, read through another thread's store."""
+        return Matcher(store, self.thresholds, self.indexes)
+
+    def reload_entries(self) -> None:
+        self.indexes.counters = (-1, -1)
+        self.refresh_entries()
+
+    def refresh_entries(self) -> bool:
+        """Bring the entry index up to date with the store; cheap when nothing changed.
+
+        New entries are added incrementally; a disable or removal rebuilds the index.
+        """
+        with self.indexes.lock:
+            counters = self.store.entry_counters()
+            old = self.indexes.counters
+            if counters == old:
+                return False
+            incremental = counters[1] == old[1]
+            since = self.indexes.last_entry_id if incremental else 0
+            rows = list(self.store.near_entry_hashes_after(since))  # read after the counters
+            if incremental:
+                self.indexes.entries.add_many(*_columns(rows))
+            else:
+                fresh = HammingIndex()
+                fresh.add_many(*_columns(rows))
+                self.indexes.entries = fresh
+            self.indexes.last_entry_id = max([since, *(r[0] for r in rows)])
+            self.indexes.counters = counters
+            return True
+
+    def add_library_file(self, file_id: int, fp: Fingerprint) -> None:
+        if fp.flat:
+            self.library.remove(file_id)
+        else:
+            self.library.add(file_id, fp.dhash, fp.phash)
+
+    def remove_library_file(self, file_id: int) -> None:
+        self.library.remove(file_id)
+
+    def match(self, fp: Fingerprint, *, exclude_file: int | None = None) -> Verdict:
+        """The verdict for one fingerprint; ``exclude_file`` is the file's own library row."""
+        listed = self.list_matches(fp)
+        block = tuple(m for m in listed if m.list_kind is ListKind.BLOCK)
+        allow = tuple(m for m in listed if m.list_kind is ListKind.ALLOW)
+        if block and allow:
+            return Verdict(VerdictKind.CLEAN, allowed_by=allow, suppressed=block, flat=fp.flat)
+        if block:
+            return Verdict(VerdictKind.KNOWN, matches=block, flat=fp.flat)
+        duplicates = self.library_matches(fp, exclude_file=exclude_file)
+        if duplicates:
+            return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat)
+        return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat)
+
+    def list_matches(self, fp: Fingerprint) -> tuple[Match, ...]:
+        exact = {row.id: row for row in self.store.entries_by_sha256(fp.sha256)}
+        near: dict[int, tuple[int, int]] = {}
+        if not fp.flat:
+            for key, dd, pd in self._search(self.entries, fp):
+                near[key] = (dd, pd)
+        missing = [key for key in near if key not in exact]
+        rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
+        found = [_entry_match(rows[key], fp, key in exact) for key in rows if rows[key].enabled]
+        return tuple(sorted(found, key=_strength))
+
+    def library_matches(
+        self, fp: Fingerprint, *, exclude_file: int | None = None
+    ) -> tuple[Match, ...]:
+        exact = {row.id: row for row in self.store.files_by_sha256(fp.sha256, Role.LIBRARY)}
+        near_ids: list[int] = []
+        if not fp.flat:
+            near_ids = [key for key, _, _ in self._search(self.library, fp)]
+        rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
+        if exclude_file is not None:
+            rows.pop(exclude_file, None)
+        found = [_file_match(row, fp, row.id in exact) for row in rows.values()]
+        return tuple(sorted(found, key=_strength))
+
+    def _search(self, index: HammingIndex, fp: Fingerprint) -> list[tuple[int, int, int]]:
+        t = self.thresholds
+        return index.search(fp.dhash, fp.phash, t.dhash, t.phash)
+
+
+def _columns(rows: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+
+def _distances(fp: Fingerprint, dhash: int | None, phash: int | None) -> tuple[int, int]:
+    if dhash is None or phash is None:
+        return 0, 0  # an exact-only entry: the sha256 is the evidence
+    return hamming(fp.dhash, dhash), hamming(fp.phash, phash)
+
+
+def _entry_match(row: EntryRow, fp: Fingerprint, exact: bool) -> Match:
+    dd, pd = _distances(fp, row.dhash, row.phash)
+    return Match(
+        source="list", exact=exact, dhash_distance=dd, phash_distance=pd,
+        list_name=row.list_name, list_kind=row.list_kind, entry_id=row.id, label=row.label,
+    )  # fmt: skip
+
+
+def _file_match(row: FileRow, fp: Fingerprint, exact: bool) -> Match:
+    dd, pd = _distances(fp, row.dhash, row.phash)
+    return Match(
+        source="library", exact=exact, dhash_distance=dd, phash_distance=pd,
+        file_id=row.id, path=row.path,
+    )  # fmt: skip
+
+
+def _strength(match: Match) -> tuple[bool, int, int]:
+    return (not match.exact, match.dhash_distance + match.phash_distance, match.entry_id or 0)
+
+
+def entry_ids(matches: Iterable[Match]) -> list[int]:
+    return [m.entry_id for m in matches if m.entry_id is not None]

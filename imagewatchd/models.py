@@ -1,0 +1,128 @@
+"""Frozen values that cross stage boundaries: Fingerprint → Verdict, and the store's rows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+# Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
+# version are recomputed lazily instead of silently mismatching.
+CANON_VERSION = 1
+
+
+class Role(enum.StrEnum):
+    LIBRARY = "library"
+    INCOMING = "incoming"
+
+
+class ListKind(enum.StrEnum):
+    BLOCK = "block"
+    ALLOW = "allow"
+
+
+class VerdictKind(enum.StrEnum):
+    CLEAN = "clean"
+    KNOWN = "known"
+    DUPLICATE = "duplicate"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """The identity of a file's content as ``stat`` sees it; unchanged means not re-read."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the fingerprint stage learns about one image; pure data, no paths."""
+
+    sha256: str
+    dhash: int
+    phash: int
+    width: int
+    height: int
+    format: str
+    flat: bool  # near-featureless (solid colour, blank scan): never near-matched
+    canon_version: int = CANON_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A near match needs both distances within their threshold."""
+
+    dhash: int
+    phash: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One piece of evidence: which list entry or library file, and how close."""
+
+    source: str  # "list" or "library"
+    exact: bool  # identical sha256
+    dhash_distance: int
+    phash_distance: int
+    list_name: str | None = None
+    list_kind: ListKind | None = None
+    entry_id: int | None = None
+    label: str | None = None
+    file_id: int | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the match stage concludes for one fingerprint, with all its evidence."""
+
+    kind: VerdictKind
+    matches: tuple[Match, ...] = ()
+    allowed_by: tuple[Match, ...] = ()  # allow-list entries that suppressed block matches…
+    suppressed: tuple[Match, ...] = ()  # …and the block matches they suppressed
+    flat: bool = False  # near-featureless: only an identical sha256 can match
+
+
+class Arrival(enum.StrEnum):
+    """How a candidate came to our attention; it decides how the file settles."""
+
+    CLOSED = "closed"  # closed after writing: complete now (the fast path)
+    CREATED = "created"  # a new name: written next (wait for the close) or moved/linked in
+    MODIFIED = "modified"  # being written: wait for the close
+    MOVED = "moved"  # renamed into place: no close will come, wait for a quiet period
+    SCAN = "scan"  # found by a reconcile scan: wait for a quiet period
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A path that may hold a new or changed image, from an event or a scan."""
+
+    path: str
+    watch: int  # index into the config's watches
+    arrival: Arrival
+    act: bool = True  # False: only index it (a library's first scan)
+
+
+@dataclass(frozen=True, slots=True)
+class SettledFile:
+    """A candidate that is complete: nobody is writing it any more."""
+
+    path: str
+    watch: int
+    stat: FileStat
+    act: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing one file came to, for the log line and for tests."""
+
+    path: str
+    verdict: VerdictKind | None  # None: skipped (unchanged, vanished, not ours)
+    action: str  # none | indexed | log | move | quarantine | skipped | error | changed
+    destination: str | None = None
+    action_id: int | None = None
+    detail: str = ""

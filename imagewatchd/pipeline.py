@@ -1,0 +1,141 @@
+"""One settled file through fingerprint → match → act → record, with one log line.
+
+The stages run inline here; threads and queues belong to ``daemon.py``, so tests and one-shot
+commands run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from imagewatchd.act import Actor, Decision, decide
+from imagewatchd.config import Config
+from imagewatchd.errors import FingerprintError
+from imagewatchd.fileops import FileChanged, FileOpsError
+from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.match import Matcher
+from imagewatchd.models import (
+    Fingerprint,
+    Match,
+    Outcome,
+    Role,
+    SettledFile,
+    Thresholds,
+    Verdict,
+    VerdictKind,
+)  # fmt: skip
+from imagewatchd.store import Store
+
+log = logging.getLogger("imagewatchd.pipeline")
+
+
+def evidence(match: Match, thresholds: Thresholds) -> str:
+    """The strongest match in a few words, for the log line."""
+    if match.source == "list":
+        where = f"list={match.list_name} entry={match.entry_id}"
+        if match.label:
+            where += f" label={match.label!r}"
+    else:
+        where = f"library={match.path}"
+    if match.exact:
+        return f"{where} sha256=identical"
+    return (
+        f"{where} dhash={match.dhash_distance}/{thresholds.dhash} "
+        f"phash={match.phash_distance}/{thresholds.phash}"
+    )
+
+
+class Pipeline:
+    """Processes settled files for one thread, with that thread's store."""
+
+    def __init__(
+        self,
+        store: Store,
+        matcher: Matcher,
+        actor: Actor,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.matcher = matcher
+        self.actor = actor
+        self.config = config
+        self.clock = clock
+
+    def process(self, settled: SettledFile, *, act: bool = True) -> Outcome:
+        """Fingerprint, match and act on one file; ``act=False`` only indexes it."""
+        row = self.store.get_file(settled.path)
+        if row is not None and row.unchanged(settled.stat):
+            return Outcome(settled.path, None, "unchanged")
+        try:
+            file_stat, fp = fingerprint_file(Path(settled.path), self.config.matching.max_pixels)
+        except FingerprintError as exc:
+            return self._failed(settled, exc)
+        settled = SettledFile(settled.path, settled.watch, file_stat)
+        verdict = self.matcher.match(fp, exclude_file=row.id if row else None)
+        watch = self.config.watches[settled.watch]
+        decision = decide(verdict, watch, settled.watch) if act else Decision(None, "")
+        try:
+            moved = self.actor.act(settled, fp, verdict, decision)
+        except FileChanged as exc:
+            log.info(
+                "%s: changed while being processed (%s); processing it again", settled.path, exc
+            )
+            return Outcome(settled.path, verdict.kind, "changed", detail=str(exc))
+        except FileOpsError as exc:
+            log.error("%s: %s: %s failed, the file stays: %s", settled.path, verdict.kind.value,
+                      decision.action, exc)  # fmt: skip
+            return Outcome(settled.path, verdict.kind, "error", detail=str(exc))
+        if moved is not None:
+            if row is not None:
+                self.matcher.remove_library_file(row.id)
+                self.store.forget_path(settled.path)
+            outcome = Outcome(
+                settled.path, verdict.kind, str(decision.action), str(moved.destination),
+                moved.action_id,
+            )  # fmt: skip
+        else:
+            outcome = self._record(settled, fp, verdict, decision, watch.role)
+        self._log(outcome, verdict)
+        return outcome
+
+    def _record(
+        self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
+        role: Role,
+    ) -> Outcome:  # fmt: skip
+        file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())
+        if role is Role.LIBRARY:
+            self.matcher.add_library_file(file_id, fp)
+        if decision.action is not None:
+            done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
+        else:
+            done = "indexed" if role is Role.LIBRARY else "none"
+        return Outcome(settled.path, verdict.kind, done)
+
+    def _failed(self, settled: SettledFile, exc: FingerprintError) -> Outcome:
+        if "vanished" in exc.reason:
+            log.debug("%s: %s", settled.path, exc.reason)
+            return Outcome(settled.path, None, "vanished")
+        log.warning("%s: error: %s", settled.path, exc.reason)
+        watch = self.config.watches[settled.watch]
+        self.store.save_file_error(settled.path, settled.stat, watch.role, exc.reason, self.clock())
+        return Outcome(settled.path, VerdictKind.ERROR, "error", detail=exc.reason)
+
+    def _log(self, outcome: Outcome, verdict: Verdict) -> None:
+        thresholds = self.config.matching.thresholds
+        kind = verdict.kind.value
+        if verdict.matches:
+            extra = len(verdict.matches) - 1
+            kind += " " + evidence(verdict.matches[0], thresholds)
+            kind += f" (+{extra} more)" if extra else ""
+        elif verdict.allowed_by:
+            kind += f" allowed-by={verdict.allowed_by[0].list_name}"
+        elif verdict.flat:
+            kind += " flat"
+        where = (
+            f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
+        )
+        log.info("%s: %s -> %s%s", outcome.path, kind, outcome.action, where)

@@ -1,0 +1,159 @@
+"""How verdicts, matches and groups read: one line per file for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagewatchd.dupes import DupeGroup
+from imagewatchd.fingerprint import hex64
+from imagewatchd.hashindex import hamming
+from imagewatchd.models import Fingerprint, Match, Thresholds, Verdict, VerdictKind
+from imagewatchd.store import FileRow
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One input of ``check``: its verdict, or the error that kept it from having one."""
+
+    path: Path
+    fingerprint: Fingerprint | None
+    verdict: Verdict
+    error: str | None = None
+
+
+def describe_match(match: Match, thresholds: Thresholds) -> str:
+    if match.source == "list":
+        label = f" {match.label!r}" if match.label else ""
+        kind = match.list_kind.value if match.list_kind else "?"
+        what = f"list {match.list_name!r} ({kind}) entry {match.entry_id}{label}"
+    else:
+        what = f"library {match.path}"
+    if match.exact:
+        return f"{what}: identical sha256"
+    return (
+        f"{what}: dHash distance {match.dhash_distance} (threshold {thresholds.dhash}), "
+        f"pHash distance {match.phash_distance} (threshold {thresholds.phash})"
+    )
+
+
+def check_text(result: CheckResult, thresholds: Thresholds) -> list[str]:
+    verdict = result.verdict
+    if result.error is not None:
+        return [f"{result.path}: error: {result.error}"]
+    head = f"{result.path}: {verdict.kind.value}"
+    if verdict.flat:
+        head += " (flat image: only an identical file can match it)"
+    lines = [head]
+    lines += [f"  {describe_match(m, thresholds)}" for m in verdict.matches]
+    if verdict.suppressed:
+        lines += [f"  allowed by {describe_match(m, thresholds)}" for m in verdict.allowed_by]
+        lines += [f"  suppressed {describe_match(m, thresholds)}" for m in verdict.suppressed]
+    return lines
+
+
+def match_json(match: Match) -> dict[str, object]:
+    data: dict[str, object] = {
+        "source": match.source,
+        "exact": match.exact,
+        "dhash_distance": match.dhash_distance,
+        "phash_distance": match.phash_distance,
+    }
+    if match.source == "list":
+        kind = match.list_kind.value if match.list_kind else None
+        data.update(list=match.list_name, kind=kind, entry_id=match.entry_id, label=match.label)
+    else:
+        data.update(path=match.path, file_id=match.file_id)
+    return data
+
+
+def fingerprint_json(fp: Fingerprint) -> dict[str, object]:
+    return {
+        "sha256": fp.sha256, "dhash": hex64(fp.dhash), "phash": hex64(fp.phash),
+        "width": fp.width, "height": fp.height, "format": fp.format, "flat": fp.flat,
+    }  # fmt: skip
+
+
+def check_json(result: CheckResult, thresholds: Thresholds) -> str:
+    verdict = result.verdict
+    data: dict[str, object] = {
+        "path": str(result.path),
+        "verdict": verdict.kind.value,
+        "matches": [match_json(m) for m in verdict.matches],
+        "allowed_by": [match_json(m) for m in verdict.allowed_by],
+        "suppressed": [match_json(m) for m in verdict.suppressed],
+        "error": result.error,
+        "thresholds": {"dhash": thresholds.dhash, "phash": thresholds.phash},
+        "fingerprint": fingerprint_json(result.fingerprint) if result.fingerprint else None,
+    }
+    return json.dumps(data)
+
+
+def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
+    dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
+    identical = a.sha256 == b.sha256
+    near = not (a.flat or b.flat) and dd <= thresholds.dhash and pd <= thresholds.phash
+    return {
+        "identical": identical,
+        "dhash_distance": dd,
+        "phash_distance": pd,
+        "thresholds": {"dhash": thresholds.dhash, "phash": thresholds.phash},
+        "match": identical or near,
+        "flat": a.flat or b.flat,
+    }
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def dupes_text(groups: list[DupeGroup]) -> list[str]:
+    lines: list[str] = []
+    for number, group in enumerate(groups, start=1):
+        lines.append(f"group {number} ({len(group.files)} files)")
+        best = group.best
+        for row in group.files:
+            tag = "keep" if row is best else "    "
+            size = f"{row.width}x{row.height} {human_size(row.stat.size)}"
+            lines.append(f"  {tag} {row.path}  {size}{_distance_to(best, row)}")
+    return lines
+
+
+def _distance_to(best: FileRow, row: FileRow) -> str:
+    if row is best:
+        return ""
+    if best.sha256 == row.sha256:
+        return "  identical"
+    if best.dhash is None or row.dhash is None or best.phash is None or row.phash is None:
+        return ""
+    return f"  dHash {hamming(best.dhash, row.dhash)}, pHash {hamming(best.phash, row.phash)}"
+
+
+def dupes_json(groups: list[DupeGroup]) -> str:
+    return json.dumps(
+        {
+            "groups": [
+                [
+                    {
+                        "path": row.path,
+                        "width": row.width,
+                        "height": row.height,
+                        "size": row.stat.size,
+                        "sha256": row.sha256,
+                        "format": row.format,
+                    }
+                    for row in group.files
+                ]
+                for group in groups
+            ]
+        }
+    )
+
+
+VERDICT_EXIT = {VerdictKind.CLEAN: 0, VerdictKind.KNOWN: 1, VerdictKind.DUPLICATE: 1}

@@ -1,0 +1,165 @@
+"""One-shot indexing of trees as library files: fingerprint what changed, skip what did not."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagewatchd.errors import FingerprintError
+from imagewatchd.filters import Selection, walk
+from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.match import Matcher
+from imagewatchd.models import FileStat, Fingerprint, Role
+from imagewatchd.store import Store
+
+log = logging.getLogger(__name__)
+
+Fingerprinter = Callable[[Path], tuple[FileStat, Fingerprint]]
+ProgressHook = Callable[[int, int, str], None]
+
+
+@dataclass(slots=True)
+class ScanSummary:
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    removed: int = 0
+    duplicate_groups: int = 0
+    error_lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files": self.files, "new": self.new, "changed": self.changed,
+            "unchanged": self.unchanged, "errors": self.errors, "removed": self.removed,
+            "duplicate_groups": self.duplicate_groups,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Todo:
+    path: Path
+    stat: FileStat
+    known: bool  # the store has a row for this path already
+
+
+def file_stat(info: os.stat_result) -> FileStat:
+    return FileStat(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class Scanner:
+    """Indexes trees into the store and the matcher's library index."""
+
+    def __init__(
+        self,
+        store: Store,
+        matcher: Matcher,
+        selection: Selection,
+        *,
+        workers: int = 2,
+        fingerprinter: Fingerprinter = fingerprint_file,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.matcher = matcher
+        self.selection = selection
+        self.workers = workers
+        self.fingerprinter = fingerprinter
+        self.clock = clock
+
+    def scan(self, roots: Iterable[Path], progress: ProgressHook | None = None) -> ScanSummary:
+        summary = ScanSummary()
+        todo: list[_Todo] = []
+        seen_ids: list[int] = []
+        for root in roots:
+            todo.extend(self._survey(root, summary, seen_ids))
+        self.store.touch_files(seen_ids, self.clock())
+        summary.files = summary.unchanged + len(todo)
+        done = summary.unchanged
+        for item, result in self._fingerprint_all(todo):
+            self._record(item, result, summary)
+            done += 1
+            if progress is not None:
+                progress(done, summary.files, f"new {summary.new}, errors {summary.errors}")
+        return summary
+
+    def _survey(self, root: Path, summary: ScanSummary, seen_ids: list[int]) -> list[_Todo]:
+        """Walk one tree: unchanged files are only counted; forget files that are gone."""
+        todo: list[_Todo] = []
+        present: set[str] = set()
+
+        def on_error(path: Path, exc: OSError) -> None:
+            self._error(summary, f"{path}: {exc.strerror or exc}")
+
+        for path, info in walk(root, self.selection, on_error=on_error):
+            present.add(str(path))
+            stat = file_stat(info)
+            row = self.store.get_file(str(path))
+            if row is not None and row.unchanged(stat):
+                summary.unchanged += 1
+                seen_ids.append(row.id)
+            else:
+                todo.append(_Todo(path, stat, row is not None))
+        gone = [(i, p) for i, p in self.store.files_under(str(root)) if p not in present]
+        for file_id, _ in gone:
+            self.matcher.remove_library_file(file_id)
+        self.store.forget_files([file_id for file_id, _ in gone])
+        summary.removed += len(gone)
+        return todo
+
+    def _fingerprint_all(
+        self, todo: list[_Todo]
+    ) -> Iterator[tuple[_Todo, tuple[FileStat, Fingerprint] | FingerprintError]]:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            window = self.workers * 4  # bounded: never holds every decoded file at once
+            futures: list[tuple[_Todo, Future[tuple[FileStat, Fingerprint]]]] = []
+            queue = iter(todo)
+            for item in queue:
+                futures.append((item, pool.submit(self.fingerprinter, item.path)))
+                if len(futures) >= window:
+                    yield _result(*futures.pop(0))
+            for item, future in futures:
+                yield _result(item, future)
+
+    def _record(
+        self,
+        item: _Todo,
+        result: tuple[FileStat, Fingerprint] | FingerprintError,
+        summary: ScanSummary,
+    ) -> None:
+        now = self.clock()
+        if isinstance(result, FingerprintError):
+            self._error(summary, f"{item.path}: {result.reason}")
+            self.store.save_file_error(str(item.path), item.stat, Role.LIBRARY, result.reason, now)
+            return
+        stat, fp = result
+        file_id = self.store.save_file(str(item.path), stat, Role.LIBRARY, fp, now)
+        self.matcher.add_library_file(file_id, fp)
+        if item.known:
+            summary.changed += 1
+        else:
+            summary.new += 1
+        log.debug("indexed %s sha256=%s flat=%s", item.path, fp.sha256[:12], fp.flat)
+
+    def _error(self, summary: ScanSummary, line: str) -> None:
+        summary.errors += 1
+        summary.error_lines.append(line)
+        log.warning("%s", line)
+
+
+def _result(
+    item: _Todo, future: Future[tuple[FileStat, Fingerprint]]
+) -> tuple[_Todo, tuple[FileStat, Fingerprint] | FingerprintError]:
+    try:
+        return item, future.result()
+    except FingerprintError as exc:
+        return item, exc
+    except Exception as exc:  # a bug for one file must not stop the run
+        log.debug("fingerprinting %s failed", item.path, exc_info=True)
+        return item, FingerprintError(item.path, f"internal error: {exc!r}")

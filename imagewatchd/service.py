@@ -1,0 +1,184 @@
+"""Commands that act on files: ``run``, ``scan --act``, ``quarantine`` and ``undo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from imagewatchd import commands, paths
+from imagewatchd.act import Actor, Decision
+from imagewatchd.config import Config, Watch
+from imagewatchd.daemon import Daemon
+from imagewatchd.dupes import duplicate_groups
+from imagewatchd.errors import EXIT_ERROR, EXIT_OK, FingerprintError, UsageError
+from imagewatchd.fileops import FileOpsError
+from imagewatchd.filters import walk
+from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.journal import destination, reverse, source
+from imagewatchd.match import Matcher
+from imagewatchd.models import Match, Role, SettledFile, Verdict, VerdictKind
+from imagewatchd.pipeline import Pipeline
+from imagewatchd.scan import Scanner, file_stat
+from imagewatchd.store import FileRow, Store
+from imagewatchd.watch import selection_of
+
+log = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> int:
+    located = paths.config_path(args.config)
+    config = commands.load_config(args)
+    if located.path and not located.explicit and config.source == "<built-in default>":
+        for watch in config.watches:
+            watch.path.mkdir(parents=True, exist_ok=True)  # the user's Pictures directory
+    return Daemon(located, args.db, args.dry_run).run(config)
+
+
+def _watch_for(config: Config, path: Path) -> tuple[int, Watch]:
+    for index, watch in enumerate(config.watches):
+        if path.is_relative_to(watch.path):
+            return index, watch
+    raise UsageError(f"{path}: not inside a configured watch; scan --act applies a watch's rules")
+
+
+def scan_act(args: argparse.Namespace) -> int:
+    """Apply the configured rules to existing trees in one shot."""
+    config = commands.load_config(args)
+    roots = [Path(p).absolute() for p in args.paths] or [w.path for w in config.watches]
+    targets = [(root, *_watch_for(config, root)) for root in roots]
+    with commands.open_store(args, config) as store:
+        matcher = Matcher.load(store, config.matching.thresholds)
+        quarantine = paths.quarantine_dir(config.quarantine_dir)
+        actor = Actor(store, config, quarantine, dry_run=args.dry_run)
+        pipeline = Pipeline(store, matcher, actor, config)
+        errors = 0
+        for root, index, watch in targets:
+            if watch.role is Role.LIBRARY:
+                errors += _dedupe(root, index, watch, store, matcher, actor)
+            else:
+                errors += _check_tree(root, index, watch, pipeline)
+    return EXIT_ERROR if errors else EXIT_OK
+
+
+def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
+    errors = 0
+    for path, info in walk(root, selection_of(watch), watch.recursive):
+        outcome = pipeline.process(SettledFile(str(path), index, file_stat(info)))
+        errors += outcome.action == "error"
+        print(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
+    return errors
+
+
+def _dedupe(
+    root: Path, index: int, watch: Watch, store: Store, matcher: Matcher, actor: Actor
+) -> int:
+    """Index the tree, then act on every copy but the best of each duplicate group."""
+    summary = Scanner(store, matcher, selection_of(watch)).scan([root])
+    rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
+    errors = summary.errors
+    for group in duplicate_groups(matcher, rows):
+        best = group.best
+        print(f"keep {best.path}")
+        for row in group.files[1:]:
+            errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
+    return errors
+
+
+def _act_on_copy(
+    row: FileRow, best: FileRow, index: int, watch: Watch, store: Store, matcher: Matcher,
+    actor: Actor,
+) -> int:  # fmt: skip
+    match = Match(source="library", exact=row.sha256 == best.sha256, dhash_distance=0,
+                  phash_distance=0, file_id=best.id, path=best.path)  # fmt: skip
+    if not match.exact and row.dhash is not None and best.dhash is not None:
+        assert row.phash is not None
+        assert best.phash is not None
+        match = Match(source="library", exact=False,
+                      dhash_distance=(row.dhash ^ best.dhash).bit_count(),
+                      phash_distance=(row.phash ^ best.phash).bit_count(),
+                      file_id=best.id, path=best.path)  # fmt: skip
+    verdict = Verdict(VerdictKind.DUPLICATE, matches=(match,))
+    decision = Decision(watch.on_duplicate, f"watches[{index}].on_duplicate")
+    settled = SettledFile(row.path, index, row.stat)
+    try:
+        _, fp = fingerprint_file(Path(row.path))
+        moved = actor.act(settled, fp, verdict, decision)
+    except (FileOpsError, FingerprintError) as exc:
+        print(f"  {row.path}: error: {exc}")
+        return 1
+    if moved is not None:
+        matcher.remove_library_file(row.id)
+        store.forget_path(row.path)
+        print(f"  {row.path}: duplicate -> {watch.on_duplicate} {moved.destination}")
+    else:
+        verb = f"would {watch.on_duplicate}" if actor.dry_run else str(watch.on_duplicate)
+        print(f"  {row.path}: duplicate -> {verb}")
+    return 0
+
+
+def quarantine_list(args: argparse.Namespace) -> int:
+    config = commands.load_config(args)
+    with commands.open_store(args, config) as store:
+        rows = store.actions(kind="quarantine", state="done")
+    if args.json:
+        print(json.dumps([
+            {"id": a.id, "original": str(source(a).path), "quarantined": str(destination(a).path),
+             "sha256": a.sha256, "when": a.created, "verdict": a.verdict, "rule": a.rule,
+             "evidence": json.loads(a.evidence)}
+            for a in rows
+        ]))  # fmt: skip
+        return EXIT_OK
+    for a in rows:
+        when = datetime.fromtimestamp(a.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{a.id}\t{when}\t{source(a).path}\t{a.verdict}\t{_first_evidence(a.evidence)}")
+    if not rows:
+        print("the quarantine is empty")
+    return EXIT_OK
+
+
+def _first_evidence(evidence: str) -> str:
+    matches = json.loads(evidence).get("matches", [])
+    if not matches:
+        return ""
+    m = matches[0]
+    where = f"list {m['list']}" if "list" in m else f"library {m.get('path')}"
+    return f"{where} dHash {m['dhash_distance']} pHash {m['phash_distance']}"
+
+
+def _reverse_all(args: argparse.Namespace, *, allow: bool) -> int:
+    config = commands.load_config(args)
+    failed = 0
+    with commands.open_store(args, config) as store:
+        actor = Actor(store, config, paths.quarantine_dir(config.quarantine_dir))
+        for action_id in args.ids:
+            try:
+                role = _role_at(config, store, action_id)
+                where = reverse(store, actor, action_id, allow=allow, role=role)
+            except (UsageError, FileOpsError) as exc:
+                log.error("action %d: %s", action_id, exc)
+                failed += 1
+                continue
+            print(f"action {action_id}: back at {where}")
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _role_at(config: Config, store: Store, action_id: int) -> Role:
+    action = store.action(action_id)
+    if action is None:
+        return Role.INCOMING
+    original = Path(action.src_root) / action.src_rel
+    for watch in config.watches:
+        if original.is_relative_to(watch.path):
+            return watch.role
+    return Role.INCOMING
+
+
+def quarantine_restore(args: argparse.Namespace) -> int:
+    return _reverse_all(args, allow=True)
+
+
+def undo(args: argparse.Namespace) -> int:
+    return _reverse_all(args, allow=False)

@@ -1,0 +1,606 @@
+"""The SQLite store: all SQL lives here.
+
+One file in WAL mode; versioned migrations, each applied in the same transaction as its record;
+every write runs inside ``transaction()``. Hashes are unsigned 64-bit values kept in SQLite's
+signed INTEGER by two's complement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from imagewatchd.errors import StoreError
+from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "files, lists and entries",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('library', 'incoming')),
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            error TEXT,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE TABLE lists (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('block', 'allow')),
+            description TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL
+        );
+        CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            label TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            added REAL NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit REAL,
+            CHECK (sha256 IS NOT NULL OR (dhash IS NOT NULL AND phash IS NOT NULL))
+        );
+        CREATE INDEX entries_sha256 ON entries (sha256);
+        CREATE INDEX entries_list ON entries (list_id);
+        """,
+    ),
+    (
+        2,
+        "the action journal, and a version counter for live list reloads",
+        """
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('log', 'move', 'quarantine', 'restore', 'undo')),
+            state TEXT NOT NULL
+                CHECK (state IN ('intended', 'done', 'failed', 'rolled_back', 'undone')),
+            src_root TEXT NOT NULL,
+            src_rel TEXT NOT NULL,
+            dst_root TEXT,
+            dst_rel TEXT,
+            tmp_name TEXT,
+            sha256 TEXT NOT NULL,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            mode INTEGER NOT NULL,
+            verdict TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            error TEXT,
+            reverses INTEGER REFERENCES actions (id),
+            created REAL NOT NULL,
+            finished REAL
+        );
+        CREATE INDEX actions_state ON actions (state);
+        CREATE INDEX actions_kind ON actions (kind, state);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('entries_added', 0), ('entries_changed', 0);
+        CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_added';
+        END;
+        CREATE TRIGGER entries_update AFTER UPDATE OF enabled, dhash, phash, sha256 ON entries
+        BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        """,
+    ),
+)
+
+_FILE_COLUMNS = (
+    "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
+    " format, flat, canon_version, error, first_seen, last_seen"
+)
+_ENTRY_COLUMNS = (
+    "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
+    " e.enabled, e.hits, e.last_hit"
+)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements; triggers hold semicolons of their own."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
+
+def to_signed(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _unsigned_or_none(value: int | None) -> int | None:
+    return None if value is None else to_unsigned(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: int
+    path: str
+    stat: FileStat
+    role: Role
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    width: int | None
+    height: int | None
+    format: str | None
+    flat: bool
+    canon_version: int | None
+    error: str | None
+    first_seen: float
+    last_seen: float
+
+    def unchanged(self, stat: FileStat) -> bool:
+        """Already fingerprinted, by the current hashing, at this very (size, mtime, inode)?"""
+        return (
+            self.canon_version == CANON_VERSION
+            and self.error is None
+            and (self.stat.size, self.stat.mtime_ns, self.stat.inode)
+            == (stat.size, stat.mtime_ns, stat.inode)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    id: int
+    name: str
+    kind: ListKind
+    description: str
+    created: float
+    entries: int
+    enabled: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    id: int
+    list_name: str
+    list_kind: ListKind
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    flat: bool
+    label: str
+    source: str
+    added: float
+    enabled: bool
+    hits: int
+    last_hit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to add: a sha256 (exact), a dHash+pHash pair (near), or both."""
+
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    label: str = ""
+    source: str = ""
+    flat: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    """An action about to be taken, with everything needed to finish or undo it after a crash."""
+
+    kind: str  # log | move | quarantine | restore | undo
+    src_root: str
+    src_rel: str
+    dst_root: str | None
+    dst_rel: str | None
+    tmp_name: str | None
+    sha256: str
+    stat: FileStat
+    atime_ns: int
+    uid: int
+    gid: int
+    mode: int
+    verdict: str
+    evidence: str  # JSON: the matches, with distances and thresholds
+    rule: str  # e.g. "watches[0].on_known"
+    reverses: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow(NewAction):
+    id: int = 0
+    state: str = "intended"
+    error: str | None = None
+    created: float = 0.0
+    finished: float | None = None
+
+
+_ACTION_COLUMNS = (
+    "kind, src_root, src_rel, dst_root, dst_rel, tmp_name, sha256, device, inode, size,"
+    " mtime_ns, atime_ns, uid, gid, mode, verdict, evidence, rule, reverses, id, state, error,"
+    " created, finished"
+)
+
+
+def _action_row(r: sqlite3.Row) -> ActionRow:
+    return ActionRow(
+        kind=r[0], src_root=r[1], src_rel=r[2], dst_root=r[3], dst_rel=r[4], tmp_name=r[5],
+        sha256=r[6], stat=FileStat(r[7], r[8], r[9], r[10]), atime_ns=r[11], uid=r[12],
+        gid=r[13], mode=r[14], verdict=r[15], evidence=r[16], rule=r[17], reverses=r[18],
+        id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23],
+    )  # fmt: skip
+
+
+def _file_row(row: sqlite3.Row) -> FileRow:
+    return FileRow(
+        id=row[0], path=row[1], stat=FileStat(row[2], row[3], row[4], row[5]),
+        role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
+        phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
+        flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
+        last_seen=row[17],
+    )  # fmt: skip
+
+
+def _entry_row(row: sqlite3.Row) -> EntryRow:
+    return EntryRow(
+        id=row[0], list_name=row[1], list_kind=ListKind(row[2]), sha256=row[3],
+        dhash=_unsigned_or_none(row[4]), phash=_unsigned_or_none(row[5]), flat=bool(row[6]),
+        label=row[7], source=row[8], added=row[9], enabled=bool(row[10]), hits=row[11],
+        last_hit=row[12],
+    )  # fmt: skip
+
+
+class Store:
+    """The database. Not shared between threads: each thread opens its own ``Store``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._depth = 0
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE at the outside, a savepoint inside; rolled back on any exception."""
+        with self._lock:
+            outer = self._depth == 0
+            name = f"sp{self._depth}"
+            self._db.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK" if outer else f"ROLLBACK TO {name}")
+                if not outer:
+                    self._db.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._db.execute("COMMIT" if outer else f"RELEASE {name}")
+            finally:
+                self._depth -= 1
+
+    def _migrate(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied REAL NOT NULL)"
+        )
+        done = {row[0] for row in self._db.execute("SELECT version FROM migrations")}
+        known = {version for version, _, _ in MIGRATIONS}
+        if done - known:
+            raise StoreError(
+                f"{self.path}: the database is from a newer imagewatchd "
+                f"(migration {max(done)}); upgrade imagewatchd"
+            )
+        for version, name, sql in MIGRATIONS:
+            if version in done:
+                continue
+            with self.transaction() as db:
+                for statement in _statements(sql):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO migrations (version, name, applied) VALUES (?, ?, ?)",
+                    (version, name, time.time()),
+                )
+
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT MAX(version) FROM migrations").fetchone()
+        return int(row[0] or 0)
+
+    # -- files ---------------------------------------------------------------------------
+
+    def get_file(self, path: str) -> FileRow | None:
+        row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,))
+        found = row.fetchone()
+        return _file_row(found) if found else None
+
+    def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRow]:
+        wanted = list(ids)
+        result: dict[int, FileRow] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({marks})"
+            result.update((row[0], _file_row(row)) for row in self._db.execute(query, chunk))
+        return result
+
+    def files_by_sha256(self, sha256: str, role: Role) -> list[FileRow]:
+        query = f"SELECT {_FILE_COLUMNS} FROM files WHERE sha256 = ? AND role = ? ORDER BY id"
+        return [_file_row(row) for row in self._db.execute(query, (sha256, role.value))]
+
+    def library_files(self) -> Iterator[FileRow]:
+        query = f"SELECT {_FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
+        return (_file_row(row) for row in self._db.execute(query))
+
+    def files_under(self, root: str) -> Iterator[tuple[int, str]]:
+        """(id, path) of every file recorded at or below ``root``."""
+        prefix = root.rstrip("/") + "/"
+        query = "SELECT id, path FROM files WHERE substr(path, 1, ?) = ? OR path = ?"
+        return iter(self._db.execute(query, (len(prefix), prefix, root)).fetchall())
+
+    def save_file(self, path: str, stat: FileStat, role: Role, fp: Fingerprint, now: float) -> int:
+        """Insert or update the file's row with a fresh fingerprint; returns its id."""
+        values = (
+            stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, fp.sha256,
+            to_signed(fp.dhash), to_signed(fp.phash), fp.width, fp.height, fp.format,
+            int(fp.flat), fp.canon_version,
+        )  # fmt: skip
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO files (path, device, inode, size, mtime_ns, role, sha256, dhash,"
+                " phash, width, height, format, flat, canon_version, error, first_seen,"
+                " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
+                " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+                " role = excluded.role, sha256 = excluded.sha256, dhash = excluded.dhash,"
+                " phash = excluded.phash, width = excluded.width, height = excluded.height,"
+                " format = excluded.format, flat = excluded.flat,"
+                " canon_version = excluded.canon_version, error = NULL,"
+                " last_seen = excluded.last_seen RETURNING id",
+                (path, *values, now, now),
+            ).fetchone()
+        return int(row[0])
+
+    def save_file_error(
+        self, path: str, stat: FileStat, role: Role, error: str, now: float
+    ) -> None:
+        """Remember that this version of the file could not be fingerprinted, and why."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO files (path, device, inode, size, mtime_ns, role, error,"
+                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
+                " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
+                " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL,"
+                " error = excluded.error, last_seen = excluded.last_seen",
+                (path, stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, error,
+                 now, now),
+            )  # fmt: skip
+
+    def touch_files(self, ids: Sequence[int], now: float) -> None:
+        with self.transaction() as db:
+            db.executemany("UPDATE files SET last_seen = ? WHERE id = ?", ((now, i) for i in ids))
+
+    def forget_files(self, ids: Sequence[int]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
+
+    def count_files(self) -> dict[str, int]:
+        query = "SELECT role, COUNT(*) FROM files WHERE error IS NULL GROUP BY role"
+        return {row[0]: row[1] for row in self._db.execute(query)}
+
+    # -- lists and entries -----------------------------------------------------------------
+
+    def create_list(self, name: str, kind: ListKind, description: str, now: float) -> int:
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO lists (name, kind, description, created) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
+                (name, kind.value, description, now),
+            ).fetchone()
+        return int(row[0])
+
+    def get_list(self, name: str) -> ListRow | None:
+        return next((row for row in self.lists() if row.name == name), None)
+
+    def lists(self) -> list[ListRow]:
+        query = (
+            "SELECT l.id, l.name, l.kind, l.description, l.created, COUNT(e.id),"
+            " COALESCE(SUM(e.enabled), 0) FROM lists l LEFT JOIN entries e ON e.list_id = l.id"
+            " GROUP BY l.id ORDER BY l.name"
+        )
+        return [
+            ListRow(r[0], r[1], ListKind(r[2]), r[3], r[4], r[5], r[6])
+            for r in self._db.execute(query)
+        ]
+
+    def delete_list(self, list_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM lists WHERE id = ?", (list_id,))
+
+    def add_entries(
+        self, list_id: int, entries: Iterable[NewEntry], now: float
+    ) -> tuple[list[int], int]:
+        """Add entries, skipping any the list already holds; returns (new ids, skipped)."""
+        added: list[int] = []
+        skipped = 0
+        with self.transaction() as db:
+            for entry in entries:
+                dhash = None if entry.dhash is None else to_signed(entry.dhash)
+                phash = None if entry.phash is None else to_signed(entry.phash)
+                same = db.execute(
+                    "SELECT 1 FROM entries WHERE list_id = ? AND sha256 IS ? AND dhash IS ?"
+                    " AND phash IS ?",
+                    (list_id, entry.sha256, dhash, phash),
+                ).fetchone()
+                if same:
+                    skipped += 1
+                    continue
+                row = db.execute(
+                    "INSERT INTO entries (list_id, sha256, dhash, phash, flat, canon_version,"
+                    " label, source, added, enabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " RETURNING id",
+                    (list_id, entry.sha256, dhash, phash, int(entry.flat), CANON_VERSION,
+                     entry.label, entry.source, now, int(entry.enabled)),
+                ).fetchone()  # fmt: skip
+                added.append(int(row[0]))
+        return added, skipped
+
+    def entries(
+        self, list_name: str | None = None, ids: Iterable[int] | None = None
+    ) -> list[EntryRow]:
+        query = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
+        clauses: list[str] = []
+        params: list[object] = []
+        if list_name is not None:
+            clauses.append("l.name = ?")
+            params.append(list_name)
+        if ids is not None:
+            wanted = list(ids)
+            clauses.append(f"e.id IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        return [_entry_row(row) for row in self._db.execute(query + " ORDER BY e.id", params)]
+
+    def entries_by_sha256(self, sha256: str) -> list[EntryRow]:
+        query = (
+            f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
+            " WHERE e.sha256 = ? AND e.enabled = 1 ORDER BY e.id"
+        )
+        return [_entry_row(row) for row in self._db.execute(query, (sha256,))]
+
+    def set_entries_enabled(self, ids: Sequence[int], enabled: bool) -> int:
+        with self.transaction() as db:
+            cursor = db.executemany(
+                "UPDATE entries SET enabled = ? WHERE id = ?", ((int(enabled), i) for i in ids)
+            )
+        return cursor.rowcount
+
+    def remove_entries(self, ids: Sequence[int]) -> int:
+        with self.transaction() as db:
+            cursor = db.executemany("DELETE FROM entries WHERE id = ?", ((i,) for i in ids))
+        return cursor.rowcount
+
+    def record_hits(self, ids: Sequence[int], now: float) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE entries SET hits = hits + 1, last_hit = ? WHERE id = ?",
+                ((now, i) for i in ids),
+            )
+
+    def entry_counters(self) -> tuple[int, int]:
+        """(entries added, entries changed or removed) so far: live reloads compare these."""
+        rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        return int(rows["entries_added"]), int(rows["entries_changed"])
+
+    def near_entry_hashes_after(self, last_id: int) -> Iterator[tuple[int, int, int]]:
+        query = (
+            "SELECT id, dhash, phash FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
+            " AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        for row in self._db.execute(query, (last_id,)):
+            yield row[0], to_unsigned(row[1]), to_unsigned(row[2])
+
+    # -- the action journal ------------------------------------------------------------------
+
+    def intend(self, action: NewAction, now: float) -> int:
+        """Record an action before it happens; returns its id."""
+        a = action
+        with self.transaction() as db:
+            row = db.execute(
+                "INSERT INTO actions (kind, state, src_root, src_rel, dst_root, dst_rel, tmp_name,"
+                " sha256, device, inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict,"
+                " evidence, rule, reverses, created) VALUES (?, 'intended', ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (a.kind, a.src_root, a.src_rel, a.dst_root, a.dst_rel, a.tmp_name, a.sha256,
+                 a.stat.device, a.stat.inode, a.stat.size, a.stat.mtime_ns, a.atime_ns, a.uid,
+                 a.gid, a.mode, a.verdict, a.evidence, a.rule, a.reverses, now),
+            ).fetchone()  # fmt: skip
+        return int(row[0])
+
+    def retarget(self, action_id: int, dst_rel: str) -> None:
+        """The destination name was taken: the journal must name the one actually used."""
+        with self.transaction() as db:
+            db.execute("UPDATE actions SET dst_rel = ? WHERE id = ?", (dst_rel, action_id))
+
+    def finish(self, action_id: int, state: str, now: float, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE actions SET state = ?, error = ?, finished = ? WHERE id = ?",
+                (state, error, now, action_id),
+            )
+
+    def action(self, action_id: int) -> ActionRow | None:
+        row = self._db.execute(f"SELECT {_ACTION_COLUMNS} FROM actions WHERE id = ?", (action_id,))
+        found = row.fetchone()
+        return _action_row(found) if found else None
+
+    def actions(self, *, kind: str | None = None, state: str | None = None) -> list[ActionRow]:
+        query = f"SELECT {_ACTION_COLUMNS} FROM actions WHERE 1 = 1"
+        params: list[object] = []
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        if state is not None:
+            query += " AND state = ?"
+            params.append(state)
+        return [_action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
+
+    def forget_path(self, path: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM files WHERE path = ?", (path,))

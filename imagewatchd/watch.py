@@ -1,0 +1,200 @@
+"""Watch stage: watchdog events → candidates on a bounded queue.
+
+The handler runs on watchdog's observer thread and only enqueues; it never blocks. When the
+queue is full, or the kernel's inotify queue overflowed (watchdog logs it, and has dropped
+events), the watcher raises its ``overflowed`` flag and the daemon rescans.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)  # fmt: skip
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from imagewatchd.config import Config, Watch
+from imagewatchd.filters import Selection
+from imagewatchd.models import Arrival, Candidate
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 1.0
+INOTIFY_SYSCTL = "fs.inotify.max_user_watches"
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A file or directory was deleted or moved away."""
+
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rescan:
+    """A directory appeared or moved within a tree: walk it, events may not cover it."""
+
+    watch: int
+    path: str
+
+
+Event = Candidate | Gone | Rescan
+
+
+def selection_of(watch: Watch) -> Selection:
+    return Selection(include=watch.include, exclude=watch.exclude)
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns one watch's events into queue items. Runs on the observer thread: enqueue only."""
+
+    def __init__(self, index: int, watch: Watch, events: queue.Queue[Event], full: threading.Event):
+        self.index = index
+        self.root = str(watch.path)
+        self.selection = selection_of(watch)
+        self.events = events
+        self.full = full
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for item in self._items(event):
+            try:
+                self.events.put_nowait(item)
+            except queue.Full:
+                self.full.set()
+
+    def _items(self, event: FileSystemEvent) -> list[Event]:
+        src = os.fsdecode(event.src_path)
+        if isinstance(event, DirMovedEvent):
+            dest = os.fsdecode(event.dest_path)
+            return [Gone(src), *([Rescan(self.index, dest)] if self._inside(dest) else [])]
+        if isinstance(event, DirCreatedEvent):
+            return [Rescan(self.index, src)]
+        if isinstance(event, DirDeletedEvent | FileDeletedEvent):
+            return [Gone(src)]
+        if isinstance(event, FileMovedEvent):
+            dest = os.fsdecode(event.dest_path)
+            return [Gone(src), *self._candidate(dest, Arrival.MOVED)]
+        arrival = _ARRIVALS.get(type(event))
+        return self._candidate(src, arrival) if arrival is not None else []
+
+    def _inside(self, path: str) -> bool:
+        return path == self.root or path.startswith(self.root.rstrip("/") + "/")
+
+    def _candidate(self, path: str, arrival: Arrival) -> list[Event]:
+        if not self._inside(path) or not self.selection.wants(os.path.relpath(path, self.root)):
+            return []
+        return [Candidate(path, self.index, arrival)]
+
+
+_ARRIVALS: dict[type, Arrival] = {
+    FileCreatedEvent: Arrival.CREATED,
+    FileModifiedEvent: Arrival.MODIFIED,
+    FileClosedEvent: Arrival.CLOSED,
+}
+
+
+class _OverflowLog(logging.Handler):
+    """watchdog reports a kernel queue overflow only in its log: listen for it."""
+
+    def __init__(self, flag: threading.Event) -> None:
+        super().__init__(logging.WARNING)
+        self.flag = flag
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.flag.set()
+
+
+class Watcher:
+    """The observers for every configured watch."""
+
+    def __init__(self, config: Config, events: queue.Queue[Event]) -> None:
+        self.config = config
+        self.events = events
+        self.overflowed = threading.Event()
+        self.inotify: BaseObserver = Observer()
+        self.polling: BaseObserver = PollingObserver(timeout=POLL_INTERVAL)
+        self.polled: set[int] = set()
+        self.missing: list[int] = []
+        self._overflow_log = _OverflowLog(self.overflowed)
+
+    def start(self) -> None:
+        logging.getLogger("watchdog").addHandler(self._overflow_log)
+        self.inotify.start()
+        self.polling.start()
+        for index, watch in enumerate(self.config.watches):
+            self._install(index, watch)
+
+    def _install(self, index: int, watch: Watch) -> bool:
+        if not watch.path.is_dir():
+            log.error("watches[%d].path: %s: no such directory; not watched (retried at the "
+                      "next rescan)", index, watch.path)  # fmt: skip
+            if index not in self.missing:
+                self.missing.append(index)
+            return False
+        handler = _Handler(index, watch, self.events, self.overflowed)
+        path = str(watch.path)
+        if not watch.polling:
+            try:
+                self.inotify.schedule(handler, path, recursive=watch.recursive)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                    raise
+                log.error("watches[%d]: %s: the inotify watch limit is reached (%s); polling "
+                          "instead. Raise it with: sysctl -w %s=524288", index, path,
+                          exc.strerror, INOTIFY_SYSCTL)  # fmt: skip
+                self.inotify.unschedule_all()
+                self._reschedule_inotify(skip=index)
+        self.polling.schedule(handler, path, recursive=watch.recursive)
+        self.polled.add(index)
+        return True
+
+    def _reschedule_inotify(self, skip: int) -> None:
+        """A failed recursive schedule may leave half its watches: start that observer over."""
+        for index, watch in enumerate(self.config.watches):
+            if index < skip and not watch.polling and index not in self.missing:
+                handler = _Handler(index, watch, self.events, self.overflowed)
+                self.inotify.schedule(handler, str(watch.path), recursive=watch.recursive)
+
+    def retry_missing(self) -> list[int]:
+        """Install watches whose directory did not exist; returns the ones now installed."""
+        installed = [i for i in self.missing if Path(self.config.watches[i].path).is_dir()]
+        for index in installed:
+            self.missing.remove(index)
+            self._install(index, self.config.watches[index])
+        return installed
+
+    def has_close_events(self, index: int) -> bool:
+        return index not in self.polled
+
+    def alive(self) -> bool:
+        """Every observer and emitter thread is running."""
+        observers = (self.inotify, self.polling)
+        return all(o.is_alive() and all(e.is_alive() for e in o.emitters) for o in observers)
+
+    def stop(self) -> None:
+        logging.getLogger("watchdog").removeHandler(self._overflow_log)
+        for observer in (self.inotify, self.polling):
+            observer.stop()
+        for observer in (self.inotify, self.polling):
+            if observer.is_alive():
+                observer.join(timeout=5)

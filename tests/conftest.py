@@ -1,0 +1,93 @@
+"""Shared fixtures: real images made with Pillow, real temporary directories and databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A photo-like RGB image: smooth random structure plus fine noise, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    coarse = (rng.random((12, 16, 3)) * 255).astype(np.uint8)
+    img = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+    noise = rng.normal(0, 4, (size[1], size[0], 3))
+    pixels = np.clip(np.asarray(img, dtype=np.float64) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+MakeImage = Callable[..., Path]
+
+
+@pytest.fixture
+def make_image(tmp_path: Path) -> MakeImage:
+    """Write ``photo(seed)`` (optionally transformed) to ``tmp_path / name``."""
+
+    def make(
+        name: str,
+        seed: int = 1,
+        size: tuple[int, int] = (640, 480),
+        **save: Any,
+    ) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        photo(seed, size).save(path, **save)
+        return path
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail any test that leaves a thread running (as watchdog's own suite does)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not leaked, f"threads leaked: {leaked}"
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Run]:
+    """Run ``python -m imagewatchd`` as a subprocess on a database in the test's directory."""
+    env = {
+        **os.environ,
+        "IMAGEWATCHD_DB": str(tmp_path / "state" / "imagewatchd.db"),
+        "IMAGEWATCHD_CONFIG": "",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+        "XDG_STATE_HOME": str(tmp_path / "xdg-state"),
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+
+    def run(*args: str, stdin: str | None = None, check: int | None = None) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "imagewatchd", *args],
+            capture_output=True, text=True, env=env, input=stdin, timeout=120, cwd=tmp_path,
+            check=False,
+        )  # fmt: skip
+        result = Run(proc.returncode, proc.stdout, proc.stderr)
+        if check is not None:
+            assert result.code == check, result
+        return result
+
+    return run

@@ -1,0 +1,148 @@
+"""Config: the example file is valid and means what it says; every error names its key path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imagewatchd import config, paths
+from imagewatchd.config import Action
+from imagewatchd.errors import ConfigError
+from imagewatchd.models import Role
+from tests.conftest import Run
+
+EXAMPLE = Path(__file__).parent.parent / "config.example.yaml"
+
+
+def problems(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config.parse(data, "test.yaml")
+    return info.value.problems
+
+
+def test_example_config_is_valid_and_means_what_it_says() -> None:
+    parsed = config.load(paths.Located(EXAMPLE, "--config"))
+    assert parsed.database == Path("/var/lib/imagewatchd/imagewatchd.db")
+    assert parsed.quarantine_dir == Path("/var/lib/imagewatchd/quarantine")
+    uploads, library = parsed.watches
+    assert uploads.path == Path("/srv/uploads")
+    assert uploads.role is Role.INCOMING
+    assert uploads.on_known is Action.QUARANTINE
+    assert uploads.on_duplicate is Action.LOG
+    assert uploads.include == ("*",)
+    assert library.role is Role.LIBRARY
+    assert library.on_duplicate is Action.MOVE
+    assert library.move_to == Path("/srv/photos/duplicates")
+    assert library.on_known is Action.LOG  # the safe default
+    assert parsed.matching.dhash_threshold == config.DEFAULT_DHASH_THRESHOLD
+
+
+def test_example_documents_every_key() -> None:
+    text = EXAMPLE.read_text()
+    for key in (*config.TOP_KEYS, *config.MATCHING_KEYS, *config.WATCH_KEYS):
+        assert f"{key}:" in text, key
+
+
+def test_issue_snippet_is_valid() -> None:
+    snippet = """
+    database: /var/lib/imagewatchd/imagewatchd.db
+    quarantine_dir: /var/lib/imagewatchd/quarantine
+    watches:
+      - path: /srv/uploads
+        role: incoming
+        on_known: quarantine
+        on_duplicate: log
+      - path: /srv/photos/library
+        role: library
+        on_duplicate: move
+        move_to: /srv/photos/duplicates
+    """
+    parsed = config.parse(yaml.safe_load(snippet), "snippet")
+    assert [w.role for w in parsed.watches] == [Role.INCOMING, Role.LIBRARY]
+
+
+def test_unknown_keys_suggest_the_closest() -> None:
+    found = problems({"watches": [{"path": "/a", "on_dupliate": "log"}], "quarantine": "/q"})
+    assert "watches[0].on_dupliate: unknown key; did you mean 'on_duplicate'?" in found
+    assert "quarantine: unknown key; did you mean 'quarantine_dir'?" in found
+
+
+def test_type_errors_name_the_key_path() -> None:
+    found = problems(
+        {"watches": [{"path": "/a"}, {"path": "/b", "settle_seconds": "ten"}],
+         "matching": {"dhash_threshold": 99, "phash_threshold": True}}
+    )  # fmt: skip
+    assert "watches[1].settle_seconds: expected a non-negative number, got 'ten'" in found
+    assert any(p.startswith("matching.dhash_threshold: expected a whole number") for p in found)
+    assert any(p.startswith("matching.phash_threshold: expected a whole number") for p in found)
+
+
+def test_value_errors() -> None:
+    found = problems(
+        {"watches": [
+            {"path": "relative/dir"},
+            {"path": "/b", "role": "archive", "on_known": "delete"},
+            {"path": "/c", "on_duplicate": "move"},
+            {"path": "/d", "on_duplicate": "move", "move_to": "/d/dupes"},
+            {"role": "library"},
+            {"path": "/b"},
+        ]}
+    )  # fmt: skip
+    assert "watches[0].path: must be an absolute path, got 'relative/dir'" in found
+    assert "watches[1].role: expected one of library | incoming, got 'archive'" in found
+    assert "watches[1].on_known: expected one of log | move | quarantine, got 'delete'" in found
+    assert "watches[2].move_to: required when an action is 'move'" in found
+    assert "watches[3].move_to: must be outside the watched tree" in found
+    assert "watches[4].path: required" in found
+    assert "watches[5].path: /b is already watches[1]" in found
+
+
+def test_not_a_mapping() -> None:
+    assert problems(["a"]) == ["<top>: expected a mapping, got list ['a']"]
+    assert problems({"watches": "/srv"}) == ["watches: expected a list of watches, got '/srv'"]
+
+
+def test_missing_default_file_gives_the_built_in_default(tmp_path: Path) -> None:
+    parsed = config.load(paths.Located(tmp_path / "nothing.yaml", "default"))
+    assert parsed.source == "<built-in default>"
+    (watch,) = parsed.watches
+    assert watch.role is Role.LIBRARY
+    assert (watch.on_known, watch.on_duplicate) == (Action.LOG, Action.LOG)
+    with pytest.raises(ConfigError, match="no such file"):
+        config.load(paths.Located(tmp_path / "nothing.yaml", "--config"))
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("watches:\n  - path: /a\n   role: [library\n")
+    with pytest.raises(ConfigError) as info:
+        config.load(paths.Located(bad, "--config"))
+    assert info.value.problems[0].startswith("line ")
+
+
+def test_path_precedence(tmp_path: Path) -> None:
+    env = {"IMAGEWATCHD_DB": "/env/db", "STATE_DIRECTORY": "/var/lib/iw:/other"}
+    assert paths.database_path("/flag/db", Path("/cfg/db"), env) == Path("/flag/db")
+    assert paths.database_path(None, Path("/cfg/db"), env) == Path("/env/db")
+    env.pop("IMAGEWATCHD_DB")
+    assert paths.database_path(None, Path("/cfg/db"), env) == Path("/cfg/db")
+    assert paths.database_path(None, None, env) == Path("/var/lib/iw/imagewatchd.db")
+    assert paths.database_path(None, None, {}).name == "imagewatchd.db"
+    located = paths.config_path(None, {"CONFIGURATION_DIRECTORY": "/etc/imagewatchd"})
+    assert located == paths.Located(Path("/etc/imagewatchd/config.yaml"), "systemd")
+    assert paths.config_path(None, {"IMAGEWATCHD_CONFIG": "/x.yaml"}).explicit
+
+
+def test_check_config_command(cli: Callable[..., Run], tmp_path: Path) -> None:
+    ok = cli("check-config", str(EXAMPLE), check=0)
+    assert "ok, 2 watch(es)" in ok.out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("watches:\n  - path: /srv/uploads\n    on_knwon: quarantine\n")
+    result = cli("check-config", str(bad), check=78)
+    assert "watches[0].on_knwon: unknown key; did you mean 'on_known'?" in result.err
+    assert "Traceback" not in result.err
+    missing = cli("--config", str(tmp_path / "missing.yaml"), "status", check=78)
+    assert "no such file" in missing.err

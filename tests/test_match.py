@@ -1,0 +1,115 @@
+"""Matching: agreeing evidence only, allow lists suppress blocks, flat images never near-match."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from imagewatchd.fingerprint import fingerprint_bytes
+from imagewatchd.match import Matcher
+from imagewatchd.models import FileStat, Fingerprint, ListKind, Role, Thresholds, VerdictKind
+from imagewatchd.store import NewEntry, Store
+from tests.conftest import photo
+
+THRESHOLDS = Thresholds(dhash=10, phash=10)
+
+
+def fp_of(img: Image.Image, fmt: str = "PNG", **params: object) -> Fingerprint:
+    out = io.BytesIO()
+    img.save(out, fmt, **params)
+    return fingerprint_bytes(out.getvalue())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "t.db") as s:
+        yield s
+
+
+def entry(fp: Fingerprint, label: str = "") -> NewEntry:
+    return NewEntry(fp.sha256, fp.dhash, fp.phash, label=label, flat=fp.flat)
+
+
+def add_library(store: Store, matcher: Matcher, path: str, fp: Fingerprint) -> int:
+    file_id = store.save_file(path, FileStat(1, hash(path) & 0xFFFF, 1, 1), Role.LIBRARY, fp, 1.0)
+    matcher.add_library_file(file_id, fp)
+    return file_id
+
+
+def test_known_variant_matches_with_its_evidence(store: Store) -> None:
+    banned = fp_of(photo(1))
+    list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+    store.add_entries(list_id, [entry(banned, "cat")], 1.0)
+    matcher = Matcher.load(store, THRESHOLDS)
+    variant = fp_of(photo(1).resize((320, 240)), "JPEG", quality=60)
+    verdict = matcher.match(variant)
+    assert verdict.kind is VerdictKind.KNOWN
+    (m,) = verdict.matches
+    assert (m.list_name, m.label, m.exact) == ("banned", "cat", False)
+    assert m.dhash_distance <= THRESHOLDS.dhash and m.phash_distance <= THRESHOLDS.phash
+    assert matcher.match(banned).matches[0].exact
+    assert matcher.match(fp_of(photo(2))).kind is VerdictKind.CLEAN
+
+
+def test_one_hash_alone_is_not_enough(store: Store) -> None:
+    banned = fp_of(photo(1))
+    other = fp_of(photo(2))
+    list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+    # an entry whose dHash equals the query's but whose pHash is the other picture's
+    store.add_entries(list_id, [NewEntry(None, other.dhash, banned.phash)], 1.0)
+    matcher = Matcher.load(store, THRESHOLDS)
+    assert matcher.match(banned).kind is VerdictKind.CLEAN
+    assert matcher.match(other).kind is VerdictKind.CLEAN
+
+
+def test_allow_list_suppresses_block_matches(store: Store) -> None:
+    picture = fp_of(photo(3))
+    block = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+    allow = store.create_list("fine", ListKind.ALLOW, "", 1.0)
+    store.add_entries(block, [entry(picture)], 1.0)
+    store.add_entries(allow, [NewEntry(picture.sha256, None, None)], 1.0)
+    verdict = Matcher.load(store, THRESHOLDS).match(picture)
+    assert verdict.kind is VerdictKind.CLEAN
+    assert [m.list_name for m in verdict.allowed_by] == ["fine"]
+    assert [m.list_name for m in verdict.suppressed] == ["banned"]
+
+
+def test_disabled_entries_do_not_match(store: Store) -> None:
+    picture = fp_of(photo(3))
+    block = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+    (entry_id,), _ = store.add_entries(block, [entry(picture)], 1.0)
+    store.set_entries_enabled([entry_id], False)
+    assert Matcher.load(store, THRESHOLDS).match(picture).kind is VerdictKind.CLEAN
+
+
+def test_library_duplicates_exclude_the_file_itself(store: Store) -> None:
+    matcher = Matcher.load(store, THRESHOLDS)
+    original = fp_of(photo(4))
+    own = add_library(store, matcher, "/lib/a.png", original)
+    assert matcher.match(original, exclude_file=own).kind is VerdictKind.CLEAN
+    copy = fp_of(photo(4).resize((300, 225)), "WEBP", quality=70)
+    verdict = matcher.match(copy)
+    assert verdict.kind is VerdictKind.DUPLICATE
+    assert verdict.matches[0].path == "/lib/a.png"
+    # the index is kept in step: a reload sees the same library
+    assert Matcher.load(store, THRESHOLDS).match(copy).kind is VerdictKind.DUPLICATE
+
+
+def test_flat_images_never_match_each_other(store: Store) -> None:
+    matcher = Matcher.load(store, THRESHOLDS)
+    red = fp_of(Image.new("RGB", (400, 300), "red"))
+    blue = fp_of(Image.new("RGB", (500, 200), "blue"))
+    assert red.flat and blue.flat
+    add_library(store, matcher, "/lib/red.png", red)
+    block = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+    store.add_entries(block, [entry(red)], 1.0)
+    matcher.reload_entries()
+    verdict = matcher.match(blue)
+    assert verdict.kind is VerdictKind.CLEAN
+    assert verdict.flat
+    assert matcher.match(red).kind is VerdictKind.KNOWN  # identical bytes still match
+    assert matcher.match(red).matches[0].exact
