@@ -111,6 +111,7 @@ class Actor:
             dst = Location(self.quarantine_dir, PurePosixPath(quarantine_name(fp, self.clock())))
         else:
             assert watch.move_to is not None  # config validation guarantees it
+            watch.move_to.mkdir(parents=True, exist_ok=True)
             dst = Location(watch.move_to, src.relative)
         kind = decision.action.value
         return self.move(src, dst, settled.stat, fp.sha256, kind, verdict, decision.rule)

@@ -75,7 +75,7 @@ def _radii(distance: int) -> tuple[int, ...]:
     ``sum(r) + len(r)`` bits; so ``sum(r) >= distance - len(r) + 1`` suffices (generalised
     pigeonhole). The spare units go to the narrower chunks, which have fewer values to probe.
     """
-    total = max(0, distance - len(_CHUNKS))
+    total = max(0, distance - len(_CHUNKS) + 1)
     share, spare = divmod(total, len(_CHUNKS))
     return tuple(share + (chunk < spare) for chunk in range(len(_CHUNKS)))
 
@@ -269,7 +269,7 @@ class _Main:
         candidates = self._candidates(query) if self._probing_pays(query) else None
         if candidates is None:
             return query.scan(self.entries, self.alive)
-        return np.unique(query.near(self.entries, candidates[self.alive[candidates]]))
+        return query.near(self.entries, candidates[self.alive[candidates]])
 
     def _probing_pays(self, query: _Query) -> bool:
         rows = len(self.entries.keys)

@@ -1,0 +1,95 @@
+"""Run the real daemon as a subprocess on real directories, and read its log."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def iw(db: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A one-shot command on the daemon's database."""
+    extra = ["--config", str(config)] if config else []
+    return subprocess.run(
+        [sys.executable, "-m", "imagewatchd", "--db", str(db), *extra, *args],
+        capture_output=True, text=True, env=ENV, timeout=120, check=False,
+    )  # fmt: skip
+
+
+class Daemon:
+    def __init__(self, base: Path, config: dict[str, Any], *extra: str) -> None:
+        self.base = base
+        self.db = base / "state" / "imagewatchd.db"
+        self.config_path = base / "config.yaml"
+        self.log_path = base / f"daemon-{time.monotonic_ns()}.log"
+        self.write_config(config)
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    def start(self) -> Daemon:
+        self.log_path = self.base / f"daemon-{time.monotonic_ns()}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "imagewatchd", "--config", str(self.config_path),
+                 "--db", str(self.db), "run", *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, env=ENV,
+            )  # fmt: skip
+        self.wait_for(r"reconcile: \d+ file", timeout=60)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float = 20.0, count: int = 1) -> list[str]:
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        while True:
+            found = [line for line in self.log().splitlines() if regex.search(line)]
+            if len(found) >= count:
+                return found
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {pattern!r}:\n{self.log()}")
+            time.sleep(0.05)
+
+    def processed(self, path: Path, timeout: float = 20.0) -> str:
+        """The daemon's one log line for this file."""
+        return self.wait_for(rf"INFO: {re.escape(str(path))}: \w+.* -> ", timeout)[-1]
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
