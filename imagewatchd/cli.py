@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from imagewatchd import __version__, commands, service
+from imagewatchd import __version__, commands, logsetup, service
 from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError
 
 log = logging.getLogger("imagewatchd")
@@ -151,17 +151,9 @@ def _known_parser(parser: argparse.ArgumentParser) -> None:
         p.set_defaults(handler=handler)
 
 
-def _setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-
-
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per error class
     args = build_parser().parse_args(argv)
-    _setup_logging(args.debug)
+    logsetup.setup(args.debug, daemon=args.command == "run")
     try:
         result: int = args.handler(args)
         return result

@@ -27,7 +27,8 @@ from imagewatchd.errors import ConfigError
 from imagewatchd.filters import walk
 from imagewatchd.journal import recover
 from imagewatchd.match import Matcher
-from imagewatchd.models import Arrival, Candidate, Outcome, Role, SettledFile
+from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
+from imagewatchd.notify import Notifier
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import reconcile
 from imagewatchd.settle import Settler
@@ -40,6 +41,8 @@ EVENT_QUEUE_SIZE = 100_000
 TICK = 0.05  # the settler's longest sleep: settle deadlines are met within this
 SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
+STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
+STATUS_EVERY = 2.0
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Session:
         self.lock = threading.Lock()
         self.stats = Stats()
         self.rescan_request = threading.Event()
+        self.last_progress = time.monotonic()
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
@@ -87,7 +91,29 @@ class Session:
         self.threads.append(thread)
 
     def alive(self) -> bool:
-        return self.watcher.alive() and all(t.is_alive() for t in self.threads)
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if not self.watcher.alive():
+            dead.append("watcher (was a watched directory removed?)")
+        for name in dead:
+            log.critical("thread %s is not running", name)
+        return not dead
+
+    def moving(self) -> bool:
+        """Files are being finished, or none are waiting."""
+        return self.work.empty() or time.monotonic() - self.last_progress < STALL
+
+    def status(self) -> str:
+        s = self.stats
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(s.last_reconcile))
+            if s.last_reconcile
+            else "running"
+        )
+        queued = self.events.qsize() + self.work.qsize()
+        return (
+            f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
+            f"queue {queued}; last reconcile {when}"
+        )
 
     def shutdown(self) -> None:
         """Finish the files in hand; whatever is still queued is found by the next reconcile."""
@@ -109,6 +135,8 @@ class Session:
     def supervise(self) -> None:
         if self.matcher.refresh_entries():
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
+        if self.watcher.retry_missing():
+            self.rescan_request.set()
         if self.watcher.overflowed.is_set():
             self.watcher.overflowed.clear()
             log.warning("events were lost (queue overflow): rescanning every watch")
@@ -197,6 +225,7 @@ class Session:
 
     def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
         with self.lock:
+            self.last_progress = time.monotonic()
             if outcome is not None and outcome.action not in ("unchanged", "vanished"):
                 self.stats.processed += 1
                 self.stats.matches += outcome.verdict in ("known", "duplicate")
@@ -240,6 +269,7 @@ class Daemon:
         self.dry_run = dry_run
         self.stopping = threading.Event()
         self.reloading = threading.Event()
+        self.notifier = Notifier()
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -253,13 +283,21 @@ class Daemon:
         db_path = paths.database_path(self.db_flag, config.database)
         with Store(db_path) as store:
             recover(store)
-        while True:
-            session = self._start(config, db_path)
-            code = self._supervise(session)
-            session.shutdown()
-            if code is not None:
-                return code
-            config = self._reload(config)
+        try:
+            while True:
+                session = self._start(config, db_path)
+                self.notifier.ready(session.status())
+                code = self._supervise(session)
+                if code is None:
+                    self.notifier.reloading()
+                else:
+                    self.notifier.stopping()
+                session.shutdown()
+                if code is not None:
+                    return code
+                config = self._reload(config)
+        finally:
+            self.notifier.close()
 
     def _start(self, config: Config, db_path: Path) -> Session:
         quarantine = paths.quarantine_dir(config.quarantine_dir)
@@ -270,7 +308,9 @@ class Daemon:
         return session
 
     def _supervise(self, session: Session) -> int | None:
-        next_rescan = time.monotonic() + session.config.rescan_interval
+        """Until a signal or a death: timers, list reloads, status and watchdog pings."""
+        timers = _Timers(session.config.rescan_interval, self.notifier.watchdog_interval)
+        last_status = ""
         while True:
             if self.stopping.wait(SUPERVISE):
                 log.info("stopping")
@@ -279,14 +319,23 @@ class Daemon:
                 self.reloading.clear()
                 return None
             if not session.alive():
-                log.critical("a watcher or worker thread died: exiting so that the service "
-                             "manager restarts imagewatchd")  # fmt: skip
+                log.critical("exiting so that the service manager restarts imagewatchd")
                 return EXIT_WATCHER_DIED
-            session.supervise()
-            interval = session.config.rescan_interval
-            if interval and time.monotonic() >= next_rescan:
-                next_rescan = time.monotonic() + interval
+            try:
+                session.supervise()
+            except Exception as exc:  # e.g. the database busy for longer than its timeout
+                log.error("supervision: %r", exc)
+            now = time.monotonic()
+            if timers.due("rescan", now):
                 session.rescan_request.set()
+            if timers.due("watchdog", now):
+                if session.moving():
+                    self.notifier.watchdog()
+                else:
+                    log.error("no file finished for %.0f s with files waiting: stalled", STALL)
+            if timers.due("status", now) and session.status() != last_status:
+                last_status = session.status()
+                self.notifier.status(last_status)
 
     def _reload(self, current: Config) -> Config:
         try:
@@ -300,5 +349,18 @@ class Daemon:
         return fresh
 
 
-def library_roots(config: Config) -> list[Path]:
-    return [w.path for w in config.watches if w.role is Role.LIBRARY]
+class _Timers:
+    """Named periodic deadlines on the monotonic clock; a period of 0 or None never fires."""
+
+    def __init__(self, rescan: float, watchdog: float | None) -> None:
+        self.periods = {"rescan": rescan, "watchdog": watchdog or 0.0, "status": STATUS_EVERY}
+        start = time.monotonic()
+        self.next = {name: start + period for name, period in self.periods.items()}
+        self.next["watchdog"] = start  # the first ping at once
+
+    def due(self, name: str, now: float) -> bool:
+        period = self.periods[name]
+        if not period or now < self.next[name]:
+            return False
+        self.next[name] = now + period
+        return True

@@ -262,14 +262,14 @@ class _Main:
         """Tombstone the live rows holding any of ``keys``."""
         rows = np.unique(self.live_rows(keys))
         self.alive[rows] = False
-        self.dead += len(rows)
+        pass
 
     def search(self, query: _Query) -> Rows:
         """The live rows whose hashes are both within their thresholds, in row order."""
         candidates = self._candidates(query) if self._probing_pays(query) else None
         if candidates is None:
             return query.scan(self.entries, self.alive)
-        return query.near(self.entries, candidates[self.alive[candidates]])
+        return np.unique(query.near(self.entries, candidates[self.alive[candidates]]))
 
     def _probing_pays(self, query: _Query) -> bool:
         rows = len(self.entries.keys)

@@ -31,27 +31,36 @@ def iw(db: Path, *args: str, config: Path | None = None) -> subprocess.Completed
 
 
 class Daemon:
-    def __init__(self, base: Path, config: dict[str, Any], *extra: str) -> None:
+    def __init__(
+        self, base: Path, config: dict[str, Any], *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.base = base
         self.db = base / "state" / "imagewatchd.db"
         self.config_path = base / "config.yaml"
         self.log_path = base / f"daemon-{time.monotonic_ns()}.log"
         self.write_config(config)
         self.extra = extra
+        self.env = {**ENV, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, config: dict[str, Any]) -> None:
         self.config_path.write_text(yaml.safe_dump(config))
 
-    def start(self) -> Daemon:
+    def start(self, wait: bool = True, journal: bool = False) -> Daemon:
+        """Start; with ``journal``, stderr is announced as the journal's stream."""
         self.log_path = self.base / f"daemon-{time.monotonic_ns()}.log"
         with self.log_path.open("wb") as log:
+            env = dict(self.env)
+            if journal:
+                info = os.fstat(log.fileno())
+                env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "imagewatchd", "--config", str(self.config_path),
                  "--db", str(self.db), "run", *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, env=ENV,
+                stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
-        self.wait_for(r"reconcile: \d+ file", timeout=60)
+        if wait:
+            self.wait_for(r"reconcile: \d+ file", timeout=60)
         return self
 
     def log(self) -> str:
