@@ -29,6 +29,7 @@ from watchdog.events import (
 )  # fmt: skip
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserver
 
 from imagewatchd.config import Config, Watch
@@ -36,6 +37,14 @@ from imagewatchd.filters import Selection
 from imagewatchd.models import Arrival, Candidate
 
 log = logging.getLogger(__name__)
+
+# watchdog holds an IN_MOVED_FROM at the head of its queue for 0.5 s, waiting for the matching
+# IN_MOVED_TO; every later event waits behind it. Each quarantine or move is a rename out of a
+# watched tree, so that would delay the next file by half a second. Pairs that arrive together
+# are still paired; an unpaired one reaches us as a delete and a create, which we handle alike.
+MOVE_PAIRING_DELAY = 0.02
+if hasattr(InotifyMoveEventGrouper, "delay"):
+    InotifyMoveEventGrouper.delay = MOVE_PAIRING_DELAY
 
 POLL_INTERVAL = 1.0
 INOTIFY_SYSCTL = "fs.inotify.max_user_watches"
