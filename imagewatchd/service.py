@@ -13,13 +13,12 @@ from imagewatchd.act import Actor, Decision
 from imagewatchd.config import Config, Watch
 from imagewatchd.daemon import Daemon
 from imagewatchd.dupes import duplicate_groups
-from imagewatchd.errors import EXIT_ERROR, EXIT_OK, FingerprintError, UsageError
+from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError
 from imagewatchd.filters import walk
-from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.journal import destination, reverse, source
 from imagewatchd.match import Matcher
-from imagewatchd.models import Match, Role, SettledFile, Verdict, VerdictKind
+from imagewatchd.models import Fingerprint, Match, Role, SettledFile, Verdict, VerdictKind
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.scan import Scanner, file_stat
 from imagewatchd.store import FileRow, Store
@@ -79,6 +78,12 @@ def _dedupe(
     summary = Scanner(store, matcher, selection_of(watch)).scan([root])
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     errors = summary.errors
+    on_known = Decision(watch.on_known, f"watches[{index}].on_known")
+    for row in rows:
+        verdict = matcher.match(_fingerprint(row), exclude_file=row.id)
+        if verdict.kind is VerdictKind.KNOWN:
+            errors += _act_on(row, verdict, on_known, index, store, matcher, actor)
+    rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     for group in duplicate_groups(matcher, rows):
         best = group.best
         print(f"keep {best.path}")
@@ -102,20 +107,36 @@ def _act_on_copy(
                       file_id=best.id, path=best.path)  # fmt: skip
     verdict = Verdict(VerdictKind.DUPLICATE, matches=(match,))
     decision = Decision(watch.on_duplicate, f"watches[{index}].on_duplicate")
+    return _act_on(row, verdict, decision, index, store, matcher, actor)
+
+
+def _fingerprint(row: FileRow) -> Fingerprint:
+    assert row.sha256 is not None
+    assert row.dhash is not None
+    assert row.phash is not None
+    return Fingerprint(row.sha256, row.dhash, row.phash, row.width or 0, row.height or 0,
+                       row.format or "", row.flat, row.canon_version or 0)  # fmt: skip
+
+
+def _act_on(
+    row: FileRow, verdict: Verdict, decision: Decision, index: int, store: Store,
+    matcher: Matcher, actor: Actor,
+) -> int:  # fmt: skip
+    """One decision on an indexed library file; returns 1 on error."""
     settled = SettledFile(row.path, index, row.stat)
+    kind = verdict.kind.value
     try:
-        _, fp = fingerprint_file(Path(row.path))
-        moved = actor.act(settled, fp, verdict, decision)
-    except (FileOpsError, FingerprintError) as exc:
-        print(f"  {row.path}: error: {exc}")
+        moved = actor.act(settled, _fingerprint(row), verdict, decision)
+    except FileOpsError as exc:
+        print(f"  {row.path}: {kind}: error: {exc.reason}")
         return 1
     if moved is not None:
         matcher.remove_library_file(row.id)
         store.forget_path(row.path)
-        print(f"  {row.path}: duplicate -> {watch.on_duplicate} {moved.destination}")
+        print(f"  {row.path}: {kind} -> {decision.action} {moved.destination}")
     else:
-        verb = f"would {watch.on_duplicate}" if actor.dry_run else str(watch.on_duplicate)
-        print(f"  {row.path}: duplicate -> {verb}")
+        verb = f"would {decision.action}" if actor.dry_run else str(decision.action)
+        print(f"  {row.path}: {kind} -> {verb}")
     return 0
 
 

@@ -182,3 +182,32 @@ def test_db_flag_works_after_the_command(cli: Cli, tmp_path: Path) -> None:
 
 def test_console_script_and_module_agree(cli: Cli) -> None:
     assert cli("--version", check=0).out.startswith("imagewatchd ")
+
+
+def test_scan_act_dedupes_a_library_keeping_the_best(
+    cli: Cli, tmp_path: Path, library: Path, make_image: MakeImage
+) -> None:
+    photo(0, (1600, 1200)).save(library / "photo0-big.png")
+    banned = make_image("banned.jpg", seed=3, size=(800, 600), quality=90)  # = lib/photo3.jpg
+    cli("known", "add", "--list", "banned", str(banned), check=0)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"quarantine_dir: {tmp_path / 'q'}\n"
+        f"watches:\n  - path: {library}\n    role: library\n    on_known: quarantine\n"
+        f"    on_duplicate: move\n    move_to: {tmp_path / 'dupes'}\n"
+    )
+    before = sorted(p.name for p in library.rglob("*") if p.is_file())
+    dry = cli("--config", str(config), "scan", "--act", "--dry-run", check=0).out
+    assert f"keep {library / 'photo0-big.png'}" in dry
+    assert f"{library / 'sub' / 'photo0-small.png'}: duplicate -> would move" in dry
+    assert f"{library / 'photo3.jpg'}: known -> would quarantine" in dry
+    assert sorted(p.name for p in library.rglob("*") if p.is_file()) == before
+    cli("--config", str(config), "scan", "--act", check=0)
+    assert (tmp_path / "dupes" / "sub" / "photo0-small.png").exists()
+    assert (tmp_path / "dupes" / "photo0.jpg").exists()
+    assert (library / "photo0-big.png").exists()
+    assert not (library / "photo3.jpg").exists()
+    assert len(list((tmp_path / "q").iterdir())) == 1
+    assert "no duplicates" in cli("--config", str(config), "dupes", check=0).out
+    outside = cli("--config", str(config), "scan", "--act", str(tmp_path), check=2)
+    assert "not inside a configured watch" in outside.err
