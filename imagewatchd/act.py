@@ -114,7 +114,8 @@ class Actor:
             watch.move_to.mkdir(parents=True, exist_ok=True)
             dst = Location(watch.move_to, src.relative)
         kind = decision.action.value
-        return self.move(src, dst, settled.stat, fp.sha256, kind, verdict, decision.rule)
+        mode = QUARANTINE_MODE if decision.action is Action.QUARANTINE else None
+        return self.move(src, dst, settled.stat, fp.sha256, kind, verdict, decision.rule, mode=mode)
 
     def move(
         self,
@@ -158,8 +159,6 @@ class Actor:
         else:
             self.store.finish(action_id, "failed", self.clock(), "no free destination name")
             raise FileOpsError(dst.path, "no free destination name")
-        if kind == Action.QUARANTINE.value:
-            _restrict(dst)
         self.store.finish(action_id, "done", self.clock())
         return Moved(action_id, dst.path)
 
@@ -180,11 +179,3 @@ def _free(dst: Location) -> Location:
     """``dst`` itself, or the first free ``name~N`` beside it."""
     parent = Location(dst.root, dst.relative.parent)
     return Location(dst.root, dst.relative.parent / fileops.unique_name(parent, dst.relative.name))
-
-
-def _restrict(dst: Location) -> None:
-    """Quarantined files are made private; the 0700 directory protects them if we may not."""
-    try:
-        fileops.set_mode(dst, QUARANTINE_MODE)
-    except FileOpsError as exc:
-        log.debug("%s: cannot restrict the mode: %s", dst.path, exc)

@@ -69,6 +69,7 @@ class Session:
         self.lock = threading.Lock()
         self.stats = Stats()
         self.rescan_request = threading.Event()
+        self.closes_lost = threading.Event()
         self.last_progress = time.monotonic()
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
@@ -140,6 +141,7 @@ class Session:
         if self.watcher.overflowed.is_set():
             self.watcher.overflowed.clear()
             log.warning("events were lost (queue overflow): rescanning every watch")
+            self.closes_lost.set()
             self.rescan_request.set()
 
     # -- threads -----------------------------------------------------------------------------
@@ -167,6 +169,9 @@ class Session:
             elif isinstance(item, Rescan):
                 for candidate in self._walk(item):
                     self._dispatch(settler.offer(candidate))
+            if self.closes_lost.is_set():
+                self.closes_lost.clear()
+                settler.closes_lost()
             for settled in settler.due():
                 self._dispatch(settled)
 

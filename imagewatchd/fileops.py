@@ -29,6 +29,7 @@ rename and was being put back. Directories created for dst stay after a roll-bac
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -325,8 +326,8 @@ def _finish_rename(m: _Move) -> None:
     try:
         fd = _open_regular(m.dfd, m.dname, m.dst.path, m.expect)
         with _closing(fd), _reporting(m.dst.path):
-            if m.mode is not None:
-                os.fchmod(fd, m.mode)
+            if m.mode is not None and stat.S_IMODE(os.fstat(fd).st_mode) != m.mode:
+                _chmod_if_allowed(fd, m.mode)
             os.fsync(fd)
             _sync_dirs(m.sfd, m.dfd)
     except FileOpsError as err:
@@ -339,6 +340,12 @@ def _finish_rename(m: _Move) -> None:
         if isinstance(err, FileChanged | NotRegular):
             raise FileChanged(m.src.path, f"was replaced during the move ({err.reason})") from err
         raise
+
+
+def _chmod_if_allowed(fd: int, mode: int) -> None:
+    """Only the owner (or root) may change the mode: others leave it as it is."""
+    with contextlib.suppress(PermissionError):
+        os.fchmod(fd, mode)
 
 
 def _copy_bytes(in_fd: int, out_fd: int) -> int:

@@ -39,8 +39,10 @@ WORKING_SIZE = 256
 
 # A thumbnail whose grey levels vary less than this (standard deviation on 0..255) is flat:
 # solid colours, blank scans. Their hashes are noise and must never near-match anything.
+# (A dHash of all zeros or all ones alone is not enough: a page lit from one side, or a sky,
+# has a steady gradient and is a real picture whose pHash still tells it apart.)
 FLAT_STDDEV = 3.0
-FLAT_BITS = 2  # a dHash with at most this many bits set (or unset) carries no structure
+FLAT_BITS = 2  # for imported hashes, which come without pixels: see flat_hash
 
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE: dict[int, Image.Transpose] = {
@@ -100,7 +102,7 @@ def fingerprint_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Fing
     grey, width, height, fmt = _decode(data, max_pixels)
     dhash = _hash_to_int(imagehash.dhash(grey))
     phash = _hash_to_int(imagehash.phash(grey))
-    flat = _is_flat(grey, dhash)
+    flat = _is_flat(grey)
     return Fingerprint(sha256, dhash, phash, width, height, fmt, flat)
 
 
@@ -117,8 +119,8 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
                     f"of {max_pixels}",
                 )
             orientation = _orientation(img)
-            if fmt in ("JPEG", "MPO"):
-                img.draft("RGB", (WORKING_SIZE, WORKING_SIZE))
+            if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma
+                img.draft("L", (WORKING_SIZE, WORKING_SIZE))
             img.load()
             grey = _shrink(_to_grey(img))
     except FingerprintError:
@@ -176,13 +178,14 @@ def _shrink(img: Image.Image) -> Image.Image:
     return img.reduce(factor) if factor >= 2 else img
 
 
-def _is_flat(grey: Image.Image, dhash: int) -> bool:
+def _is_flat(grey: Image.Image) -> bool:
     small = np.asarray(grey.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
-    return float(small.std()) < FLAT_STDDEV or flat_hash(dhash)
+    return float(small.std()) < FLAT_STDDEV
 
 
 def flat_hash(dhash: int) -> bool:
-    """A dHash with (almost) no bits set, or unset, describes no structure."""
+    """An imported dHash with (almost) no bits set, or unset, may be a flat image's: such
+    entries match identical files only, since no pixels are at hand to tell."""
     bits = dhash.bit_count()
     return bits <= FLAT_BITS or bits >= 64 - FLAT_BITS
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from imagewatchd import fileops
-from imagewatchd.act import Actor
+from imagewatchd.act import QUARANTINE_MODE, Actor
 from imagewatchd.errors import UsageError
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.fingerprint import fingerprint_file
@@ -43,6 +43,8 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
     for action in pending:
         try:
             state, note = _settle_action(action)
+            if state == "done":
+                _finish_attributes(store, action)
         except FileOpsError as exc:
             state, note = "failed", f"recovery: {exc}"
         store.finish(action.id, state, clock(), note)
@@ -80,6 +82,34 @@ def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR091
     if fileops.sha256_of(dst) == action.sha256:
         return "done", None
     return "failed", "the destination holds different content"
+
+
+def _finish_attributes(store: Store, action: ActionRow) -> None:
+    """What a finished move does after the rename, redone: a crash may have come first."""
+    if action.dst_root is None:
+        return
+    dst = destination(action)
+    if action.kind == "quarantine":
+        _best_effort(fileops.set_mode, dst, QUARANTINE_MODE)
+        return
+    original = store.action(action.reverses) if action.reverses is not None else None
+    if original is None or action.kind not in ("restore", "undo"):
+        return
+    _best_effort(fileops.set_mode, dst, original.mode & 0o7777)
+    try:
+        fileops.restore_times_owner(
+            dst, atime_ns=original.atime_ns, mtime_ns=original.stat.mtime_ns, uid=original.uid,
+            gid=original.gid,
+        )  # fmt: skip
+    except FileOpsError as exc:
+        log.warning("%s: times and owner not restored: %s", dst.path, exc.reason)
+
+
+def _best_effort(set_mode: Callable[[Location, int], None], dst: Location, mode: int) -> None:
+    try:
+        set_mode(dst, mode)
+    except FileOpsError as exc:  # not the owner: the quarantine's 0700 directory still guards it
+        log.debug("%s: mode not set: %s", dst.path, exc.reason)
 
 
 def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagewatchd.act import Actor, Decision, decide
-from imagewatchd.config import Config
+from imagewatchd.config import Action, Config
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fileops import FileChanged, FileOpsError
 from imagewatchd.fingerprint import fingerprint_file
@@ -106,6 +106,9 @@ class Pipeline:
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         role: Role,
     ) -> Outcome:  # fmt: skip
+        if self.actor.dry_run and decision.action in (Action.MOVE, Action.QUARANTINE):
+            # not recorded: a real run after the dry run must still act on it
+            return Outcome(settled.path, verdict.kind, f"would {decision.action}")
         file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)

@@ -100,6 +100,11 @@ class Settler:
         """Seconds since the file's last change, by its ctime and mtime (renames touch ctime)."""
         return self.wall() - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9
 
+    def closes_lost(self) -> None:
+        """Events were lost: a close we wait for may never come, so fall back to quiet periods."""
+        for item in self.pending.values():
+            item.awaiting_close = False
+
     def discard(self, path: str) -> None:
         """The file was deleted or moved away: forget it, and anything below it."""
         prefix = path.rstrip("/") + "/"

@@ -87,7 +87,7 @@ def test_known_add_check_and_flat(cli: Cli, tmp_path: Path, make_image: MakeImag
     text = cli("check", str(variant), check=1).out.splitlines()
     assert text[0] == f"{variant}: known"
     assert text[1].startswith("  list 'banned' (block) entry 1 'cat': dHash distance")
-    assert "(threshold 10)" in text[1]
+    assert "(threshold 6)" in text[1]
     red = tmp_path / "up" / "red.png"
     Image.new("RGB", (64, 64), (200, 10, 10)).save(red)
     flat = cli("check", str(red), check=0).out

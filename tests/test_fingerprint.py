@@ -125,6 +125,16 @@ def test_flat_images_are_detected() -> None:
     assert not fingerprint_bytes(encode(photo(1), "PNG")).flat
 
 
+def test_a_gradient_is_a_picture_not_a_flat_image() -> None:
+    """A page lit from one side: dHash all ones, yet real structure that pHash tells apart."""
+    x = np.linspace(60, 200, 640)[None, :].repeat(480, axis=0)
+    text = np.random.default_rng(3).random((480, 640)) < 0.02  # sparse dark marks
+    page = Image.fromarray(np.where(text, x - 50, x).astype(np.uint8))
+    fp = fingerprint_bytes(encode(page, "PNG"))
+    assert fp.dhash.bit_count() >= 62
+    assert not fp.flat
+
+
 def test_heic_is_read_via_pillow_heif() -> None:
     assert pillow_heif.__version__
     fp = fingerprint_bytes(encode(photo(7, (1600, 1200)), "HEIF", quality=90))
