@@ -1,29 +1,20 @@
-"""In-memory near-match index over (dHash, pHash) pairs of 64-bit perceptual hashes.
+"""In-memory near-match index over (dHash, pHash) pairs of 64-bit hashes: multi-index hashing.
 
-A match needs agreeing evidence: both hashes within their own Hamming threshold. With small
-thresholds a search does not scan every stored hash: it uses multi-index hashing.
+A match needs both hashes within their thresholds. **main** holds exact-sized arrays of keys,
+hashes and an ``alive`` mask, plus a *key index* (live keys sorted, with their rows) and a
+*chunk index*: each hash is cut into three chunks (21, 21 and 22 bits), and the six tagged
+(hash, chunk) values of every row are kept in one sorted ``uint32`` array, with their rows
+alongside. **recent** is a small buffer scanned linearly; when full, it is merged into main by
+sorted insertion (linear copies, no re-sort), LSM style. Removals are tombstones; once a
+quarter of main is dead, the next merge rebuilds it from the live rows.
 
-Layout
-------
-* **main**: exact-sized arrays of keys, dHashes, pHashes and an ``alive`` mask, plus
-  - a *key index* (live keys sorted, with their rows) for ``remove`` and ``in``, and
-  - a *chunk index*: each hash is cut into three chunks (21, 21 and 22 bits). The six
-    (hash, chunk) values of every row, tagged with their chunk number above bit 22, are kept
-    in one sorted ``uint32`` array, with each value's row alongside in an ``int32`` array.
-* **recent**: a fixed-capacity buffer, scanned linearly. When full, it is merged into main by
-  sorted insertion (linear copies, no re-sort), LSM style.
-
-Removals and replacements are tombstones (``alive`` is cleared); once a quarter of main is dead,
-the next merge rebuilds main from its live rows.
-
-Search: if a hash is within distance ``d`` of the query, then by pigeonhole one of its three
-chunks is within about ``d / 3`` bits of the query's chunk (exact radii in ``_radii``). The index
-probes every chunk value within those radii with one ``searchsorted`` call, gathers the
-candidate rows and verifies both hashes with XOR and popcount. It probes the hash with the
-tighter threshold. When probing would cost more than a linear scan of main (large thresholds,
-small or clustered indexes), it scans instead. Either way the answer is exact.
-
-Every method holds one lock, so a search never sees a half-merged index.
+Search: if a hash is within ``d`` bits of the query, then by pigeonhole one of its chunks is
+within about ``d / 3`` bits of the query's chunk (exact radii in ``_radii``). One sorted
+``searchsorted`` call finds every chunk value within those radii, for the hash with the tighter
+threshold; the candidate rows are verified on both hashes with XOR and popcount. When probing
+would cost more than a linear scan of main (large thresholds, small or clustered indexes), main
+is scanned instead. Either way the answer is exact. Every method holds one lock, so a search
+never sees a half-merged index.
 """
 
 from __future__ import annotations
@@ -35,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple, SupportsIndex
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,7 +34,6 @@ from numpy.typing import NDArray
 __all__ = ["HammingIndex", "hamming"]
 
 Rows = NDArray[np.intp]
-Distances = NDArray[np.uint8]
 Ints = Sequence[int] | NDArray[np.integer[Any]]
 
 _CHUNKS: Final = ((0, 21), (21, 21), (42, 22))  # (shift, width) of each chunk of a hash
@@ -87,6 +77,14 @@ def _probe_count(distance: int) -> int:
     return sum(math.comb(width, k) for (_, width), radius in radii for k in range(radius + 1))
 
 
+def _key(key: object) -> int | None:
+    """The key as an int, or None if it is not a signed 64-bit integer."""
+    if not isinstance(key, SupportsIndex):
+        return None
+    value = operator.index(key)
+    return value if -(1 << 63) <= value < 1 << 63 else None
+
+
 def _hash(value: int) -> int:
     value = operator.index(value)
     if not 0 <= value < 1 << 64:
@@ -124,14 +122,17 @@ class _Entries(NamedTuple):
         _, last = np.unique(entries.keys[::-1], return_index=True)
         return entries.take(np.sort(len(entries.keys) - 1 - last))
 
+    @classmethod
+    def zeros(cls, count: int) -> _Entries:
+        return cls(
+            np.zeros(count, np.int64), np.zeros(count, np.uint64), np.zeros(count, np.uint64)
+        )
+
     def take(self, rows: NDArray[Any] | slice) -> _Entries:
         return _Entries(self.keys[rows], self.dhashes[rows], self.phashes[rows])
 
     def plus(self, other: _Entries) -> _Entries:
         return _Entries(*(np.concatenate(pair) for pair in zip(self, other, strict=True)))
-
-
-_NO_ENTRIES: Final = _Entries(np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0, np.uint64))
 
 
 class _Query:
@@ -167,32 +168,26 @@ class _Query:
         near = np.bitwise_count(entries.dhashes ^ self.dhash) <= self.max_dhash
         return self.near(entries, np.flatnonzero(near & alive))
 
-    def found(
-        self, entries: _Entries, rows: Rows
-    ) -> tuple[NDArray[np.int64], Distances, Distances]:
-        """The keys of ``rows``, with their dHash and pHash distances."""
-        ddist = np.bitwise_count(entries.dhashes[rows] ^ self.dhash)
-        return entries.keys[rows], ddist, np.bitwise_count(entries.phashes[rows] ^ self.phash)
-
-
-def _tagged_chunks(entries: _Entries) -> NDArray[np.uint32]:
-    """The six tagged chunk values of every row, chunk-major: shape (6 * rows,)."""
-    parts = [np.empty(0, np.uint32)]
-    for number, hashes in enumerate((entries.dhashes, entries.phashes)):
-        for chunk, (shift, width) in enumerate(_CHUNKS):
-            values = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-            tag = (number * len(_CHUNKS) + chunk) << _TAG_SHIFT
-            parts.append(values.astype(np.uint32) | np.uint32(tag))
-    return np.concatenate(parts)
-
 
 def _chunk_pairs(entries: _Entries, first_row: int) -> tuple[NDArray[np.uint32], NDArray[np.int32]]:
-    """Tagged chunk values of entries stored from ``first_row`` on, sorted, with their rows."""
-    rows = np.arange(first_row, first_row + len(entries.keys), dtype=np.uint64)
-    values = _tagged_chunks(entries).astype(np.uint64)
-    # Sorting (value, row) packed in one uint64 is about twice as fast as an argsort.
-    packed = np.sort((values << np.uint64(32)) | np.tile(rows, 2 * len(_CHUNKS)))
-    return (packed >> np.uint64(32)).astype(np.uint32), packed.astype(np.uint32).view(np.int32)
+    """The six tagged chunk values of the entries (stored from ``first_row`` on), sorted, and
+    the row of each. A (value, row) pair packed in one uint64 sorts 2x faster than an argsort."""
+    count = len(entries.keys)
+    rows = np.arange(first_row, first_row + count, dtype=np.uint64)
+    packed = np.empty(2 * len(_CHUNKS) * count, np.uint64)
+    for number, hashes in enumerate((entries.dhashes, entries.phashes)):
+        for chunk, (shift, width) in enumerate(_CHUNKS):
+            tag = number * len(_CHUNKS) + chunk
+            part = packed[tag * count : (tag + 1) * count]
+            np.right_shift(hashes, np.uint64(shift), out=part)
+            part &= np.uint64((1 << width) - 1)
+            part |= np.uint64(tag << _TAG_SHIFT)
+            part <<= np.uint64(32)
+            part |= rows
+    packed.sort()
+    halves = packed.view(np.uint32).reshape(-1, 2)  # (low, high) words on a little-endian CPU
+    low, high = (0, 1) if sys.byteorder == "little" else (1, 0)
+    return halves[:, high].copy(), halves[:, low].copy().view(np.int32)
 
 
 def _ranges(starts: Rows, ends: Rows) -> Rows:
@@ -262,7 +257,7 @@ class _Main:
         """Tombstone the live rows holding any of ``keys``."""
         rows = np.unique(self.live_rows(keys))
         self.alive[rows] = False
-        pass
+        self.dead += len(rows)
 
     def search(self, query: _Query) -> Rows:
         """The live rows whose hashes are both within their thresholds, in row order."""
@@ -295,11 +290,7 @@ class _Recent:
     """A fixed-capacity buffer of recently added entries, scanned linearly."""
 
     def __init__(self, capacity: int) -> None:
-        self.entries = _Entries(
-            np.zeros(capacity, np.int64),
-            np.zeros(capacity, np.uint64),
-            np.zeros(capacity, np.uint64),
-        )
+        self.entries = _Entries.zeros(capacity)
         self.alive = np.zeros(capacity, np.bool_)
         self.slots: dict[int, int] = {}  # key -> slot, for live entries
         self.count = 0
@@ -339,16 +330,16 @@ class HammingIndex:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._main = _Main.build(_NO_ENTRIES)
+        self._main = _Main.build(_Entries.zeros(0))
         self._recent = _Recent(self.recent_capacity)
 
     def add(self, key: int, dhash: int, phash: int) -> None:
         """Add an entry, replacing any entry with the same key."""
-        key, dhash, phash = operator.index(key), _hash(dhash), _hash(phash)
-        if not self._is_key(key):
+        checked, dhash, phash = _key(key), _hash(dhash), _hash(phash)
+        if checked is None:
             raise ValueError(f"key {key!r} is not a signed 64-bit integer")
         with self._lock:
-            self._add(key, dhash, phash)
+            self._add(checked, dhash, phash)
 
     def add_many(self, keys: Ints, dhashes: Ints, phashes: Ints) -> None:
         """Add entries in bulk (lists or numpy arrays), replacing any with the same keys."""
@@ -364,9 +355,10 @@ class HammingIndex:
 
     def remove(self, key: int) -> None:
         """Remove the entry with this key, if there is one."""
-        if self._is_key(key):
+        checked = _key(key)
+        if checked is not None:
             with self._lock:
-                self._discard(key)
+                self._discard(checked)
 
     def search(
         self, dhash: int, phash: int, max_dhash: int, max_phash: int
@@ -378,38 +370,32 @@ class HammingIndex:
             return []
         query = _Query(_hash(dhash), _hash(phash), min(max_dhash, 64), min(max_phash, 64))
         with self._lock:
-            used, alive = self._recent.used()
-            in_main = query.found(self._main.entries, self._main.search(query))
-            in_recent = query.found(used, query.scan(used, alive))
-        keys = np.concatenate((in_main[0], in_recent[0]))
-        ddist = np.concatenate((in_main[1], in_recent[1])).astype(np.int64)
-        pdist = np.concatenate((in_main[2], in_recent[2])).astype(np.int64)
-        order = np.lexsort((keys, ddist + pdist))
-        found = zip(keys[order].tolist(), ddist[order].tolist(), pdist[order].tolist(), strict=True)
-        return list(found)
+            main, (used, alive) = self._main, self._recent.used()
+            found = main.entries.take(main.search(query)).plus(used.take(query.scan(used, alive)))
+        ddist = np.bitwise_count(found.dhashes ^ query.dhash).astype(np.int64)
+        pdist = np.bitwise_count(found.phashes ^ query.phash).astype(np.int64)
+        order = np.lexsort((found.keys, ddist + pdist))
+        keys, ddist, pdist = found.keys[order], ddist[order], pdist[order]
+        return list(zip(keys.tolist(), ddist.tolist(), pdist.tolist(), strict=True))
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._main) + len(self._recent.slots)
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, int) or not self._is_key(key):
+        checked = _key(key)
+        if checked is None:
             return False
         with self._lock:
-            if key in self._recent.slots:
+            if checked in self._recent.slots:
                 return True
-            return len(self._main.live_rows(np.array([key], np.int64))) > 0
+            return len(self._main.live_rows(np.array([checked], np.int64))) > 0
 
     @property
     def nbytes(self) -> int:
         """Approximate memory held by the index, in bytes."""
         with self._lock:
             return self._main.nbytes + self._recent.nbytes
-
-    @staticmethod
-    def _is_key(key: int) -> bool:
-        info = np.iinfo(np.int64)
-        return int(info.min) <= key <= int(info.max)
 
     def _add(self, key: int, dhash: int, phash: int) -> None:
         self._discard(key)
