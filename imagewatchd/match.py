@@ -8,6 +8,7 @@ matches suppresses every block match.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -139,7 +140,10 @@ class Matcher:
         rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
         if exclude_file is not None:
             rows.pop(exclude_file, None)
-        found = [_file_match(row, fp, row.id in exact) for row in rows.values()]
+        # a library file renamed or deleted since it was indexed is no evidence
+        found = [
+            _file_match(r, fp, r.id in exact) for r in rows.values() if os.path.lexists(r.path)
+        ]
         return tuple(sorted(found, key=_strength))
 
     def _search(self, index: HammingIndex, fp: Fingerprint) -> list[tuple[int, int, int]]:

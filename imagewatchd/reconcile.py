@@ -40,20 +40,24 @@ def reconcile(
         if first_time:
             log.info("%s: a library seen for the first time: indexing, not acting", watch.path)
         present: set[str] = set()
+        todo: list[Candidate] = []
         for path, info in walk(watch.path, selection_of(watch), watch.recursive):
             if stop.is_set():
                 return queued
             present.add(str(path))
             row = store.get_file(str(path)) if str(path) in known else None
-            if row is not None and row.unchanged(file_stat(info)):
-                continue
-            if not _put(events, Candidate(str(path), index, Arrival.SCAN, not first_time), stop):
-                return queued
-            queued += 1
+            if row is None or not row.unchanged(file_stat(info)):
+                todo.append(Candidate(str(path), index, Arrival.SCAN, not first_time))
+        # forget what is gone first, so that a file renamed while we were down is not taken
+        # for a duplicate of its own old name
         gone = [file_id for path, file_id in known.items() if path not in present]
         for file_id in gone:
             matcher.remove_library_file(file_id)
         store.forget_files(gone)
+        for candidate in todo:
+            if not _put(events, candidate, stop):
+                return queued
+            queued += 1
     return queued
 
 

@@ -120,6 +120,31 @@ _ARRIVALS: dict[type, Arrival] = {
 }
 
 
+def count_directories(root: Path, recursive: bool) -> int:
+    """The directories an inotify watch of ``root`` needs, symlinks not followed."""
+    if not recursive:
+        return 1
+    count = 1
+    for top, dirs, _ in os.walk(root):
+        count += sum(not os.path.islink(os.path.join(top, name)) for name in dirs)
+    return count
+
+
+def inotify_watches() -> int:
+    """How many inotify watches this process holds (from /proc/self/fdinfo), or -1."""
+    total = 0
+    try:
+        for fd in os.listdir("/proc/self/fdinfo"):
+            try:
+                with open(f"/proc/self/fdinfo/{fd}", encoding="ascii", errors="replace") as f:
+                    total += sum(line.startswith("inotify wd:") for line in f)
+            except OSError:
+                continue  # closed meanwhile
+    except OSError:
+        return -1
+    return total
+
+
 class _OverflowLog(logging.Handler):
     """watchdog reports a kernel queue overflow only in its log: listen for it."""
 
@@ -161,28 +186,40 @@ class Watcher:
             return False
         handler = _Handler(index, watch, self.events, self.overflowed)
         path = str(watch.path)
-        if not watch.polling:
-            try:
-                self.inotify.schedule(handler, path, recursive=watch.recursive)
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                    raise
-                log.error("watches[%d]: %s: the inotify watch limit is reached (%s); polling "
-                          "instead. Raise it with: sysctl -w %s=524288", index, path,
-                          exc.strerror, INOTIFY_SYSCTL)  # fmt: skip
-                self.inotify.unschedule_all()
-                self._reschedule_inotify(skip=index)
+        if not watch.polling and self._watch_with_inotify(index, watch, handler):
+            return True
         self.polling.schedule(handler, path, recursive=watch.recursive)
         self.polled.add(index)
         return True
 
-    def _reschedule_inotify(self, skip: int) -> None:
-        """A failed recursive schedule may leave half its watches: start that observer over."""
-        for index, watch in enumerate(self.config.watches):
-            if index < skip and not watch.polling and index not in self.missing:
-                handler = _Handler(index, watch, self.events, self.overflowed)
-                self.inotify.schedule(handler, str(watch.path), recursive=watch.recursive)
+    def _watch_with_inotify(self, index: int, watch: Watch, handler: _Handler) -> bool:
+        """Schedule on inotify; False (nothing left scheduled) when the watch limit is hit.
+
+        watchdog raises only when the root cannot be watched and silently skips directories
+        below it, so the kernel's count of our watches is compared with the directories.
+        """
+        path = str(watch.path)
+        wanted = count_directories(watch.path, watch.recursive)
+        before = inotify_watches()
+        try:
+            observed = self.inotify.schedule(handler, path, recursive=watch.recursive)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            self._limit_reached(index, path, exc.strerror or str(exc))
+            return False
+        added = inotify_watches() - before
+        if before >= 0 and added < wanted:
+            self.inotify.unschedule(observed)
+            self._limit_reached(index, path, f"{added} of {wanted} directories watched")
+            return False
+        return True
+
+    def _limit_reached(self, index: int, path: str, detail: str) -> None:
+        log.error(
+            "watches[%d]: %s: the inotify watch limit is reached (%s); polling instead. "
+            "Raise it with: sysctl -w %s=524288", index, path, detail, INOTIFY_SYSCTL,
+        )  # fmt: skip
 
     def retry_missing(self) -> list[int]:
         """Install watches whose directory did not exist; returns the ones now installed."""

@@ -305,3 +305,57 @@ def test_sigterm_exits_zero_quickly(daemon: Daemon) -> None:
     started = time.monotonic()
     assert daemon.stop(timeout=5) == 0
     assert time.monotonic() - started < 5
+
+
+def test_polling_watch_for_network_filesystems(
+    tmp_path: Path, site: dict[str, Path], banned: Path
+) -> None:
+    d = Daemon(tmp_path, config_for(site, polling=True))
+    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    d.start()
+    try:
+        upload = write(site["uploads"] / "polled.png", 100)
+        assert "known list=banned" in d.processed(upload, timeout=20)
+        assert not upload.exists()
+        assert d.log().count(f"INFO: {upload}: ") == 1
+    finally:
+        d.kill()
+
+
+def test_inotify_watch_limit_is_reported_and_polled_instead(
+    tmp_path: Path, site: dict[str, Path], banned: Path
+) -> None:
+    limit = Path("/proc/sys/fs/inotify/max_user_watches")
+    if not os.access(limit, os.W_OK):
+        pytest.skip("cannot change fs.inotify.max_user_watches here")
+    for n in range(40):  # more directories than the lowered limit allows watches
+        (site["uploads"] / f"d{n}").mkdir()
+    d = Daemon(tmp_path, config_for(site))
+    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    old = limit.read_text()
+    limit.write_text("16\n")
+    try:
+        d.start(wait=False)
+        d.wait_for(r"inotify watch limit is reached .*sysctl -w fs\.inotify\.max_user_watches=")
+    finally:
+        limit.write_text(old)
+    try:
+        d.wait_for(r"reconcile: \d+ file")
+        upload = write(site["uploads"] / "d39" / "late.png", 100)
+        assert "known list=banned" in d.processed(upload)
+    finally:
+        d.kill()
+
+
+def test_a_library_photo_renamed_while_down_is_not_its_own_duplicate(
+    daemon: Daemon, site: dict[str, Path]
+) -> None:
+    assert daemon.stop() == 0
+    old = site["library"] / "holiday.jpg"
+    new = site["library"] / "2023" / "renamed.jpg"
+    new.parent.mkdir()
+    old.rename(new)
+    daemon.start()
+    assert "clean -> indexed" in daemon.processed(new)
+    assert new.exists()
+    assert not site["dupes"].exists()

@@ -34,8 +34,13 @@ def entry(fp: Fingerprint, label: str = "") -> NewEntry:
     return NewEntry(fp.sha256, fp.dhash, fp.phash, label=label, flat=fp.flat)
 
 
-def add_library(store: Store, matcher: Matcher, path: str, fp: Fingerprint) -> int:
-    file_id = store.save_file(path, FileStat(1, hash(path) & 0xFFFF, 1, 1), Role.LIBRARY, fp, 1.0)
+def add_library(store: Store, matcher: Matcher, path: Path, fp: Fingerprint) -> int:
+    """A library file: it must exist, since a vanished one is no evidence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"stands in for the picture")
+    file_id = store.save_file(
+        str(path), FileStat(1, hash(path) & 0xFFFF, 1, 1), Role.LIBRARY, fp, 1.0
+    )
     matcher.add_library_file(file_id, fp)
     return file_id
 
@@ -86,25 +91,28 @@ def test_disabled_entries_do_not_match(store: Store) -> None:
     assert Matcher.load(store, THRESHOLDS).match(picture).kind is VerdictKind.CLEAN
 
 
-def test_library_duplicates_exclude_the_file_itself(store: Store) -> None:
+def test_library_duplicates_exclude_the_file_itself(store: Store, tmp_path: Path) -> None:
     matcher = Matcher.load(store, THRESHOLDS)
     original = fp_of(photo(4))
-    own = add_library(store, matcher, "/lib/a.png", original)
+    own = add_library(store, matcher, tmp_path / "lib" / "a.png", original)
     assert matcher.match(original, exclude_file=own).kind is VerdictKind.CLEAN
     copy = fp_of(photo(4).resize((300, 225)), "WEBP", quality=70)
     verdict = matcher.match(copy)
     assert verdict.kind is VerdictKind.DUPLICATE
-    assert verdict.matches[0].path == "/lib/a.png"
+    assert verdict.matches[0].path == str(tmp_path / "lib" / "a.png")
     # the index is kept in step: a reload sees the same library
     assert Matcher.load(store, THRESHOLDS).match(copy).kind is VerdictKind.DUPLICATE
+    # a library file deleted or renamed since it was indexed is no evidence
+    (tmp_path / "lib" / "a.png").unlink()
+    assert matcher.match(copy).kind is VerdictKind.CLEAN
 
 
-def test_flat_images_never_match_each_other(store: Store) -> None:
+def test_flat_images_never_match_each_other(store: Store, tmp_path: Path) -> None:
     matcher = Matcher.load(store, THRESHOLDS)
     red = fp_of(Image.new("RGB", (400, 300), "red"))
     blue = fp_of(Image.new("RGB", (500, 200), "blue"))
     assert red.flat and blue.flat
-    add_library(store, matcher, "/lib/red.png", red)
+    add_library(store, matcher, tmp_path / "red.png", red)
     block = store.create_list("banned", ListKind.BLOCK, "", 1.0)
     store.add_entries(block, [entry(red)], 1.0)
     matcher.reload_entries()
