@@ -20,7 +20,8 @@ from imagewatchd.config import Action, Config, Watch
 from imagewatchd.fileops import FileChanged, FileOpsError, Location, TargetExists
 from imagewatchd.match import entry_ids
 from imagewatchd.models import FileStat, Fingerprint, SettledFile, Verdict, VerdictKind
-from imagewatchd.store import NewAction, Store
+from imagewatchd.rows import NewAction
+from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
 

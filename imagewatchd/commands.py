@@ -21,8 +21,9 @@ from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
 from imagewatchd.progress import Progress
+from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
-from imagewatchd.store import ListRow, NewEntry, Store
+from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imagewatchd.match import Matcher
-from imagewatchd.store import FileRow
+from imagewatchd.rows import FileRow
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from imagewatchd.fingerprint import flat_hash
-from imagewatchd.store import EntryRow, NewEntry
+from imagewatchd.rows import EntryRow, NewEntry
 
 CSV_COLUMNS = ("id", "sha256", "dhash", "phash", "label", "source", "added", "enabled", "hits")
 _CSV_READ = frozenset(CSV_COLUMNS) | {"list", "kind", "last_hit", "flat"}

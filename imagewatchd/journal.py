@@ -20,7 +20,8 @@ from imagewatchd.errors import UsageError
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.models import ListKind, Role
-from imagewatchd.store import ActionRow, NewEntry, Store
+from imagewatchd.rows import ActionRow, NewEntry
+from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
 

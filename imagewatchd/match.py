@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
-from imagewatchd.store import EntryRow, FileRow, Store
+from imagewatchd.rows import EntryRow, FileRow
+from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from imagewatchd.dupes import DupeGroup
 from imagewatchd.fingerprint import hex64
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import Fingerprint, Match, Thresholds, Verdict, VerdictKind
-from imagewatchd.store import FileRow
+from imagewatchd.rows import FileRow
 
 
 @dataclass(frozen=True, slots=True)

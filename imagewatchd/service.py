@@ -20,8 +20,9 @@ from imagewatchd.journal import destination, reverse, source
 from imagewatchd.match import Matcher
 from imagewatchd.models import Fingerprint, Match, Role, SettledFile, Verdict, VerdictKind
 from imagewatchd.pipeline import Pipeline
+from imagewatchd.rows import FileRow
 from imagewatchd.scan import Scanner, file_stat
-from imagewatchd.store import FileRow, Store
+from imagewatchd.store import Store
 from imagewatchd.watch import selection_of
 
 log = logging.getLogger(__name__)

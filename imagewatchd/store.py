@@ -1,4 +1,4 @@
-"""The SQLite store: all SQL lives here.
+"""The SQLite store: all SQL is run here (the schema is in schema.py, the row types in rows.py).
 
 One file in WAL mode; versioned migrations, each applied in the same transaction as its record;
 every write runs inside ``transaction()``. Hashes are unsigned 64-bit values kept in SQLite's
@@ -12,122 +12,27 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from imagewatchd.errors import StoreError
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
-
-MIGRATIONS: tuple[tuple[int, str, str], ...] = (
-    (
-        1,
-        "files, lists and entries",
-        """
-        CREATE TABLE files (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL UNIQUE,
-            device INTEGER NOT NULL,
-            inode INTEGER NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('library', 'incoming')),
-            sha256 TEXT,
-            dhash INTEGER,
-            phash INTEGER,
-            width INTEGER,
-            height INTEGER,
-            format TEXT,
-            flat INTEGER NOT NULL DEFAULT 0,
-            canon_version INTEGER,
-            error TEXT,
-            first_seen REAL NOT NULL,
-            last_seen REAL NOT NULL
-        );
-        CREATE INDEX files_sha256 ON files (sha256);
-        CREATE TABLE lists (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            kind TEXT NOT NULL CHECK (kind IN ('block', 'allow')),
-            description TEXT NOT NULL DEFAULT '',
-            created REAL NOT NULL
-        );
-        CREATE TABLE entries (
-            id INTEGER PRIMARY KEY,
-            list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
-            sha256 TEXT,
-            dhash INTEGER,
-            phash INTEGER,
-            flat INTEGER NOT NULL DEFAULT 0,
-            canon_version INTEGER,
-            label TEXT NOT NULL DEFAULT '',
-            source TEXT NOT NULL DEFAULT '',
-            added REAL NOT NULL,
-            enabled INTEGER NOT NULL DEFAULT 1,
-            hits INTEGER NOT NULL DEFAULT 0,
-            last_hit REAL,
-            CHECK (sha256 IS NOT NULL OR (dhash IS NOT NULL AND phash IS NOT NULL))
-        );
-        CREATE INDEX entries_sha256 ON entries (sha256);
-        CREATE INDEX entries_list ON entries (list_id);
-        """,
-    ),
-    (
-        2,
-        "the action journal, and a version counter for live list reloads",
-        """
-        CREATE TABLE actions (
-            id INTEGER PRIMARY KEY,
-            kind TEXT NOT NULL CHECK (kind IN ('log', 'move', 'quarantine', 'restore', 'undo')),
-            state TEXT NOT NULL
-                CHECK (state IN ('intended', 'done', 'failed', 'rolled_back', 'undone')),
-            src_root TEXT NOT NULL,
-            src_rel TEXT NOT NULL,
-            dst_root TEXT,
-            dst_rel TEXT,
-            tmp_name TEXT,
-            sha256 TEXT NOT NULL,
-            device INTEGER NOT NULL,
-            inode INTEGER NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            atime_ns INTEGER NOT NULL,
-            uid INTEGER NOT NULL,
-            gid INTEGER NOT NULL,
-            mode INTEGER NOT NULL,
-            verdict TEXT NOT NULL,
-            evidence TEXT NOT NULL,
-            rule TEXT NOT NULL,
-            error TEXT,
-            reverses INTEGER REFERENCES actions (id),
-            created REAL NOT NULL,
-            finished REAL
-        );
-        CREATE INDEX actions_state ON actions (state);
-        CREATE INDEX actions_kind ON actions (kind, state);
-        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-        INSERT INTO counters VALUES ('entries_added', 0), ('entries_changed', 0);
-        CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
-            UPDATE counters SET value = value + 1 WHERE name = 'entries_added';
-        END;
-        CREATE TRIGGER entries_update AFTER UPDATE OF enabled, dhash, phash, sha256 ON entries
-        BEGIN
-            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
-        END;
-        CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
-            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
-        END;
-        """,
-    ),
-)
-
-_FILE_COLUMNS = (
-    "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
-    " format, flat, canon_version, error, first_seen, last_seen"
-)
-_ENTRY_COLUMNS = (
-    "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
-    " e.enabled, e.hits, e.last_hit"
-)
+from imagewatchd.rows import (
+    ACTION_COLUMNS,
+    ENTRY_COLUMNS,
+    FILE_COLUMNS,
+    ActionRow,
+    EntryRow,
+    FileRow,
+    ListRow,
+    NewAction,
+    NewEntry,
+    action_row,
+    entry_row,
+    file_row,
+    to_signed,
+    to_unsigned,
+)  # fmt: skip
+from imagewatchd.schema import MIGRATIONS
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -139,153 +44,6 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
-
-
-def to_signed(value: int) -> int:
-    return value - (1 << 64) if value >= (1 << 63) else value
-
-
-def to_unsigned(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
-
-
-def _unsigned_or_none(value: int | None) -> int | None:
-    return None if value is None else to_unsigned(value)
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    id: int
-    path: str
-    stat: FileStat
-    role: Role
-    sha256: str | None
-    dhash: int | None
-    phash: int | None
-    width: int | None
-    height: int | None
-    format: str | None
-    flat: bool
-    canon_version: int | None
-    error: str | None
-    first_seen: float
-    last_seen: float
-
-    def unchanged(self, stat: FileStat) -> bool:
-        """Already fingerprinted, by the current hashing, at this very (size, mtime, inode)?"""
-        return (
-            self.canon_version == CANON_VERSION
-            and self.error is None
-            and (self.stat.size, self.stat.mtime_ns, self.stat.inode)
-            == (stat.size, stat.mtime_ns, stat.inode)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ListRow:
-    id: int
-    name: str
-    kind: ListKind
-    description: str
-    created: float
-    entries: int
-    enabled: int
-
-
-@dataclass(frozen=True, slots=True)
-class EntryRow:
-    id: int
-    list_name: str
-    list_kind: ListKind
-    sha256: str | None
-    dhash: int | None
-    phash: int | None
-    flat: bool
-    label: str
-    source: str
-    added: float
-    enabled: bool
-    hits: int
-    last_hit: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    """An entry to add: a sha256 (exact), a dHash+pHash pair (near), or both."""
-
-    sha256: str | None
-    dhash: int | None
-    phash: int | None
-    label: str = ""
-    source: str = ""
-    flat: bool = False
-    enabled: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class NewAction:
-    """An action about to be taken, with everything needed to finish or undo it after a crash."""
-
-    kind: str  # log | move | quarantine | restore | undo
-    src_root: str
-    src_rel: str
-    dst_root: str | None
-    dst_rel: str | None
-    tmp_name: str | None
-    sha256: str
-    stat: FileStat
-    atime_ns: int
-    uid: int
-    gid: int
-    mode: int
-    verdict: str
-    evidence: str  # JSON: the matches, with distances and thresholds
-    rule: str  # e.g. "watches[0].on_known"
-    reverses: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRow(NewAction):
-    id: int = 0
-    state: str = "intended"
-    error: str | None = None
-    created: float = 0.0
-    finished: float | None = None
-
-
-_ACTION_COLUMNS = (
-    "kind, src_root, src_rel, dst_root, dst_rel, tmp_name, sha256, device, inode, size,"
-    " mtime_ns, atime_ns, uid, gid, mode, verdict, evidence, rule, reverses, id, state, error,"
-    " created, finished"
-)
-
-
-def _action_row(r: sqlite3.Row) -> ActionRow:
-    return ActionRow(
-        kind=r[0], src_root=r[1], src_rel=r[2], dst_root=r[3], dst_rel=r[4], tmp_name=r[5],
-        sha256=r[6], stat=FileStat(r[7], r[8], r[9], r[10]), atime_ns=r[11], uid=r[12],
-        gid=r[13], mode=r[14], verdict=r[15], evidence=r[16], rule=r[17], reverses=r[18],
-        id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23],
-    )  # fmt: skip
-
-
-def _file_row(row: sqlite3.Row) -> FileRow:
-    return FileRow(
-        id=row[0], path=row[1], stat=FileStat(row[2], row[3], row[4], row[5]),
-        role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
-        phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
-        flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
-        last_seen=row[17],
-    )  # fmt: skip
-
-
-def _entry_row(row: sqlite3.Row) -> EntryRow:
-    return EntryRow(
-        id=row[0], list_name=row[1], list_kind=ListKind(row[2]), sha256=row[3],
-        dhash=_unsigned_or_none(row[4]), phash=_unsigned_or_none(row[5]), flat=bool(row[6]),
-        label=row[7], source=row[8], added=row[9], enabled=bool(row[10]), hits=row[11],
-        last_hit=row[12],
-    )  # fmt: skip
 
 
 class Store:
@@ -364,9 +122,9 @@ class Store:
     # -- files ---------------------------------------------------------------------------
 
     def get_file(self, path: str) -> FileRow | None:
-        row = self._db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,))
+        row = self._db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?", (path,))
         found = row.fetchone()
-        return _file_row(found) if found else None
+        return file_row(found) if found else None
 
     def files_by_id(self, ids: Iterable[int]) -> dict[int, FileRow]:
         wanted = list(ids)
@@ -374,17 +132,17 @@ class Store:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            query = f"SELECT {_FILE_COLUMNS} FROM files WHERE id IN ({marks})"
-            result.update((row[0], _file_row(row)) for row in self._db.execute(query, chunk))
+            query = f"SELECT {FILE_COLUMNS} FROM files WHERE id IN ({marks})"
+            result.update((row[0], file_row(row)) for row in self._db.execute(query, chunk))
         return result
 
     def files_by_sha256(self, sha256: str, role: Role) -> list[FileRow]:
-        query = f"SELECT {_FILE_COLUMNS} FROM files WHERE sha256 = ? AND role = ? ORDER BY id"
-        return [_file_row(row) for row in self._db.execute(query, (sha256, role.value))]
+        query = f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ? AND role = ? ORDER BY id"
+        return [file_row(row) for row in self._db.execute(query, (sha256, role.value))]
 
     def library_files(self) -> Iterator[FileRow]:
-        query = f"SELECT {_FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
-        return (_file_row(row) for row in self._db.execute(query))
+        query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
+        return (file_row(row) for row in self._db.execute(query))
 
     def files_under(self, root: str) -> Iterator[tuple[int, str]]:
         """(id, path) of every file recorded at or below ``root``."""
@@ -503,7 +261,7 @@ class Store:
     def entries(
         self, list_name: str | None = None, ids: Iterable[int] | None = None
     ) -> list[EntryRow]:
-        query = f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
+        query = f"SELECT {ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
         clauses: list[str] = []
         params: list[object] = []
         if list_name is not None:
@@ -515,14 +273,14 @@ class Store:
             params.extend(wanted)
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
-        return [_entry_row(row) for row in self._db.execute(query + " ORDER BY e.id", params)]
+        return [entry_row(row) for row in self._db.execute(query + " ORDER BY e.id", params)]
 
     def entries_by_sha256(self, sha256: str) -> list[EntryRow]:
         query = (
-            f"SELECT {_ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
+            f"SELECT {ENTRY_COLUMNS} FROM entries e JOIN lists l ON l.id = e.list_id"
             " WHERE e.sha256 = ? AND e.enabled = 1 ORDER BY e.id"
         )
-        return [_entry_row(row) for row in self._db.execute(query, (sha256,))]
+        return [entry_row(row) for row in self._db.execute(query, (sha256,))]
 
     def set_entries_enabled(self, ids: Sequence[int], enabled: bool) -> int:
         with self.transaction() as db:
@@ -586,12 +344,12 @@ class Store:
             )
 
     def action(self, action_id: int) -> ActionRow | None:
-        row = self._db.execute(f"SELECT {_ACTION_COLUMNS} FROM actions WHERE id = ?", (action_id,))
+        row = self._db.execute(f"SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?", (action_id,))
         found = row.fetchone()
-        return _action_row(found) if found else None
+        return action_row(found) if found else None
 
     def actions(self, *, kind: str | None = None, state: str | None = None) -> list[ActionRow]:
-        query = f"SELECT {_ACTION_COLUMNS} FROM actions WHERE 1 = 1"
+        query = f"SELECT {ACTION_COLUMNS} FROM actions WHERE 1 = 1"
         params: list[object] = []
         if kind is not None:
             query += " AND kind = ?"
@@ -599,7 +357,7 @@ class Store:
         if state is not None:
             query += " AND state = ?"
             params.append(state)
-        return [_action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
+        return [action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
 
     def forget_path(self, path: str) -> None:
         with self.transaction() as db:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from imagewatchd import hashlists
 from imagewatchd.models import ListKind
-from imagewatchd.store import EntryRow
+from imagewatchd.rows import EntryRow
 
 hashes = st.integers(min_value=0, max_value=2**64 - 1)
 sha256s = st.text("0123456789abcdef", min_size=64, max_size=64)

@@ -12,7 +12,8 @@ from PIL import Image
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role, Thresholds, VerdictKind
-from imagewatchd.store import NewEntry, Store
+from imagewatchd.rows import NewEntry
+from imagewatchd.store import Store
 from tests.conftest import photo
 
 THRESHOLDS = Thresholds(dhash=10, phash=10)

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from imagewatchd.errors import StoreError
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
-from imagewatchd.store import MIGRATIONS, NewEntry, Store, to_signed, to_unsigned
+from imagewatchd.rows import NewEntry, to_signed, to_unsigned
+from imagewatchd.schema import MIGRATIONS
+from imagewatchd.store import Store
 
 hashes = st.integers(min_value=0, max_value=2**64 - 1)
 sha256s = st.text("0123456789abcdef", min_size=64, max_size=64)

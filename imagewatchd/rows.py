@@ -1,0 +1,168 @@
+"""The store's rows as frozen values, and their conversion from SQLite tuples.
+
+Hashes are unsigned 64-bit values kept in SQLite's signed INTEGER by two's complement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imagewatchd.models import CANON_VERSION, FileStat, ListKind, Role
+
+FILE_COLUMNS = (
+    "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
+    " format, flat, canon_version, error, first_seen, last_seen"
+)
+ENTRY_COLUMNS = (
+    "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
+    " e.enabled, e.hits, e.last_hit"
+)
+
+
+def to_signed(value: int) -> int:
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def to_unsigned(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _unsigned_or_none(value: int | None) -> int | None:
+    return None if value is None else to_unsigned(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    id: int
+    path: str
+    stat: FileStat
+    role: Role
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    width: int | None
+    height: int | None
+    format: str | None
+    flat: bool
+    canon_version: int | None
+    error: str | None
+    first_seen: float
+    last_seen: float
+
+    def unchanged(self, stat: FileStat) -> bool:
+        """Already fingerprinted, by the current hashing, at this very (size, mtime, inode)?"""
+        return (
+            self.canon_version == CANON_VERSION
+            and self.error is None
+            and (self.stat.size, self.stat.mtime_ns, self.stat.inode)
+            == (stat.size, stat.mtime_ns, stat.inode)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    id: int
+    name: str
+    kind: ListKind
+    description: str
+    created: float
+    entries: int
+    enabled: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    id: int
+    list_name: str
+    list_kind: ListKind
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    flat: bool
+    label: str
+    source: str
+    added: float
+    enabled: bool
+    hits: int
+    last_hit: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry to add: a sha256 (exact), a dHash+pHash pair (near), or both."""
+
+    sha256: str | None
+    dhash: int | None
+    phash: int | None
+    label: str = ""
+    source: str = ""
+    flat: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NewAction:
+    """An action about to be taken, with everything needed to finish or undo it after a crash."""
+
+    kind: str  # log | move | quarantine | restore | undo
+    src_root: str
+    src_rel: str
+    dst_root: str | None
+    dst_rel: str | None
+    tmp_name: str | None
+    sha256: str
+    stat: FileStat
+    atime_ns: int
+    uid: int
+    gid: int
+    mode: int
+    verdict: str
+    evidence: str  # JSON: the matches, with distances and thresholds
+    rule: str  # e.g. "watches[0].on_known"
+    reverses: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow(NewAction):
+    id: int = 0
+    state: str = "intended"
+    error: str | None = None
+    created: float = 0.0
+    finished: float | None = None
+
+
+ACTION_COLUMNS = (
+    "kind, src_root, src_rel, dst_root, dst_rel, tmp_name, sha256, device, inode, size,"
+    " mtime_ns, atime_ns, uid, gid, mode, verdict, evidence, rule, reverses, id, state, error,"
+    " created, finished"
+)
+
+
+def action_row(r: Sequence[Any]) -> ActionRow:
+    return ActionRow(
+        kind=r[0], src_root=r[1], src_rel=r[2], dst_root=r[3], dst_rel=r[4], tmp_name=r[5],
+        sha256=r[6], stat=FileStat(r[7], r[8], r[9], r[10]), atime_ns=r[11], uid=r[12],
+        gid=r[13], mode=r[14], verdict=r[15], evidence=r[16], rule=r[17], reverses=r[18],
+        id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23],
+    )  # fmt: skip
+
+
+def file_row(row: Sequence[Any]) -> FileRow:
+    return FileRow(
+        id=row[0], path=row[1], stat=FileStat(row[2], row[3], row[4], row[5]),
+        role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
+        phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
+        flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
+        last_seen=row[17],
+    )  # fmt: skip
+
+
+def entry_row(row: Sequence[Any]) -> EntryRow:
+    return EntryRow(
+        id=row[0], list_name=row[1], list_kind=ListKind(row[2]), sha256=row[3],
+        dhash=_unsigned_or_none(row[4]), phash=_unsigned_or_none(row[5]), flat=bool(row[6]),
+        label=row[7], source=row[8], added=row[9], enabled=bool(row[10]), hits=row[11],
+        last_hit=row[12],
+    )  # fmt: skip

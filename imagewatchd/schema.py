@@ -1,0 +1,108 @@
+"""The database schema: versioned migrations, applied in order by ``store.py``.
+
+Each migration runs in the same transaction as its record in the ``migrations`` table.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (
+        1,
+        "files, lists and entries",
+        """
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('library', 'incoming')),
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            error TEXT,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE TABLE lists (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('block', 'allow')),
+            description TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL
+        );
+        CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            label TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            added REAL NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit REAL,
+            CHECK (sha256 IS NOT NULL OR (dhash IS NOT NULL AND phash IS NOT NULL))
+        );
+        CREATE INDEX entries_sha256 ON entries (sha256);
+        CREATE INDEX entries_list ON entries (list_id);
+        """,
+    ),
+    (
+        2,
+        "the action journal, and a version counter for live list reloads",
+        """
+        CREATE TABLE actions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('log', 'move', 'quarantine', 'restore', 'undo')),
+            state TEXT NOT NULL
+                CHECK (state IN ('intended', 'done', 'failed', 'rolled_back', 'undone')),
+            src_root TEXT NOT NULL,
+            src_rel TEXT NOT NULL,
+            dst_root TEXT,
+            dst_rel TEXT,
+            tmp_name TEXT,
+            sha256 TEXT NOT NULL,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            mode INTEGER NOT NULL,
+            verdict TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            error TEXT,
+            reverses INTEGER REFERENCES actions (id),
+            created REAL NOT NULL,
+            finished REAL
+        );
+        CREATE INDEX actions_state ON actions (state);
+        CREATE INDEX actions_kind ON actions (kind, state);
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO counters VALUES ('entries_added', 0), ('entries_changed', 0);
+        CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_added';
+        END;
+        CREATE TRIGGER entries_update AFTER UPDATE OF enabled, dhash, phash, sha256 ON entries
+        BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        """,
+    ),
+)
