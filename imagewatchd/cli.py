@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from imagewatchd import __version__, commands, logsetup, service
-from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError
+from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError, UsageError
 
 log = logging.getLogger("imagewatchd")
 
@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scan(args: argparse.Namespace) -> int:
+    if args.dry_run and not args.act:
+        raise UsageError("--dry-run goes with --act (a plain scan only indexes)")
     return service.scan_act(args) if args.act else commands.scan(args)
 
 

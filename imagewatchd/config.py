@@ -191,6 +191,10 @@ def parse(data: object, source: str) -> Config:
         rescan_interval=reader.number(top, "rescan_interval", "", 3600.0),
         workers=reader.integer(top, "workers", "", 2, 1, 64),
     )
+    quarantine = config.quarantine_dir
+    for index, watch in enumerate(watches):
+        if quarantine is not None and quarantine.is_relative_to(watch.path):
+            reader.problem("quarantine_dir", f"inside watches[{index}] ({watch.path})")
     if reader.problems:
         raise ConfigError(source, reader.problems)
     return config
@@ -221,6 +225,7 @@ def _parse_watches(reader: _Reader, value: object) -> tuple[Watch, ...]:
         if watch is not None:
             watches.append((index, watch))
     _check_overlaps(reader, watches)
+    _check_targets(reader, watches)
     return tuple(watch for _, watch in watches)
 
 
@@ -267,6 +272,16 @@ def _check_overlaps(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:
                 reader.problem(f"watches[{j}].path", f"inside watches[{i}] ({first.path})")
             elif first.path.is_relative_to(second.path) and second.recursive:
                 reader.problem(f"watches[{i}].path", f"inside watches[{j}] ({second.path})")
+
+
+def _check_targets(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:
+    """A move target inside any watched tree would have moved files processed again."""
+    for i, watch in watches:
+        if watch.move_to is None:
+            continue
+        for j, other in watches:
+            if j != i and watch.move_to.is_relative_to(other.path):
+                reader.problem(f"watches[{i}].move_to", f"inside watches[{j}] ({other.path})")
 
 
 def load(located: paths.Located) -> Config:

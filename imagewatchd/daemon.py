@@ -9,7 +9,9 @@ so that the service manager restarts it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import queue
 import signal
 import threading
@@ -23,17 +25,17 @@ from imagewatchd import config as config_module
 from imagewatchd import paths
 from imagewatchd.act import Actor
 from imagewatchd.config import Config
-from imagewatchd.errors import ConfigError
+from imagewatchd.errors import ConfigError, UsageError
 from imagewatchd.filters import walk
 from imagewatchd.journal import recover
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.notify import Notifier
 from imagewatchd.pipeline import Pipeline
-from imagewatchd.reconcile import reconcile
+from imagewatchd.reconcile import finish_first_index, reconcile
 from imagewatchd.settle import Settler
 from imagewatchd.store import Store
-from imagewatchd.watch import Event, Gone, Rescan, Watcher, selection_of
+from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
 STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
 STATUS_EVERY = 2.0
+RETRY_AFTER = 30.0  # seconds before a rescan retries files whose processing failed
 
 
 @dataclass
@@ -63,7 +66,9 @@ class Session:
         self.dry_run = dry_run
         self.stop = threading.Event()
         self.events: queue.Queue[Event] = queue.Queue(EVENT_QUEUE_SIZE)
-        self.work: queue.Queue[SettledFile | Gone | None] = queue.Queue(config.workers * 4)
+        self.work: queue.Queue[SettledFile | Gone | Renamed | None] = queue.Queue(
+            config.workers * 4
+        )
         self.in_flight: set[str] = set()
         self.again: set[str] = set()
         self.lock = threading.Lock()
@@ -71,6 +76,7 @@ class Session:
         self.rescan_request = threading.Event()
         self.closes_lost = threading.Event()
         self.last_progress = time.monotonic()
+        self.retry_at: float | None = None
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
@@ -138,6 +144,9 @@ class Session:
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
         if self.watcher.retry_missing():
             self.rescan_request.set()
+        if self.retry_at is not None and time.monotonic() >= self.retry_at:
+            self.retry_at = None
+            self.rescan_request.set()
         if self.watcher.overflowed.is_set():
             self.watcher.overflowed.clear()
             log.warning("events were lost (queue overflow): rescanning every watch")
@@ -165,6 +174,9 @@ class Session:
                 self._dispatch(settler.offer(item))
             elif isinstance(item, Gone):
                 settler.discard(item.path)
+                self._put(item)
+            elif isinstance(item, Renamed):
+                settler.discard(item.src)
                 self._put(item)
             elif isinstance(item, Rescan):
                 for candidate in self._walk(item):
@@ -195,7 +207,7 @@ class Session:
             self.in_flight.add(settled.path)
         self._put(settled)
 
-    def _put(self, item: SettledFile | Gone) -> None:
+    def _put(self, item: SettledFile | Gone | Renamed) -> None:
         while not self.stop.is_set():
             try:
                 self.work.put(item, timeout=0.2)
@@ -216,6 +228,9 @@ class Session:
                 if isinstance(item, Gone):
                     self._forget(store, matcher, item.path)
                     continue
+                if isinstance(item, Renamed):
+                    self._rename(store, item)
+                    continue
                 self._finish(item, self._process(pipeline, item))
         finally:
             store.close()
@@ -224,8 +239,9 @@ class Session:
         try:
             return pipeline.process(settled, act=settled.act)
         except Exception as exc:  # one file's failure never stops the daemon
-            log.error("%s: internal error while processing: %r", settled.path, exc)
+            log.error("%s: not processed: %r (retried by a rescan)", settled.path, exc)
             log.debug("traceback", exc_info=True)
+            self.retry_at = time.monotonic() + RETRY_AFTER
             return None
 
     def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
@@ -241,12 +257,29 @@ class Session:
             )
             self.again.discard(settled.path)
         if again:
-            self.events.put(Candidate(settled.path, settled.watch, Arrival.SCAN, settled.act))
+            try:
+                self.events.put_nowait(
+                    Candidate(settled.path, settled.watch, Arrival.SCAN, settled.act)
+                )
+            except queue.Full:  # never block on the settler, which may be waiting on us
+                self.watcher.overflowed.set()
+
+    def _rename(self, store: Store, item: Renamed) -> None:
+        try:
+            store.rename_paths(item.src, item.dest)
+        except Exception as exc:
+            log.error("%s: renamed to %s, not yet recorded: %r", item.src, item.dest, exc)
+            self.retry_at = time.monotonic() + RETRY_AFTER
 
     def _forget(self, store: Store, matcher: Matcher, path: str) -> None:
-        for file_id, _ in store.files_under(path):
-            matcher.remove_library_file(file_id)
-        store.forget_files([file_id for file_id, _ in store.files_under(path)])
+        try:
+            ids = [file_id for file_id, _ in store.files_under(path)]
+            for file_id in ids:
+                matcher.remove_library_file(file_id)
+            store.forget_files(ids)
+        except Exception as exc:  # e.g. the database locked for too long: a rescan forgets it
+            log.error("%s: gone, but not forgotten yet: %r", path, exc)
+            self.retry_at = time.monotonic() + RETRY_AFTER
 
     def _rescan_loop(self) -> None:
         store = Store(self.db_path)
@@ -255,12 +288,13 @@ class Session:
                 if not self.rescan_request.wait(timeout=0.5):
                     continue
                 self.rescan_request.clear()
-                self.watcher.retry_missing()
                 found = reconcile(
                     self.config, store, self.matcher.bind(store), self.events, self.stop
                 )
                 self.stats.last_reconcile = time.time()
-                log.info("reconcile: %d file(s) to process", found)
+                log.info("reconcile: %d file(s) to process", found.queued)
+                for root, paths in found.first_index.items():
+                    finish_first_index(store, root, paths, self.stop)
         finally:
             store.close()
 
@@ -286,6 +320,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._signal)
         db_path = paths.database_path(self.db_flag, config.database)
+        lock = _single_instance(db_path)
         with Store(db_path) as store:
             recover(store)
         try:
@@ -303,6 +338,7 @@ class Daemon:
                 config = self._reload(config)
         finally:
             self.notifier.close()
+            os.close(lock)
 
     def _start(self, config: Config, db_path: Path) -> Session:
         quarantine = paths.quarantine_dir(config.quarantine_dir)
@@ -352,6 +388,18 @@ class Daemon:
             return current
         log.info("reloaded %s", fresh.source)
         return fresh
+
+
+def _single_instance(db_path: Path) -> int:
+    """One daemon per database: a second one's crash recovery would undo the first's moves."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(f"{db_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise UsageError(f"{db_path}: another imagewatchd daemon is running on it") from None
+    return lock
 
 
 class _Timers:

@@ -115,10 +115,11 @@ def _csv_entry(row: dict[str, str | None], source: str) -> NewEntry:
 
 
 def format_hex(entries: Iterable[EntryRow]) -> str:
-    """The dHash+pHash pair where the entry has one (that is what near-matches), else sha256."""
+    """The dHash+pHash pair where the entry near-matches with one, else its sha256."""
     lines = []
     for entry in entries:
-        if entry.dhash is not None and entry.phash is not None:
+        near = entry.dhash is not None and entry.phash is not None
+        if near and not (entry.flat and entry.sha256):
             token = f"{entry.dhash:016x}{entry.phash:016x}"
         else:
             token = entry.sha256 or ""

@@ -116,8 +116,8 @@ def _best_effort(set_mode: Callable[[Location, int], None], dst: Location, mode:
 def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role) -> Path:
     """Move a quarantined or moved file back; never overwrites (a free name is chosen).
 
-    With ``allow``, the file's fingerprint goes on the allow list ``restored`` so that it is
-    not acted on again.
+    With ``allow``, the file's sha256 goes on the allow list ``restored`` so that this very
+    file is not acted on again, while the banned picture and its other copies still are.
     """
     action = store.action(action_id)
     if action is None or action.kind not in ("quarantine", "move"):
@@ -131,12 +131,17 @@ def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Ro
     if fileops.sha256_of(here) != action.sha256:
         raise UsageError(f"{here.path}: content differs from the journal; not restoring")
     kind = "restore" if action.kind == "quarantine" else "undo"
-    if allow:
-        _allow(store, here, action, actor.clock())
-    moved = actor.move(
-        here, back, fileops.file_stat(current), action.sha256, kind,
-        f'{{"reverses": {action.id}}}', "command", reverses=action.id, mode=action.mode & 0o7777,
-    )  # fmt: skip
+    # allowed before it moves: a running daemon may see it back the instant it arrives
+    allowed = _allow(store, action, actor.clock()) if allow else []
+    try:
+        moved = actor.move(
+            here, back, fileops.file_stat(current), action.sha256, kind,
+            f'{{"reverses": {action.id}}}', "command", reverses=action.id,
+            mode=action.mode & 0o7777,
+        )  # fmt: skip
+    except BaseException:
+        store.remove_entries(allowed)
+        raise
     restored = Location(back.root, PurePosixPath(moved.destination.relative_to(back.root)))
     fileops.restore_times_owner(
         restored, atime_ns=action.atime_ns, mtime_ns=action.stat.mtime_ns, uid=action.uid,
@@ -147,22 +152,14 @@ def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Ro
     return moved.destination
 
 
-def _allow(store: Store, here: Location, action: ActionRow, now: float) -> None:
-    try:
-        _, fp = fingerprint_file(here.path)
-    except FileOpsError:
-        fp = None
-    except Exception as exc:  # an unreadable image can still be restored, by sha256
-        log.debug("%s: %s", here.path, exc)
-        fp = None
+def _allow(store: Store, action: ActionRow, now: float) -> list[int]:
+    """Allow this very file (its sha256): the ban and the banned picture's copies stand."""
     row = store.get_list(RESTORED_LIST)
     list_id = row.id if row else store.create_list(RESTORED_LIST, ListKind.ALLOW, "", now)
     label = f"restored from action {action.id}"
-    entry = NewEntry(
-        action.sha256, fp.dhash if fp else None, fp.phash if fp else None, label=label,
-        source=str(source(action).path), flat=bool(fp and fp.flat),
-    )  # fmt: skip
-    store.add_entries(list_id, [entry], now)
+    entry = NewEntry(action.sha256, None, None, label=label, source=str(source(action).path))
+    added, _ = store.add_entries(list_id, [entry], now)
+    return added
 
 
 def _remember(store: Store, restored: Location, role: Role, now: float) -> None:

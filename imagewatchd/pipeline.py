@@ -7,6 +7,7 @@ commands run exactly the same code.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from imagewatchd.models import (
     Verdict,
     VerdictKind,
 )  # fmt: skip
+from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
 log = logging.getLogger("imagewatchd.pipeline")
@@ -65,19 +67,31 @@ class Pipeline:
         self.config = config
         self.clock = clock
 
-    def process(self, settled: SettledFile, *, act: bool = True) -> Outcome:
-        """Fingerprint, match and act on one file; ``act=False`` only indexes it."""
+    def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
+        """Fingerprint, match and act on one file; ``act=False`` only indexes it.
+
+        An unchanged file is skipped, unless ``recheck`` asks for its stored fingerprint to be
+        matched again (``scan --act``: lists may have grown since).
+        """
         row = self.store.get_file(settled.path)
         if row is not None and row.unchanged(settled.stat):
-            return Outcome(settled.path, None, "unchanged")
-        try:
-            file_stat, fp = fingerprint_file(Path(settled.path), self.config.matching.max_pixels)
-        except FingerprintError as exc:
-            return self._failed(settled, exc)
+            stored = row.fingerprint()
+            if not recheck or stored is None:
+                return Outcome(settled.path, None, "unchanged")
+            file_stat, fp = row.stat, stored
+        else:
+            try:
+                file_stat, fp = fingerprint_file(
+                    Path(settled.path), self.config.matching.max_pixels
+                )
+            except FingerprintError as exc:
+                return self._failed(settled, exc)
         settled = SettledFile(settled.path, settled.watch, file_stat)
         verdict = self.matcher.match(fp, exclude_file=row.id if row else None)
         watch = self.config.watches[settled.watch]
         decision = decide(verdict, watch, settled.watch) if act else Decision(None, "")
+        if not self._newcomer(settled, row, watch.role) and verdict.kind is VerdictKind.DUPLICATE:
+            decision = Decision(None, "")  # an edited or renamed library photo is no newcomer
         try:
             moved = self.actor.act(settled, fp, verdict, decision)
         except FileChanged as exc:
@@ -101,6 +115,23 @@ class Pipeline:
             outcome = self._record(settled, fp, verdict, decision, watch.role)
         self._log(outcome, verdict)
         return outcome
+
+    def _newcomer(self, settled: SettledFile, row: FileRow | None, role: Role) -> bool:
+        """New to a library: no row for the path, and not a known file under a new name.
+
+        A row for the same inode whose path is gone is a rename (forgotten here); one whose path
+        still exists is a hard link: the same file, not a duplicate.
+        """
+        if role is not Role.LIBRARY:
+            return True
+        if row is not None:
+            return False
+        same = self.store.files_by_inode(settled.stat.device, settled.stat.inode)
+        for old in same:
+            if not os.path.lexists(old.path):
+                self.matcher.remove_library_file(old.id)
+                self.store.forget_path(old.path)
+        return not same
 
     def _record(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from imagewatchd.models import CANON_VERSION, FileStat, ListKind, Role
+from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
 
 FILE_COLUMNS = (
     "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
@@ -52,13 +52,24 @@ class FileRow:
     last_seen: float
 
     def unchanged(self, stat: FileStat) -> bool:
-        """Already fingerprinted, by the current hashing, at this very (size, mtime, inode)?"""
-        return (
-            self.canon_version == CANON_VERSION
-            and self.error is None
-            and (self.stat.size, self.stat.mtime_ns, self.stat.inode)
-            == (stat.size, stat.mtime_ns, stat.inode)
-        )
+        """Already read at this very (size, mtime, inode), by the current hashing?
+
+        A file that could not be fingerprinted counts too: it is not read (and its error not
+        logged) again until it changes.
+        """
+        same = (self.stat.size, self.stat.mtime_ns, self.stat.inode) == (
+            stat.size, stat.mtime_ns, stat.inode,
+        )  # fmt: skip
+        return same and (self.error is not None or self.canon_version == CANON_VERSION)
+
+    def fingerprint(self) -> Fingerprint | None:
+        """The stored fingerprint, if the file had one."""
+        if self.sha256 is None or self.dhash is None or self.phash is None:
+            return None
+        return Fingerprint(
+            self.sha256, self.dhash, self.phash, self.width or 0, self.height or 0,
+            self.format or "", self.flat, self.canon_version or CANON_VERSION,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,4 +105,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         END;
         """,
     ),
+    (
+        3,
+        "renames are found by inode; list entries are deduplicated by index; first indexes",
+        """
+        CREATE INDEX files_inode ON files (device, inode);
+        CREATE INDEX entries_identity ON entries (list_id, sha256, dhash, phash);
+        CREATE TABLE watches (
+            path TEXT PRIMARY KEY,
+            indexed REAL NOT NULL
+        );
+        """,
+    ),
 )

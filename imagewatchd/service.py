@@ -16,9 +16,18 @@ from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError
 from imagewatchd.filters import walk
+from imagewatchd.hashindex import hamming
 from imagewatchd.journal import destination, reverse, source
 from imagewatchd.match import Matcher
-from imagewatchd.models import Fingerprint, Match, Role, SettledFile, Verdict, VerdictKind
+from imagewatchd.models import (
+    Fingerprint,
+    Match,
+    Role,
+    SettledFile,
+    Thresholds,
+    Verdict,
+    VerdictKind,
+)  # fmt: skip
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import FileRow
 from imagewatchd.scan import Scanner, file_stat
@@ -66,7 +75,7 @@ def scan_act(args: argparse.Namespace) -> int:
 def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
     errors = 0
     for path, info in walk(root, selection_of(watch), watch.recursive):
-        outcome = pipeline.process(SettledFile(str(path), index, file_stat(info)))
+        outcome = pipeline.process(SettledFile(str(path), index, file_stat(info)), recheck=True)
         errors += outcome.action == "error"
         print(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
     return errors
@@ -89,8 +98,23 @@ def _dedupe(
         best = group.best
         print(f"keep {best.path}")
         for row in group.files[1:]:
-            errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
+            if not Path(row.path).is_relative_to(root):
+                print(f"  {row.path}: outside {root}, left alone")
+            elif not _matches(row, best, matcher.thresholds):
+                print(f"  {row.path}: like another copy, but not like the best one: left alone")
+            else:
+                errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
     return errors
+
+
+def _matches(row: FileRow, best: FileRow, t: Thresholds) -> bool:
+    """Grouping is transitive, matching is not: act only on copies of the kept picture."""
+    if row.sha256 == best.sha256:
+        return True
+    a, b = row.fingerprint(), best.fingerprint()
+    if a is None or b is None or a.flat or b.flat:
+        return False
+    return hamming(a.dhash, b.dhash) <= t.dhash and hamming(a.phash, b.phash) <= t.phash
 
 
 def _act_on_copy(
@@ -112,11 +136,9 @@ def _act_on_copy(
 
 
 def _fingerprint(row: FileRow) -> Fingerprint:
-    assert row.sha256 is not None
-    assert row.dhash is not None
-    assert row.phash is not None
-    return Fingerprint(row.sha256, row.dhash, row.phash, row.width or 0, row.height or 0,
-                       row.format or "", row.flat, row.canon_version or 0)  # fmt: skip
+    fp = row.fingerprint()
+    assert fp is not None  # library_files() holds fingerprinted rows only
+    return fp
 
 
 def _act_on(
@@ -128,8 +150,8 @@ def _act_on(
     kind = verdict.kind.value
     try:
         moved = actor.act(settled, _fingerprint(row), verdict, decision)
-    except FileOpsError as exc:
-        print(f"  {row.path}: {kind}: error: {exc.reason}")
+    except (FileOpsError, ValueError) as exc:
+        print(f"  {row.path}: {kind}: error: {getattr(exc, 'reason', exc)}")
         return 1
     if moved is not None:
         matcher.remove_library_file(row.id)

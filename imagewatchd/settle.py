@@ -10,6 +10,7 @@ mtime do not change. Time and ``stat`` are injected, so the rules are tested wit
 
 from __future__ import annotations
 
+import math
 import os
 import stat as stat_module
 from collections.abc import Callable
@@ -20,10 +21,10 @@ from imagewatchd.models import Arrival, Candidate, FileStat, SettledFile
 StatFn = Callable[[str], os.stat_result | None]
 Clock = Callable[[], float]
 
-# A file awaiting its close is settled anyway once it has been still this long (a lost close
-# event must not hold a file forever): that many quiet periods, and at least a minute.
-CLOSE_TIMEOUT_FACTOR = 30
-CLOSE_TIMEOUT_MIN = 60.0
+# A file still open for writing waits for its close, however long (a stalled upload may resume);
+# only when events were lost (``closes_lost``) does it fall back to a quiet period. An empty
+# file that nobody writes to settles after a minute.
+EMPTY_WAIT = 60.0
 
 
 def lstat_regular(path: str) -> os.stat_result | None:
@@ -141,7 +142,7 @@ class Settler:
         return min(item.since + self._wait(item) for item in self.pending.values())
 
     def _wait(self, item: _Pending) -> float:
+        if item.awaiting_close:
+            return math.inf
         quiet = self.quiet(item.watch)
-        if item.awaiting_close or item.identity.size == 0:  # an empty file is rarely done
-            return max(quiet * CLOSE_TIMEOUT_FACTOR, CLOSE_TIMEOUT_MIN)
-        return quiet
+        return max(quiet, EMPTY_WAIT) if item.identity.size == 0 else quiet

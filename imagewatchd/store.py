@@ -34,6 +34,8 @@ from imagewatchd.rows import (
 )  # fmt: skip
 from imagewatchd.schema import MIGRATIONS
 
+IMPORT_CHUNK = 5000
+
 
 def _statements(script: str) -> Iterator[str]:
     """Split a script into statements; triggers hold semicolons of their own."""
@@ -71,6 +73,21 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def durable(self) -> Iterator[sqlite3.Connection]:
+        """A transaction that survives power loss once committed (the WAL is fsynced).
+
+        WAL with ``synchronous = NORMAL`` may lose the last commits on power loss; that is fine
+        for fingerprints, not for a journal entry written before a file is moved.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA synchronous = FULL")
+            try:
+                with self.transaction() as db:
+                    yield db
+            finally:
+                self._db.execute("PRAGMA synchronous = NORMAL")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -143,6 +160,36 @@ class Store:
     def library_files(self) -> Iterator[FileRow]:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
         return (file_row(row) for row in self._db.execute(query))
+
+    def rename_paths(self, src: str, dest: str) -> int:
+        """A file, or a directory's files, renamed: the rows follow. Returns how many moved.
+
+        A row already at the new name (a file that the rename replaced) gives way.
+        """
+        prefix, new_prefix = src.rstrip("/") + "/", dest.rstrip("/") + "/"
+        with self.transaction() as db:
+            moved = db.execute(
+                "SELECT id, path FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
+                (src, len(prefix), prefix),
+            ).fetchall()
+            for file_id, path in moved:
+                new = dest if path == src else new_prefix + path[len(prefix) :]
+                db.execute("DELETE FROM files WHERE path = ? AND id != ?", (new, file_id))
+                db.execute("UPDATE files SET path = ? WHERE id = ?", (new, file_id))
+        return len(moved)
+
+    def files_by_inode(self, device: int, inode: int) -> list[FileRow]:
+        query = f"SELECT {FILE_COLUMNS} FROM files WHERE device = ? AND inode = ?"
+        return [file_row(row) for row in self._db.execute(query, (device, inode))]
+
+    def watch_indexed(self, path: str) -> bool:
+        """Has this library watch's first index completed?"""
+        row = self._db.execute("SELECT 1 FROM watches WHERE path = ?", (path,)).fetchone()
+        return row is not None
+
+    def mark_watch_indexed(self, path: str, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO watches (path, indexed) VALUES (?, ?)", (path, now))
 
     def files_under(self, root: str) -> Iterator[tuple[int, str]]:
         """(id, path) of every file recorded at or below ``root``."""
@@ -233,7 +280,22 @@ class Store:
     def add_entries(
         self, list_id: int, entries: Iterable[NewEntry], now: float
     ) -> tuple[list[int], int]:
-        """Add entries, skipping any the list already holds; returns (new ids, skipped)."""
+        """Add entries, skipping any the list already holds; returns (new ids, skipped).
+
+        Committed in chunks, so that a large import never holds the write lock for long.
+        """
+        added: list[int] = []
+        skipped = 0
+        pending = list(entries)
+        for start in range(0, len(pending), IMPORT_CHUNK):
+            new, same = self._add_chunk(list_id, pending[start : start + IMPORT_CHUNK], now)
+            added += new
+            skipped += same
+        return added, skipped
+
+    def _add_chunk(
+        self, list_id: int, entries: list[NewEntry], now: float
+    ) -> tuple[list[int], int]:
         added: list[int] = []
         skipped = 0
         with self.transaction() as db:
@@ -319,7 +381,7 @@ class Store:
     def intend(self, action: NewAction, now: float) -> int:
         """Record an action before it happens; returns its id."""
         a = action
-        with self.transaction() as db:
+        with self.durable() as db:
             row = db.execute(
                 "INSERT INTO actions (kind, state, src_root, src_rel, dst_root, dst_rel, tmp_name,"
                 " sha256, device, inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict,"
@@ -333,7 +395,7 @@ class Store:
 
     def retarget(self, action_id: int, dst_rel: str) -> None:
         """The destination name was taken: the journal must name the one actually used."""
-        with self.transaction() as db:
+        with self.durable() as db:
             db.execute("UPDATE actions SET dst_rel = ? WHERE id = ?", (dst_rel, action_id))
 
     def finish(self, action_id: int, state: str, now: float, error: str | None = None) -> None:

@@ -65,7 +65,15 @@ class Rescan:
     path: str
 
 
-Event = Candidate | Gone | Rescan
+@dataclass(frozen=True, slots=True)
+class Renamed:
+    """A file or directory was renamed within a watched tree: its rows follow it."""
+
+    src: str
+    dest: str
+
+
+Event = Candidate | Gone | Renamed | Rescan
 
 
 def selection_of(watch: Watch) -> Selection:
@@ -78,6 +86,7 @@ class _Handler(FileSystemEventHandler):
     def __init__(self, index: int, watch: Watch, events: queue.Queue[Event], full: threading.Event):
         self.index = index
         self.root = str(watch.path)
+        self.recursive = watch.recursive
         self.selection = selection_of(watch)
         self.events = events
         self.full = full
@@ -93,16 +102,24 @@ class _Handler(FileSystemEventHandler):
         src = os.fsdecode(event.src_path)
         if isinstance(event, DirMovedEvent):
             dest = os.fsdecode(event.dest_path)
-            return [Gone(src), *([Rescan(self.index, dest)] if self._inside(dest) else [])]
+            return [self._moved(src, dest), *self._rescan(dest)]
         if isinstance(event, DirCreatedEvent):
-            return [Rescan(self.index, src)]
+            return self._rescan(src)
         if isinstance(event, DirDeletedEvent | FileDeletedEvent):
             return [Gone(src)]
         if isinstance(event, FileMovedEvent):
             dest = os.fsdecode(event.dest_path)
-            return [Gone(src), *self._candidate(dest, Arrival.MOVED)]
+            return [self._moved(src, dest), *self._candidate(dest, Arrival.MOVED)]
         arrival = _ARRIVALS.get(type(event))
         return self._candidate(src, arrival) if arrival is not None else []
+
+    def _moved(self, src: str, dest: str) -> Event:
+        """Within the tree a rename keeps what we know of the file; out of it, it is gone."""
+        return Renamed(src, dest) if self._inside(dest) else Gone(src)
+
+    def _rescan(self, directory: str) -> list[Event]:
+        """A directory appeared: its files matter only to a recursive watch."""
+        return [Rescan(self.index, directory)] if self.recursive and self._inside(directory) else []
 
     def _inside(self, path: str) -> bool:
         return path == self.root or path.startswith(self.root.rstrip("/") + "/")

@@ -211,3 +211,34 @@ def test_scan_act_dedupes_a_library_keeping_the_best(
     assert "no duplicates" in cli("--config", str(config), "dupes", check=0).out
     outside = cli("--config", str(config), "scan", "--act", str(tmp_path), check=2)
     assert "not inside a configured watch" in outside.err
+
+
+def test_scan_act_applies_new_bans_to_files_seen_before(
+    cli: Cli, tmp_path: Path, make_image: MakeImage
+) -> None:
+    upload = make_image("uploads/a.jpg", seed=12, quality=90)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"quarantine_dir: {tmp_path / 'q'}\n"
+        f"watches:\n  - path: {tmp_path / 'uploads'}\n    role: incoming\n"
+        f"    on_known: quarantine\n"
+    )
+    first = cli("--config", str(config), "scan", "--act", check=0).out
+    assert f"{upload}: clean -> none" in first
+    cli("known", "add", "--list", "banned", str(upload), check=0)  # banned after it was seen
+    cli("--config", str(config), "scan", "--act", check=0)
+    assert not upload.exists()
+    assert len(list((tmp_path / "q").iterdir())) == 1
+    result = cli("--config", str(config), "scan", "--dry-run", check=2)
+    assert "--dry-run goes with --act" in result.err
+
+
+def test_hex_export_keeps_flat_entries_exact(cli: Cli, tmp_path: Path) -> None:
+    red = tmp_path / "red.png"
+    Image.new("RGB", (100, 100), "red").save(red)
+    cli("known", "add", "--list", "flat", str(red), check=0)
+    exported = cli("known", "export", "--list", "flat", "--format", "hex", check=0).out
+    (tmp_path / "flat.txt").write_text(exported)
+    cli("known", "import", "--list", "again", str(tmp_path / "flat.txt"), check=0)
+    cli("known", "disable", "1", check=0)
+    assert cli("check", str(red), check=1).out.splitlines()[1].startswith("  list 'again'")

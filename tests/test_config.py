@@ -146,3 +146,15 @@ def test_check_config_command(cli: Callable[..., Run], tmp_path: Path) -> None:
     assert "Traceback" not in result.err
     missing = cli("--config", str(tmp_path / "missing.yaml"), "status", check=78)
     assert "no such file" in missing.err
+
+
+def test_move_targets_and_the_quarantine_stay_outside_every_watch() -> None:
+    found = problems(
+        {"quarantine_dir": "/srv/uploads/q",
+         "watches": [
+             {"path": "/srv/uploads", "role": "incoming"},
+             {"path": "/srv/photos", "on_duplicate": "move", "move_to": "/srv/uploads/dupes"},
+         ]}
+    )  # fmt: skip
+    assert "watches[1].move_to: inside watches[0] (/srv/uploads)" in found
+    assert "quarantine_dir: inside watches[0] (/srv/uploads)" in found

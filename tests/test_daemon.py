@@ -9,6 +9,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,6 +225,8 @@ def test_restore_and_undo_round_trip_without_overwriting(
     assert list(site["quarantine"].iterdir()) == []
     time.sleep(1.5)  # the daemon sees the restored file and, allow-listed, leaves it alone
     assert back.exists()
+    banned_check = iw(daemon.db, "check", str(daemon.base / "banned.jpg"))
+    assert banned_check.returncode == 1, banned_check.stdout  # the ban itself still holds
     # a moved duplicate comes back with undo
     dup = write(site["library"] / "copy.jpg", 200, (640, 480), quality=80)
     daemon.processed(dup)
@@ -359,3 +362,73 @@ def test_a_library_photo_renamed_while_down_is_not_its_own_duplicate(
     assert "clean -> indexed" in daemon.processed(new)
     assert new.exists()
     assert not site["dupes"].exists()
+
+
+def test_renamed_or_edited_library_photos_are_not_newcomers(
+    tmp_path: Path, site: dict[str, Path]
+) -> None:
+    big = write(site["library"] / "album" / "original.jpg", 200, (1600, 1200), quality=92)
+    write(site["library"] / "thumb.jpg", 200, (320, 240), quality=80)
+    d = Daemon(tmp_path, config_for(site)).start()
+    try:
+        d.wait_for("first index complete")
+        renamed = big.with_name("holiday.jpg")
+        big.rename(renamed)  # what we know of it follows it: nothing to process, nothing to do
+        deadline = time.monotonic() + 10
+        while str(renamed) not in iw(d.db, "dupes").stdout:
+            assert time.monotonic() < deadline, d.log()
+            time.sleep(0.2)
+        thumb = site["library"] / "thumb.jpg"
+        thumb.write_bytes(thumb.read_bytes())  # rewritten in place, as a tagger does
+        assert "-> indexed" in d.wait_for(rf"INFO: {thumb}: .* -> ", count=2)[-1]
+        assert renamed.exists()
+        assert thumb.exists()
+        assert not site["dupes"].exists()
+    finally:
+        d.kill()
+
+
+def test_an_interrupted_first_index_still_moves_nothing(
+    tmp_path: Path, site: dict[str, Path]
+) -> None:
+    for n in range(60):
+        write(site["library"] / f"p{n}.jpg", 1000 + n, (480, 360), quality=90)
+        write(site["library"] / "copies" / f"p{n}.png", 1000 + n, (240, 180))
+    d = Daemon(tmp_path, config_for(site)).start(wait=False)
+    try:
+        d.wait_for("watching")
+        d.signal(signal.SIGHUP)  # the first index is under way: the reload restarts it
+        d.wait_for("first index complete", timeout=60)
+        time.sleep(1)
+        assert " -> move" not in d.log()
+        assert not site["dupes"].exists()
+    finally:
+        d.kill()
+
+
+def test_one_daemon_per_database(daemon: Daemon, tmp_path: Path) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "imagewatchd", "--config", str(daemon.config_path), "--db",
+         str(daemon.db), "run"], capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert second.returncode == 2
+    assert "another imagewatchd daemon is running on it" in second.stderr
+
+
+def test_a_non_recursive_watch_ignores_subdirectories(
+    tmp_path: Path, site: dict[str, Path], banned: Path
+) -> None:
+    d = Daemon(tmp_path, config_for(site, recursive=False))
+    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    d.start()
+    try:
+        staging = tmp_path / "staging" / "sub"
+        inner = write(staging / "x.png", 100)
+        staging.rename(site["uploads"] / "sub")
+        top = write(site["uploads"] / "top.png", 100, (300, 225))
+        assert "known" in d.processed(top)
+        time.sleep(1.5)
+        assert (site["uploads"] / "sub" / inner.name).exists()
+        assert "sub/x.png" not in d.log()
+    finally:
+        d.kill()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imagewatchd.models import Arrival, Candidate
-from imagewatchd.settle import CLOSE_TIMEOUT_MIN, Settler
+from imagewatchd.settle import EMPTY_WAIT, Settler
 
 
 class Clock:
@@ -62,15 +62,15 @@ def test_a_slow_writer_is_never_settled_mid_write(tmp_path: Path, clock: Clock) 
     assert s.offer(candidate(f, Arrival.CLOSED)) is not None
 
 
-def test_a_lost_close_is_not_waited_for_forever(tmp_path: Path, clock: Clock) -> None:
+def test_a_stalled_writer_is_waited_for_until_events_are_lost(tmp_path: Path, clock: Clock) -> None:
     s = settler(clock)
     f = tmp_path / "a.jpg"
     f.write_bytes(b"x")
     s.offer(candidate(f, Arrival.MODIFIED))
-    clock.now += CLOSE_TIMEOUT_MIN - 1
+    clock.now += 3600  # an upload stalled for an hour is still open: never act on it
     assert s.due() == []
-    clock.now += 2
-    assert [x.path for x in s.due()] == [str(f)]
+    s.closes_lost()  # the kernel dropped events: its close may never come
+    assert [x.path for x in s.due()] == [str(f)]  # and it has been still for an hour
 
 
 @pytest.mark.parametrize("arrival", [Arrival.MOVED, Arrival.CREATED, Arrival.SCAN])
@@ -146,6 +146,8 @@ def test_empty_files_wait_for_their_writer(tmp_path: Path, clock: Clock) -> None
     s.offer(candidate(f, Arrival.CREATED))
     clock.now += 10
     assert s.due() == []
+    clock.now += EMPTY_WAIT
+    assert len(s.due()) == 1
 
 
 def test_symlinks_and_fifos_are_not_candidates(tmp_path: Path, clock: Clock) -> None:
