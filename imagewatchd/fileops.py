@@ -21,6 +21,8 @@ them. The journal records src, dst, ``tmp`` (``tmp_name`` in dst's directory) an
                                                                ``sha256_of`` agree:
                                                                ``remove(src, expect=expect)``;
                                                                else ``remove(dst)``
+  (priv) yes  -     copied, src taken under ``private_name``   ``remove(priv, expect=expect)``
+                    (beside src) before its unlink             when dst's sha256 agrees
 
 A dst that fails ``check_same`` with src absent is not ours: src was swapped just before the
 rename and was being put back. Directories created for dst stay after a roll-back.
@@ -413,10 +415,7 @@ def _copy_move(m: _Move, tmp_name: str) -> None:
     try:
         with _reporting(m.dst.path):
             os.fsync(m.dfd)
-        _verify(_stat_expected(m.sfd, m.sname, m.src.path), m.src.path, m.expect)
-        with _reporting(m.src.path):
-            os.unlink(m.sname, dir_fd=m.sfd)
-            os.fsync(m.sfd)
+        _take_source(m, private_name(tmp_name))
     except FileOpsError:
         with suppress(OSError):
             now = os.stat(m.dname, dir_fd=m.dfd, follow_symlinks=False)
@@ -424,6 +423,34 @@ def _copy_move(m: _Move, tmp_name: str) -> None:
                 os.unlink(m.dname, dir_fd=m.dfd)
                 os.fsync(m.dfd)
         raise
+
+
+def private_name(tmp_name: str) -> str:
+    """The name the source is taken under, beside itself, before it is removed."""
+    return f"{tmp_name}.src"
+
+
+def _take_source(m: _Move, private: str) -> None:
+    """Remove exactly the expected source, never a file that just replaced it.
+
+    Checking the name and then unlinking it would race an upload renamed onto the same name;
+    so the file is first renamed to a private name, checked there, and only then unlinked
+    (or put back, if it was not ours after all).
+    """
+    with _reporting(m.src.path):
+        _rename_noreplace(m.sfd, m.sname, m.sfd, private)
+    taken = _stat_expected(m.sfd, private, m.src.path)
+    try:
+        _verify(taken, m.src.path, m.expect)
+    except FileOpsError:
+        with _reporting(m.src.path):
+            _rename_noreplace(m.sfd, private, m.sfd, m.sname)
+        if taken.st_ino == m.expect.inode and taken.st_dev == m.expect.device:
+            raise  # our file, changed since: the copy is stale and is withdrawn
+        return  # another file took the name: ours is gone from there, and whole at dst
+    with _reporting(m.src.path):
+        os.unlink(private, dir_fd=m.sfd)
+        os.fsync(m.sfd)
 
 
 def _rename_error(m: _Move, err: OSError) -> FileOpsError:

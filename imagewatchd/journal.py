@@ -66,6 +66,9 @@ def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR091
     if action.tmp_name and fileops.exists(tmp):
         # a copy across filesystems was under way: the source has not been touched yet
         fileops.remove(tmp)
+    taken = _taken_source(action, src, dst)
+    if taken is not None:
+        return taken
     if not fileops.exists(dst):
         if fileops.exists(src):
             return "rolled_back", None
@@ -83,6 +86,19 @@ def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR091
     if fileops.sha256_of(dst) == action.sha256:
         return "done", None
     return "failed", "the destination holds different content"
+
+
+def _taken_source(action: ActionRow, src: Location, dst: Location) -> tuple[str, str] | None:
+    """A copy across filesystems was removing its source under a private name."""
+    if not action.tmp_name:
+        return None
+    private = Location(src.root, src.relative.parent / fileops.private_name(action.tmp_name))
+    if not fileops.exists(private):
+        return None
+    if fileops.exists(dst) and fileops.sha256_of(dst) == action.sha256:
+        fileops.remove(private, expect=action.stat)
+        return "done", "finished the copy"
+    return "failed", f"the original is kept at {private.path}"
 
 
 def _finish_attributes(store: Store, action: ActionRow) -> None:

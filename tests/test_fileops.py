@@ -491,3 +491,46 @@ def test_exists_and_lstat_never_follow(tree: Path) -> None:
 def test_locations_stay_inside_their_tree(root: str, relative: str) -> None:
     with pytest.raises(ValueError, match="must be"):
         Location(Path(root), PurePosixPath(relative))
+
+
+def test_a_file_renamed_onto_the_source_during_a_copy_is_never_removed(
+    tree: Path, shm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload renamed onto the source's name between the copy and the source's removal
+    (fake: the rename is injected at that instant) stays; the original, which that rename
+    unlinked, survives whole at the destination."""
+    src = put(tree, "up/photo.jpg", b"the original")
+    newcomer = put(tree, "up/.incoming", b"a new upload under the same name")
+    real = fileops._rename_noreplace
+
+    def racing(sfd: int, sname: str, dfd: int, dname: str) -> None:
+        if dname.endswith(".src") and newcomer.path.exists():
+            os.replace(newcomer.path, src.path)  # the upload server's rename
+        real(sfd, sname, dfd, dname)
+
+    monkeypatch.setattr(fileops, "_rename_noreplace", racing)
+    expect = ident(src)
+    os.utime(newcomer.path, ns=(ATIME_NS, MTIME_NS + 1))
+    move(src, loc(shm, "q/photo.jpg"), expect=expect, tmp_name=TMP)
+    assert src.path.read_bytes() == b"a new upload under the same name"
+    assert (shm / "q" / "photo.jpg").read_bytes() == b"the original"
+    assert sorted(p.name for p in (tree / "up").iterdir()) == ["photo.jpg"]
+
+
+def test_a_source_written_in_place_during_a_copy_withdraws_the_copy(
+    tree: Path, shm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = put(tree, "up/photo.jpg", b"the original")
+    real = fileops._rename_noreplace
+
+    def writing(sfd: int, sname: str, dfd: int, dname: str) -> None:
+        if dname.endswith(".src"):
+            with src.path.open("ab") as out:  # the writer was not done after all
+                out.write(b", and more")
+        real(sfd, sname, dfd, dname)
+
+    monkeypatch.setattr(fileops, "_rename_noreplace", writing)
+    with pytest.raises(FileChanged):
+        move(src, loc(shm, "q/photo.jpg"), expect=ident(src), tmp_name=TMP)
+    assert src.path.read_bytes() == b"the original, and more"
+    assert not (shm / "q" / "photo.jpg").exists()
