@@ -18,6 +18,7 @@ import yaml
 
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
+from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS
 from imagewatchd.models import Role, Thresholds
 
 
@@ -31,7 +32,6 @@ class Action(enum.StrEnum):
 # (imagehash's pHash sets exactly 32 of its 64 bits, so its distances are always even.)
 DEFAULT_DHASH_THRESHOLD = 6
 DEFAULT_PHASH_THRESHOLD = 4
-DEFAULT_MAX_PIXELS = 178_956_970
 IMAGE_EXTENSIONS = (
     "jpg", "jpeg", "jpe", "png", "gif", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
     "avif",

@@ -244,7 +244,7 @@ def exists(loc: Location) -> bool:
 
 
 def file_stat(st: os.stat_result) -> FileStat:
-    return FileStat(device=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    return FileStat.of(st)
 
 
 def _verify(st: os.stat_result, path: Path, expect: FileStat | None) -> os.stat_result:

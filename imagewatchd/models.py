@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
@@ -35,6 +36,10 @@ class FileStat:
     inode: int
     size: int
     mtime_ns: int
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> FileStat:
+        return cls(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)

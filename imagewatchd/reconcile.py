@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from imagewatchd.config import Config
 from imagewatchd.filters import walk
 from imagewatchd.match import Matcher
-from imagewatchd.models import Arrival, Candidate, Role
-from imagewatchd.scan import file_stat
+from imagewatchd.models import Arrival, Candidate, FileStat, Role
 from imagewatchd.store import Store
 from imagewatchd.watch import Event, selection_of
 
@@ -57,7 +56,7 @@ def reconcile(
             present.add(str(path))
             inodes.add((info.st_dev, info.st_ino))
             row = store.get_file(str(path)) if str(path) in known else None
-            if row is None or not row.unchanged(file_stat(info)):
+            if row is None or not row.unchanged(FileStat.of(info)):
                 todo.append(Candidate(str(path), index, Arrival.SCAN, not first_time))
         # forget what is gone, except files that were renamed while we were down: the pipeline
         # finds those by inode and carries their rows over, so they are no newcomers

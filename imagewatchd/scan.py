@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,10 +46,6 @@ class _Todo:
     path: Path
     stat: FileStat
     known: bool  # the store has a row for this path already
-
-
-def file_stat(info: os.stat_result) -> FileStat:
-    return FileStat(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 class Scanner:
@@ -99,7 +94,7 @@ class Scanner:
 
         for path, info in walk(root, self.selection, on_error=on_error):
             present.add(str(path))
-            stat = file_stat(info)
+            stat = FileStat.of(info)
             row = self.store.get_file(str(path))
             if row is not None and row.unchanged(stat):
                 summary.unchanged += 1

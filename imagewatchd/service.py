@@ -20,6 +20,7 @@ from imagewatchd.hashindex import hamming
 from imagewatchd.journal import destination, reverse, source
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
+    FileStat,
     Fingerprint,
     Match,
     Role,
@@ -30,7 +31,7 @@ from imagewatchd.models import (
 )  # fmt: skip
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import FileRow
-from imagewatchd.scan import Scanner, file_stat
+from imagewatchd.scan import Scanner
 from imagewatchd.store import Store
 from imagewatchd.watch import selection_of
 
@@ -75,7 +76,7 @@ def scan_act(args: argparse.Namespace) -> int:
 def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
     errors = 0
     for path, info in walk(root, selection_of(watch), watch.recursive):
-        outcome = pipeline.process(SettledFile(str(path), index, file_stat(info)), recheck=True)
+        outcome = pipeline.process(SettledFile(str(path), index, FileStat.of(info)), recheck=True)
         errors += outcome.action == "error"
         print(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
     return errors

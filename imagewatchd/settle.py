@@ -36,10 +36,6 @@ def lstat_regular(path: str) -> os.stat_result | None:
     return info if stat_module.S_ISREG(info.st_mode) else None
 
 
-def _identity(info: os.stat_result) -> FileStat:
-    return FileStat(info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
 @dataclass(slots=True)
 class _Pending:
     watch: int
@@ -73,7 +69,7 @@ class Settler:
         if info is None:
             self.pending.pop(candidate.path, None)
             return None
-        identity = _identity(info)
+        identity = FileStat.of(info)
         if candidate.arrival is Arrival.CLOSED:
             self.pending.pop(candidate.path, None)
             return SettledFile(candidate.path, candidate.watch, identity, candidate.act)
@@ -127,7 +123,7 @@ class Settler:
             if info is None:
                 del self.pending[path]
                 continue
-            identity = _identity(info)
+            identity = FileStat.of(info)
             if identity != item.identity:
                 item.identity, item.since = identity, now
                 continue
