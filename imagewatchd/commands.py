@@ -38,8 +38,8 @@ def open_store(args: argparse.Namespace, config: Config) -> Iterator[Store]:
         yield store
 
 
-def _selection(config: Config) -> Selection:
-    return Selection(include=config_module.DEFAULT_INCLUDE)
+# What one-shot commands look at in a directory they are given: the image extensions.
+IMAGES = Selection(include=config_module.DEFAULT_INCLUDE)
 
 
 def expand(paths_in: list[str], selection: Selection) -> Iterator[Path | FingerprintError]:
@@ -69,7 +69,7 @@ def scan(args: argparse.Namespace) -> int:
         raise UsageError(f"{missing[0]}: not a directory")
     with open_store(args, config) as store:
         matcher = Matcher.load(store, config.matching.thresholds)
-        scanner = Scanner(store, matcher, _selection(config), workers=config.workers)
+        scanner = Scanner(store, matcher, IMAGES, workers=config.workers)
         bar = Progress(sys.stderr, 0, "scanning")
 
         def progress(done: int, total: int, detail: str) -> None:
@@ -97,7 +97,7 @@ def check(args: argparse.Namespace) -> int:
     worst = EXIT_OK
     with open_store(args, config) as store:
         matcher = Matcher.load(store, thresholds)
-        for item in expand(args.paths, _selection(config)):
+        for item in expand(args.paths, IMAGES):
             result = _check_one(item, matcher, config.matching.max_pixels)
             if args.json:
                 print(report.check_json(result, thresholds), flush=True)
@@ -222,7 +222,7 @@ def known_add(args: argparse.Namespace) -> int:
     config = load_config(args)
     errors = 0
     entries: list[NewEntry] = []
-    for item in expand(args.paths, _selection(config)):
+    for item in expand(args.paths, IMAGES):
         if isinstance(item, FingerprintError):
             log.error("%s: %s", item.path, item.reason)
             errors += 1

@@ -70,10 +70,6 @@ class Matcher:
         """The same indexes, read through another thread's store."""
         return Matcher(store, self.thresholds, self.indexes)
 
-    def reload_entries(self) -> None:
-        self.indexes.counters = (-1, -1)
-        self.refresh_entries()
-
     def refresh_entries(self) -> bool:
         """Bring the entry index up to date with the store; cheap when nothing changed.
 

@@ -114,8 +114,7 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             window = self.workers * 4  # bounded: never holds every decoded file at once
             futures: list[tuple[_Todo, Future[tuple[FileStat, Fingerprint]]]] = []
-            queue = iter(todo)
-            for item in queue:
+            for item in todo:
                 futures.append((item, pool.submit(self.fingerprinter, item.path)))
                 if len(futures) >= window:
                     yield _result(*futures.pop(0))

@@ -122,15 +122,12 @@ def _act_on_copy(
     row: FileRow, best: FileRow, index: int, watch: Watch, store: Store, matcher: Matcher,
     actor: Actor,
 ) -> int:  # fmt: skip
-    match = Match(source="library", exact=row.sha256 == best.sha256, dhash_distance=0,
-                  phash_distance=0, file_id=best.id, path=best.path)  # fmt: skip
-    if not match.exact and row.dhash is not None and best.dhash is not None:
-        assert row.phash is not None
-        assert best.phash is not None
-        match = Match(source="library", exact=False,
-                      dhash_distance=(row.dhash ^ best.dhash).bit_count(),
-                      phash_distance=(row.phash ^ best.phash).bit_count(),
-                      file_id=best.id, path=best.path)  # fmt: skip
+    a, b = _fingerprint(row), _fingerprint(best)
+    exact = a.sha256 == b.sha256
+    match = Match(
+        source="library", exact=exact, dhash_distance=0 if exact else hamming(a.dhash, b.dhash),
+        phash_distance=0 if exact else hamming(a.phash, b.phash), file_id=best.id, path=best.path,
+    )  # fmt: skip
     verdict = Verdict(VerdictKind.DUPLICATE, matches=(match,))
     decision = Decision(watch.on_duplicate, f"watches[{index}].on_duplicate")
     return _act_on(row, verdict, decision, index, store, matcher, actor)

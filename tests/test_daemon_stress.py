@@ -361,6 +361,15 @@ class Intended:
     dst: Path
     tmp: Path | None
 
+    def names(self) -> list[set[Path]]:
+        """The pairs of names this action may leave one file at: source and destination, or
+        (across filesystems) the destination and the private name the source is taken under
+        just before it is removed."""
+        pairs = [{self.src, self.dst}]
+        if self.tmp is not None:
+            pairs.append({self.src.parent / f"{self.tmp.name}.src", self.dst})
+        return pairs
+
 
 @dataclass
 class Scene:
@@ -426,7 +435,7 @@ class Scene:
         assert not foreign, f"files altered or unknown: {foreign}"
         for digest, paths in names.items():
             if len(paths) > 1:
-                assert any(a.sha256 == digest and paths == {a.src, a.dst} for a in intended), (
+                assert any(a.sha256 == digest and paths in a.names() for a in intended), (
                     f"{self.dropped[digest].name} is at {sorted(paths)}, no action under way "
                     f"explains it: {intended}"
                 )

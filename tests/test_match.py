@@ -116,7 +116,7 @@ def test_flat_images_never_match_each_other(store: Store, tmp_path: Path) -> Non
     add_library(store, matcher, tmp_path / "red.png", red)
     block = store.create_list("banned", ListKind.BLOCK, "", 1.0)
     store.add_entries(block, [entry(red)], 1.0)
-    matcher.reload_entries()
+    assert matcher.refresh_entries()  # the new entry is seen without a reload
     verdict = matcher.match(blue)
     assert verdict.kind is VerdictKind.CLEAN
     assert verdict.flat
