@@ -3,6 +3,10 @@
 When ``$JOURNAL_STREAM`` names the device and inode of our stderr, journald is reading it: each
 line gets an ``<N>`` syslog priority prefix (so the journal stores the right priority) and no
 timestamp (the journal adds its own). In a terminal the daemon's lines carry a human timestamp.
+
+Every message is escaped as ``names.shown`` describes, whatever it holds: a file name can never
+forge a line, or reach the terminal or the journal as a control sequence. (A traceback, shown
+with ``--debug`` only, follows the message on lines of its own.)
 """
 
 from __future__ import annotations
@@ -13,11 +17,22 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from imagewatchd.names import shown
+
 # syslog priorities: crit 2, err 3, warning 4, info 6, debug 7
 PRIORITIES = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6}
 
 
-class JournalFormatter(logging.Formatter):
+class Formatter(logging.Formatter):
+    """Escapes the message: one log record is one line, whatever names it holds."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        escaped = logging.makeLogRecord(record.__dict__)
+        escaped.message = shown(record.message)
+        return super().formatMessage(escaped)
+
+
+class JournalFormatter(Formatter):
     def format(self, record: logging.LogRecord) -> str:
         priority = PRIORITIES.get(record.levelno, 7)
         text = super().format(record)
@@ -39,13 +54,13 @@ def to_journal(stream: TextIO, env: Mapping[str, str] = os.environ) -> bool:
 
 def setup(debug: bool, daemon: bool, stream: TextIO = sys.stderr) -> None:
     handler = logging.StreamHandler(stream)
-    formatter: logging.Formatter
+    formatter: Formatter
     if to_journal(stream):
         formatter = JournalFormatter("%(message)s")
     elif daemon and stream.isatty():
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        formatter = Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
     else:
-        formatter = logging.Formatter("%(levelname)s: %(message)s")
+        formatter = Formatter("%(levelname)s: %(message)s")
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
