@@ -282,7 +282,9 @@ def _open_regular(dfd: int, name: str, path: Path, expect: FileStat | None) -> i
     return fd
 
 
-def _open_file(loc: Location) -> int:
+def open_file(loc: Location) -> int:
+    """A read-only fd of the regular file at ``loc``; no component from the root on is followed
+    if it is a symlink. The caller closes it."""
     with _closing(_expected_parent(loc)) as dfd:
         return _open_regular(dfd, _name(loc), loc.path, None)
 
@@ -507,7 +509,7 @@ def unique_name(directory: Location, name: str) -> str:
 def sha256_of(loc: Location) -> str:
     """The sha256 of a regular file's bytes (a symlink is refused, not followed)."""
     digest = hashlib.sha256()
-    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+    with _closing(open_file(loc)) as fd, _reporting(loc.path):
         while chunk := os.read(fd, _CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -524,14 +526,14 @@ def remove(loc: Location, *, expect: FileStat | None = None) -> None:
 
 def set_mode(loc: Location, mode: int) -> None:
     """Set a regular file's permission bits (never through a symlink), durably."""
-    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+    with _closing(open_file(loc)) as fd, _reporting(loc.path):
         os.fchmod(fd, mode)
         os.fsync(fd)
 
 
 def restore_times_owner(loc: Location, *, atime_ns: int, mtime_ns: int, uid: int, gid: int) -> None:
     """Restore times, and the owner when allowed (root); set-id bits survive the chown."""
-    with _closing(_open_file(loc)) as fd, _reporting(loc.path):
+    with _closing(open_file(loc)) as fd, _reporting(loc.path):
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         _chown(fd, uid, gid)
         if stat.S_IMODE(os.fstat(fd).st_mode) != mode:
