@@ -184,6 +184,8 @@ class Session:
             if self.closes_lost.is_set():
                 self.closes_lost.clear()
                 settler.closes_lost()
+            elif settler.lossy and self.events.empty() and self.watcher.drained():
+                settler.closes_trusted()
             for settled in settler.due():
                 self._dispatch(settled)
 

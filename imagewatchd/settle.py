@@ -62,6 +62,7 @@ class Settler:
         self.wall = wall
         self.stat = stat
         self.pending: dict[str, _Pending] = {}
+        self.lossy = False  # events were lost, and events read before the loss may still come
 
     def offer(self, candidate: Candidate) -> SettledFile | None:
         """Take an event or scan result; a closed file settles at once."""
@@ -75,10 +76,10 @@ class Settler:
             return SettledFile(candidate.path, candidate.watch, identity, candidate.act)
         # Written to under an event watch: its writer holds it open, so a close will come.
         # (A file moved in or hard-linked is only "created", with no writes after.)
-        writer = candidate.arrival is Arrival.MODIFIED
+        writer = candidate.arrival is Arrival.MODIFIED and not self.lossy
         awaiting_close = writer and self.has_close_events(candidate.watch)
         old = self.pending.get(candidate.path)
-        if old is not None:
+        if old is not None and not self.lossy:
             awaiting_close = awaiting_close or old.awaiting_close
         quiet = self.quiet(candidate.watch)
         if not awaiting_close and identity.size and self._still_since(info) >= quiet:
@@ -98,9 +99,19 @@ class Settler:
         return self.wall() - max(info.st_mtime_ns, info.st_ctime_ns) / 1e9
 
     def closes_lost(self) -> None:
-        """Events were lost: a close we wait for may never come, so fall back to quiet periods."""
+        """Events were lost: a close we wait for may never come, so fall back to quiet periods.
+
+        The loss is noticed when the kernel reports it, while write events read before it may
+        still be queued: their closes may be among the lost. Until ``closes_trusted`` says that
+        every queue has drained, no write event is trusted to be followed by a close.
+        """
+        self.lossy = True
         for item in self.pending.values():
             item.awaiting_close = False
+
+    def closes_trusted(self) -> None:
+        """Every event read before the loss has been offered: a write's close will come again."""
+        self.lossy = False
 
     def discard(self, path: str) -> None:
         """The file was deleted or moved away: forget it, and anything below it."""

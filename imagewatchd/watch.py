@@ -246,6 +246,10 @@ class Watcher:
             self._install(index, self.config.watches[index])
         return installed
 
+    def drained(self) -> bool:
+        """No event read from the kernel is still on its way to our queue."""
+        return all(o.event_queue.empty() for o in (self.inotify, self.polling))
+
     def has_close_events(self, index: int) -> bool:
         return index not in self.polled
 
