@@ -448,7 +448,10 @@ class Scene:
 
     def done(self) -> bool:
         """Every banned variant quarantined, every clean photo in place and indexed."""
-        found, temps = self.files()
+        try:
+            found, temps = self.files()
+        except FileNotFoundError:  # the daemon is running: a file moved while being listed
+            return False
         where = {digest: path for path, digest in found.items()}
         for digest, item in self.dropped.items():
             expected = self.quarantine if item.banned else self.watch
