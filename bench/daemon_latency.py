@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import yaml
@@ -112,7 +113,10 @@ def latency(base: Path, files: int, gap: float) -> dict[str, float]:
     finally:
         daemon.stop()
     rows = daemon.query("SELECT src_root, src_rel, finished FROM actions WHERE state = 'done'")
-    waits = sorted(float(str(f)) - closed[str(Path(str(r)) / str(p))] for r, p, f in rows)
+    waits = sorted(
+        float(str(f)) - closed[str(Path(os.fsdecode(cast(bytes, r)), os.fsdecode(cast(bytes, p))))]
+        for r, p, f in rows
+    )
     return summary_ms(waits)
 
 

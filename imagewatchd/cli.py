@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from imagewatchd import __version__, commands, logsetup, service
 from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError, UsageError
+from imagewatchd.names import shown
 
 log = logging.getLogger("imagewatchd")
 
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return result
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"imagewatchd: {exc.source}: {problem}", file=sys.stderr)
+            print(shown(f"imagewatchd: {exc.source}: {problem}"), file=sys.stderr)
         return EXIT_CONFIG
     except ImagewatchdError as exc:
         _fail(args.debug, str(exc))
@@ -179,6 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
 
 
 def _fail(debug: bool, message: str) -> None:
-    print(f"imagewatchd: error: {message}", file=sys.stderr)
+    print(f"imagewatchd: error: {shown(message)}", file=sys.stderr)
     if debug:
         traceback.print_exc()

@@ -1,4 +1,7 @@
-"""The one-shot commands. Each takes the parsed arguments and returns an exit status."""
+"""The one-shot commands. Each takes the parsed arguments and returns an exit status.
+
+Lines for people show names escaped (``names.shown``); ``--json`` carries them exactly.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from imagewatchd.filters import Selection, walk
 from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
+from imagewatchd.names import shown
 from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
@@ -137,8 +141,8 @@ def compare(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return EXIT_OK
     for name, fp in zip((args.first, args.second), prints, strict=True):
-        print(f"{name}: dHash {fp.dhash:016x} pHash {fp.phash:016x} {fp.width}x{fp.height} "
-              f"{fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
+        print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x} {fp.width}x"
+              f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
     verdict = "match" if result["match"] else "different"
     print(
         f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
@@ -185,7 +189,8 @@ def lists_show(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in rows:
         print(
-            f"{r.name}\t{r.kind.value}\t{r.entries} entries ({r.enabled} enabled)\t{r.description}"
+            f"{shown(r.name)}\t{r.kind.value}\t{r.entries} entries ({r.enabled} enabled)\t"
+            f"{shown(r.description)}"
         )
     if not rows:
         print("no lists; create one with: imagewatchd lists create NAME --kind block")
@@ -235,18 +240,19 @@ def known_add(args: argparse.Namespace) -> int:
             continue
         if fp.flat:
             log.warning("%s: flat image: it will match identical files only", item)
-        entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash, args.label or item.name,
-                                str(item), flat=fp.flat))  # fmt: skip
+        # label and source are display text: a name is kept as it is shown (names.shown)
+        entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash, shown(args.label or item.name),
+                                shown(item), flat=fp.flat))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name)
         added, skipped = store.add_entries(list_id, entries, time.time())
-    print(f"{args.list_name}: added {len(added)}, already listed {skipped}, errors {errors}")
+    print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, errors {errors}")
     return EXIT_ERROR if errors else EXIT_OK
 
 
 def known_import(args: argparse.Namespace) -> int:
     config = load_config(args)
-    source = args.source or ("stdin" if args.file == "-" else args.file)
+    source = shown(args.source or ("stdin" if args.file == "-" else args.file))
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -263,7 +269,7 @@ def known_import(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name)
         added, skipped = store.add_entries(list_id, parsed.entries, time.time())
-    print(f"{args.list_name}: imported {len(added)}, already listed {skipped}, "
+    print(f"{shown(args.list_name)}: imported {len(added)}, already listed {skipped}, "
           f"invalid {len(parsed.problems)}")  # fmt: skip
     return EXIT_OK
 
@@ -303,7 +309,7 @@ def known_list(args: argparse.Namespace) -> int:
             else (e.sha256 or "")
         )
         state = "enabled" if e.enabled else "disabled"
-        print(f"{e.id}\t{e.list_name}\t{hashes}\t{state}\thits {e.hits}\t{e.label}")
+        print(f"{e.id}\t{shown(e.list_name)}\t{hashes}\t{state}\thits {e.hits}\t{shown(e.label)}")
     return EXIT_OK
 
 
@@ -341,7 +347,7 @@ def known_remove(args: argparse.Namespace) -> int:
 def check_config(args: argparse.Namespace) -> int:
     located = paths.config_path(args.file or args.config)
     config = config_module.load(located)
-    print(f"{config.source}: ok, {len(config.watches)} watch(es)")
+    print(shown(f"{config.source}: ok, {len(config.watches)} watch(es)"))
     return EXIT_OK
 
 
@@ -359,5 +365,5 @@ def status(args: argparse.Namespace) -> int:
         print(json.dumps(data))
     else:
         for key, value in data.items():
-            print(f"{key}: {value}")
+            print(shown(f"{key}: {value}"))
     return EXIT_OK

@@ -20,6 +20,7 @@ from imagewatchd.errors import UsageError
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.models import ListKind, Role
+from imagewatchd.names import shown
 from imagewatchd.rows import ActionRow, NewEntry
 from imagewatchd.store import Store
 
@@ -173,7 +174,8 @@ def _allow(store: Store, action: ActionRow, now: float) -> list[int]:
     row = store.get_list(RESTORED_LIST)
     list_id = row.id if row else store.create_list(RESTORED_LIST, ListKind.ALLOW, "", now)
     label = f"restored from action {action.id}"
-    entry = NewEntry(action.sha256, None, None, label=label, source=str(source(action).path))
+    # the source is display text: the name as it is shown (names.shown)
+    entry = NewEntry(action.sha256, None, None, label=label, source=shown(source(action).path))
     added, _ = store.add_entries(list_id, [entry], now)
     return added
 

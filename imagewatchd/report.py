@@ -1,4 +1,8 @@
-"""How verdicts, matches and groups read: one line per file for people, JSON for machines."""
+"""How verdicts, matches and groups read: one line per file for people, JSON for machines.
+
+Every line for people is escaped with ``names.shown`` (no name can break a line or reach the
+terminal as a control sequence); JSON carries names exactly (see ``names``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from imagewatchd.dupes import DupeGroup
 from imagewatchd.fingerprint import hex64
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import Fingerprint, Match, Thresholds, Verdict, VerdictKind
+from imagewatchd.names import shown
 from imagewatchd.rows import FileRow
 
 
@@ -25,9 +30,9 @@ class CheckResult:
 
 def describe_match(match: Match, thresholds: Thresholds) -> str:
     if match.source == "list":
-        label = f" {match.label!r}" if match.label else ""
+        label = f" '{match.label}'" if match.label else ""
         kind = match.list_kind.value if match.list_kind else "?"
-        what = f"list {match.list_name!r} ({kind}) entry {match.entry_id}{label}"
+        what = f"list '{match.list_name}' ({kind}) entry {match.entry_id}{label}"
     else:
         what = f"library {match.path}"
     if match.exact:
@@ -39,6 +44,10 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
 
 
 def check_text(result: CheckResult, thresholds: Thresholds) -> list[str]:
+    return [shown(line) for line in _check_lines(result, thresholds)]
+
+
+def _check_lines(result: CheckResult, thresholds: Thresholds) -> list[str]:
     verdict = result.verdict
     if result.error is not None:
         return [f"{result.path}: error: {result.error}"]
@@ -121,7 +130,7 @@ def dupes_text(groups: list[DupeGroup]) -> list[str]:
         for row in group.files:
             tag = "keep" if row is best else "    "
             size = f"{row.width}x{row.height} {human_size(row.stat.size)}"
-            lines.append(f"  {tag} {row.path}  {size}{_distance_to(best, row)}")
+            lines.append(f"  {tag} {shown(row.path)}  {size}{_distance_to(best, row)}")
     return lines
 
 

@@ -1,10 +1,13 @@
 """The store's rows as frozen values, and their conversion from SQLite tuples.
 
-Hashes are unsigned 64-bit values kept in SQLite's signed INTEGER by two's complement.
+Hashes are unsigned 64-bit values kept in SQLite's signed INTEGER by two's complement. Paths are
+kept as the exact bytes of the name (a BLOB, ``os.fsencode``) and come back as ``str`` the way
+``os`` gives them (``os.fsdecode``: bytes that are not UTF-8 ride as lone surrogates).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,15 @@ def to_unsigned(value: int) -> int:
 
 def _unsigned_or_none(value: int | None) -> int | None:
     return None if value is None else to_unsigned(value)
+
+
+def path_of(value: bytes) -> str:
+    """A stored path (its exact bytes) as a path inside the program."""
+    return os.fsdecode(value)
+
+
+def _path_or_none(value: bytes | None) -> str | None:
+    return None if value is None else os.fsdecode(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +165,8 @@ ACTION_COLUMNS = (
 
 def action_row(r: Sequence[Any]) -> ActionRow:
     return ActionRow(
-        kind=r[0], src_root=r[1], src_rel=r[2], dst_root=r[3], dst_rel=r[4], tmp_name=r[5],
+        kind=r[0], src_root=path_of(r[1]), src_rel=path_of(r[2]), dst_root=_path_or_none(r[3]),
+        dst_rel=_path_or_none(r[4]), tmp_name=_path_or_none(r[5]),
         sha256=r[6], stat=FileStat(r[7], r[8], r[9], r[10]), atime_ns=r[11], uid=r[12],
         gid=r[13], mode=r[14], verdict=r[15], evidence=r[16], rule=r[17], reverses=r[18],
         id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23],
@@ -162,7 +175,7 @@ def action_row(r: Sequence[Any]) -> ActionRow:
 
 def file_row(row: Sequence[Any]) -> FileRow:
     return FileRow(
-        id=row[0], path=row[1], stat=FileStat(row[2], row[3], row[4], row[5]),
+        id=row[0], path=path_of(row[1]), stat=FileStat(row[2], row[3], row[4], row[5]),
         role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
         phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
         flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],

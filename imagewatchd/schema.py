@@ -1,6 +1,9 @@
 """The database schema: versioned migrations, applied in order by ``store.py``.
 
 Each migration runs in the same transaction as its record in the ``migrations`` table.
+File paths are BLOBs holding the exact bytes of the name (``os.fsencode``; from migration 4 on):
+Linux names need not be UTF-8. Text that is only shown to people (labels, sources, errors) stays
+TEXT.
 """
 
 from __future__ import annotations
@@ -115,6 +118,82 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             path TEXT PRIMARY KEY,
             indexed REAL NOT NULL
         );
+        """,
+    ),
+    (
+        4,
+        "paths are the exact bytes of the file names (BLOB): names need not be UTF-8",
+        """
+        CREATE TABLE files_v4 (
+            id INTEGER PRIMARY KEY,
+            path BLOB NOT NULL UNIQUE,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('library', 'incoming')),
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            error TEXT,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        );
+        INSERT INTO files_v4 SELECT id, CAST(path AS BLOB), device, inode, size, mtime_ns, role,
+            sha256, dhash, phash, width, height, format, flat, canon_version, error, first_seen,
+            last_seen FROM files;
+        DROP TABLE files;
+        ALTER TABLE files_v4 RENAME TO files;
+        CREATE INDEX files_sha256 ON files (sha256);
+        CREATE INDEX files_inode ON files (device, inode);
+        CREATE TABLE watches_v4 (
+            path BLOB PRIMARY KEY,
+            indexed REAL NOT NULL
+        );
+        INSERT INTO watches_v4 SELECT CAST(path AS BLOB), indexed FROM watches;
+        DROP TABLE watches;
+        ALTER TABLE watches_v4 RENAME TO watches;
+        CREATE TABLE actions_v4 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('log', 'move', 'quarantine', 'restore', 'undo')),
+            state TEXT NOT NULL
+                CHECK (state IN ('intended', 'done', 'failed', 'rolled_back', 'undone')),
+            src_root BLOB NOT NULL,
+            src_rel BLOB NOT NULL,
+            dst_root BLOB,
+            dst_rel BLOB,
+            tmp_name BLOB,
+            sha256 TEXT NOT NULL,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            mode INTEGER NOT NULL,
+            verdict TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            error TEXT,
+            reverses INTEGER REFERENCES actions_v4 (id),
+            created REAL NOT NULL,
+            finished REAL
+        );
+        INSERT INTO actions_v4 SELECT id, kind, state, CAST(src_root AS BLOB),
+            CAST(src_rel AS BLOB), CAST(dst_root AS BLOB), CAST(dst_rel AS BLOB),
+            CAST(tmp_name AS BLOB), sha256, device, inode, size, mtime_ns, atime_ns, uid, gid,
+            mode, verdict, evidence, rule, error, reverses, created, finished
+            FROM actions ORDER BY id;
+        DROP TABLE actions;
+        ALTER TABLE actions_v4 RENAME TO actions;
+        CREATE INDEX actions_state ON actions (state);
+        CREATE INDEX actions_kind ON actions (kind, state);
         """,
     ),
 )

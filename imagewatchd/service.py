@@ -1,4 +1,7 @@
-"""Commands that act on files: ``run``, ``scan --act``, ``quarantine`` and ``undo``."""
+"""Commands that act on files: ``run``, ``scan --act``, ``quarantine`` and ``undo``.
+
+Their lines for people show names escaped (``names.shown``); ``--json`` carries them exactly.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from imagewatchd.models import (
     Verdict,
     VerdictKind,
 )  # fmt: skip
+from imagewatchd.names import shown
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import FileRow
 from imagewatchd.scan import Scanner
@@ -36,6 +40,11 @@ from imagewatchd.store import Store
 from imagewatchd.watch import selection_of
 
 log = logging.getLogger(__name__)
+
+
+def _say(line: str) -> None:
+    """One line of output for people: names in it escaped."""
+    print(shown(line))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +87,7 @@ def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int
     for path, info in walk(root, selection_of(watch), watch.recursive):
         outcome = pipeline.process(SettledFile(str(path), index, FileStat.of(info)), recheck=True)
         errors += outcome.action == "error"
-        print(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
+        _say(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
     return errors
 
 
@@ -97,12 +106,12 @@ def _dedupe(
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     for group in duplicate_groups(matcher, rows):
         best = group.best
-        print(f"keep {best.path}")
+        _say(f"keep {best.path}")
         for row in group.files[1:]:
             if not Path(row.path).is_relative_to(root):
-                print(f"  {row.path}: outside {root}, left alone")
+                _say(f"  {row.path}: outside {root}, left alone")
             elif not _matches(row, best, matcher.thresholds):
-                print(f"  {row.path}: like another copy, but not like the best one: left alone")
+                _say(f"  {row.path}: like another copy, but not like the best one: left alone")
             else:
                 errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
     return errors
@@ -149,15 +158,15 @@ def _act_on(
     try:
         moved = actor.act(settled, _fingerprint(row), verdict, decision)
     except (FileOpsError, ValueError) as exc:
-        print(f"  {row.path}: {kind}: error: {getattr(exc, 'reason', exc)}")
+        _say(f"  {row.path}: {kind}: error: {getattr(exc, 'reason', exc)}")
         return 1
     if moved is not None:
         matcher.remove_library_file(row.id)
         store.forget_path(row.path)
-        print(f"  {row.path}: {kind} -> {decision.action} {moved.destination}")
+        _say(f"  {row.path}: {kind} -> {decision.action} {moved.destination}")
     else:
         verb = f"would {decision.action}" if actor.dry_run else str(decision.action)
-        print(f"  {row.path}: {kind} -> {verb}")
+        _say(f"  {row.path}: {kind} -> {verb}")
     return 0
 
 
@@ -175,7 +184,8 @@ def quarantine_list(args: argparse.Namespace) -> int:
         return EXIT_OK
     for a in rows:
         when = datetime.fromtimestamp(a.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{a.id}\t{when}\t{source(a).path}\t{a.verdict}\t{_first_evidence(a.evidence)}")
+        fields = (str(a.id), when, source(a).path, a.verdict, _first_evidence(a.evidence))
+        print("\t".join(shown(field) for field in fields))
     if not rows:
         print("the quarantine is empty")
     return EXIT_OK
@@ -203,7 +213,7 @@ def _reverse_all(args: argparse.Namespace, *, allow: bool) -> int:
                 log.error("action %d: %s", action_id, exc)
                 failed += 1
                 continue
-            print(f"action {action_id}: back at {where}")
+            _say(f"action {action_id}: back at {where}")
     return EXIT_ERROR if failed else EXIT_OK
 
 

@@ -2,11 +2,13 @@
 
 One file in WAL mode; versioned migrations, each applied in the same transaction as its record;
 every write runs inside ``transaction()``. Hashes are unsigned 64-bit values kept in SQLite's
-signed INTEGER by two's complement.
+signed INTEGER by two's complement. Paths are BLOBs of the name's exact bytes (``os.fsencode``),
+compared and range-searched as bytes; free text (errors) is stored as ``names.shown`` shows it.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from imagewatchd.errors import StoreError
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
+from imagewatchd.names import shown
 from imagewatchd.rows import (
     ACTION_COLUMNS,
     ENTRY_COLUMNS,
@@ -29,12 +32,36 @@ from imagewatchd.rows import (
     action_row,
     entry_row,
     file_row,
+    path_of,
     to_signed,
     to_unsigned,
 )  # fmt: skip
 from imagewatchd.schema import MIGRATIONS
 
 IMPORT_CHUNK = 5000
+
+
+def _blob(path: str) -> bytes:
+    """A path as stored: the exact bytes of the name."""
+    return os.fsencode(path)
+
+
+def _blob_or_none(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+def _text_or_none(text: str | None) -> str | None:
+    """Free text that may hold a name (an error): valid UTF-8 for a TEXT column, one line."""
+    return None if text is None else shown(text)
+
+
+def _below(root: str) -> tuple[bytes, bytes]:
+    """The byte range [low, high) of every path below the directory ``root``.
+
+    As a range on the BLOB column, a query searches the unique index on path.
+    """
+    low = os.fsencode(root).rstrip(b"/") + b"/"
+    return low, low[:-1] + bytes([low[-1] + 1])  # low ends with "/", so +1 never overflows
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -139,7 +166,8 @@ class Store:
     # -- files ---------------------------------------------------------------------------
 
     def get_file(self, path: str) -> FileRow | None:
-        row = self._db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?", (path,))
+        query = f"SELECT {FILE_COLUMNS} FROM files WHERE path = ?"
+        row = self._db.execute(query, (_blob(path),))
         found = row.fetchone()
         return file_row(found) if found else None
 
@@ -166,14 +194,16 @@ class Store:
 
         A row already at the new name (a file that the rename replaced) gives way.
         """
-        prefix, new_prefix = src.rstrip("/") + "/", dest.rstrip("/") + "/"
+        old, new_top = _blob(src), _blob(dest)
+        low, high = _below(src)
+        new_prefix = new_top.rstrip(b"/") + b"/"
         with self.transaction() as db:
             moved = db.execute(
-                "SELECT id, path FROM files WHERE path = ? OR substr(path, 1, ?) = ?",
-                (src, len(prefix), prefix),
+                "SELECT id, path FROM files WHERE path = ? OR (path >= ? AND path < ?)",
+                (old, low, high),
             ).fetchall()
             for file_id, path in moved:
-                new = dest if path == src else new_prefix + path[len(prefix) :]
+                new = new_top if path == old else new_prefix + path[len(low) :]
                 db.execute("DELETE FROM files WHERE path = ? AND id != ?", (new, file_id))
                 db.execute("UPDATE files SET path = ? WHERE id = ?", (new, file_id))
         return len(moved)
@@ -184,18 +214,22 @@ class Store:
 
     def watch_indexed(self, path: str) -> bool:
         """Has this library watch's first index completed?"""
-        row = self._db.execute("SELECT 1 FROM watches WHERE path = ?", (path,)).fetchone()
+        query = "SELECT 1 FROM watches WHERE path = ?"
+        row = self._db.execute(query, (_blob(path),)).fetchone()
         return row is not None
 
     def mark_watch_indexed(self, path: str, now: float) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO watches (path, indexed) VALUES (?, ?)", (path, now))
+            db.execute(
+                "INSERT OR IGNORE INTO watches (path, indexed) VALUES (?, ?)", (_blob(path), now)
+            )
 
     def files_under(self, root: str) -> Iterator[tuple[int, str]]:
         """(id, path) of every file recorded at or below ``root``."""
-        prefix = root.rstrip("/") + "/"
-        query = "SELECT id, path FROM files WHERE substr(path, 1, ?) = ? OR path = ?"
-        return iter(self._db.execute(query, (len(prefix), prefix, root)).fetchall())
+        low, high = _below(root)
+        query = "SELECT id, path FROM files WHERE path = ? OR (path >= ? AND path < ?)"
+        rows = self._db.execute(query, (_blob(root), low, high)).fetchall()
+        return iter([(file_id, path_of(path)) for file_id, path in rows])
 
     def save_file(self, path: str, stat: FileStat, role: Role, fp: Fingerprint, now: float) -> int:
         """Insert or update the file's row with a fresh fingerprint; returns its id."""
@@ -216,7 +250,7 @@ class Store:
                 " format = excluded.format, flat = excluded.flat,"
                 " canon_version = excluded.canon_version, error = NULL,"
                 " last_seen = excluded.last_seen RETURNING id",
-                (path, *values, now, now),
+                (_blob(path), *values, now, now),
             ).fetchone()
         return int(row[0])
 
@@ -232,8 +266,8 @@ class Store:
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL,"
                 " error = excluded.error, last_seen = excluded.last_seen",
-                (path, stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, error,
-                 now, now),
+                (_blob(path), stat.device, stat.inode, stat.size, stat.mtime_ns, role.value,
+                 _text_or_none(error), now, now),
             )  # fmt: skip
 
     def touch_files(self, ids: Sequence[int], now: float) -> None:
@@ -387,7 +421,8 @@ class Store:
                 " sha256, device, inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict,"
                 " evidence, rule, reverses, created) VALUES (?, 'intended', ?, ?, ?, ?, ?, ?, ?,"
                 " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (a.kind, a.src_root, a.src_rel, a.dst_root, a.dst_rel, a.tmp_name, a.sha256,
+                (a.kind, _blob(a.src_root), _blob(a.src_rel), _blob_or_none(a.dst_root),
+                 _blob_or_none(a.dst_rel), _blob_or_none(a.tmp_name), a.sha256,
                  a.stat.device, a.stat.inode, a.stat.size, a.stat.mtime_ns, a.atime_ns, a.uid,
                  a.gid, a.mode, a.verdict, a.evidence, a.rule, a.reverses, now),
             ).fetchone()  # fmt: skip
@@ -396,13 +431,13 @@ class Store:
     def retarget(self, action_id: int, dst_rel: str) -> None:
         """The destination name was taken: the journal must name the one actually used."""
         with self.durable() as db:
-            db.execute("UPDATE actions SET dst_rel = ? WHERE id = ?", (dst_rel, action_id))
+            db.execute("UPDATE actions SET dst_rel = ? WHERE id = ?", (_blob(dst_rel), action_id))
 
     def finish(self, action_id: int, state: str, now: float, error: str | None = None) -> None:
         with self.transaction() as db:
             db.execute(
                 "UPDATE actions SET state = ?, error = ?, finished = ? WHERE id = ?",
-                (state, error, now, action_id),
+                (state, _text_or_none(error), now, action_id),
             )
 
     def action(self, action_id: int) -> ActionRow | None:
@@ -423,4 +458,4 @@ class Store:
 
     def forget_path(self, path: str) -> None:
         with self.transaction() as db:
-            db.execute("DELETE FROM files WHERE path = ?", (path,))
+            db.execute("DELETE FROM files WHERE path = ?", (_blob(path),))

@@ -249,8 +249,10 @@ def incoming(path: Path, on_known: str = "log", settle: float = 0.3) -> dict[str
 
 
 def query(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows as values; paths (stored as the name's bytes) come back as ``os`` gives them."""
     with closing(sqlite3.connect(db, timeout=30)) as conn:
-        return conn.execute(sql, params).fetchall()
+        rows = conn.execute(sql, params).fetchall()
+    return [tuple(os.fsdecode(v) if isinstance(v, bytes) else v for v in row) for row in rows]
 
 
 @contextmanager
