@@ -9,8 +9,12 @@ move the cursor, recolour the terminal or reorder the text around it:
 - ``\\`` for a backslash (so every escape below is unambiguous);
 - ``\\n``, ``\\r``, ``\\t``; ``\\xHH`` for every other control character (C0 and DEL);
 - ``\\xHH`` for each byte that is not valid UTF-8;
-- ``\\uHHHH`` for C1 controls and for the invisible characters that change how text around
-  them is displayed (bidirectional overrides and isolates, line and paragraph separators).
+- ``\\uHHHH`` (``\\UHHHHHHHH`` beyond U+FFFF) for every other character that is not
+  printable: C1 controls, the invisible format characters that change how the text around
+  them is displayed (bidirectional overrides and isolates, zero-width characters, the soft
+  hyphen), separators other than the space (line and paragraph separators, no-break spaces),
+  unassigned and private-use code points: Unicode's categories C* and Z*, as
+  ``str.isprintable`` defines them.
 
 JSON output carries names exactly instead: undecodable bytes appear as ``\\udcHH`` escapes
 (PEP 383), which ``json.loads`` followed by ``os.fsencode`` turns back into the exact bytes.
@@ -22,13 +26,11 @@ import os
 import re
 
 _SHORT = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-# Bidi controls (Trojan Source), line/paragraph separators, and other invisible formatting.
-_FORMAT = "\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-_UNSAFE = re.compile(f"[\\\\\x00-\x1f\x7f-\x9f{_FORMAT}\udc80-\udcff]")
 
 
-def _escape(found: re.Match[str]) -> str:
-    char = found.group()
+def _escape(char: str) -> str:
+    if char.isprintable() and char != "\\":
+        return char
     short = _SHORT.get(char)
     if short is not None:
         return short
@@ -37,13 +39,15 @@ def _escape(found: re.Match[str]) -> str:
         return f"\\x{code:02x}"
     if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, carried by surrogateescape
         return f"\\x{code - 0xDC00:02x}"
-    return f"\\u{code:04x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def shown(text: object) -> str:
     """``text`` (a path, a name, or any message) as it may be shown to a person: one line."""
     value = os.fsdecode(text) if isinstance(text, bytes) else str(text)
-    return _UNSAFE.sub(_escape, value)
+    if value.isprintable() and "\\" not in value:
+        return value
+    return "".join(map(_escape, value))
 
 
 def unshown(text: str) -> str:
@@ -51,7 +55,7 @@ def unshown(text: str) -> str:
     return _ESCAPED.sub(_unescape, text)
 
 
-_ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[nrt\\])")
+_ESCAPED = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[nrt\\])")
 _LONG = {value: key for key, value in _SHORT.items()}
 
 

@@ -49,3 +49,10 @@ def test_a_log_record_is_one_line_whatever_the_name_holds() -> None:
     assert lines == [
         "INFO: /up/nl\\nINFO: /forged/evil.jpg: clean -> none\\x1b]0;x\\x07\\xff.png: clean -> none"
     ]
+
+
+def test_invisible_and_look_alike_characters_are_shown_as_escapes() -> None:
+    assert shown("soft\u00adhyphen") == "soft\\u00adhyphen"
+    assert shown("no\u00a0break") == "no\\u00a0break"
+    assert shown("tag\U000e0001") == "tag\\U000e0001"
+    assert unshown("tag\\U000e0001") == "tag\U000e0001"
