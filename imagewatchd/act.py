@@ -105,17 +105,19 @@ class Backlog:
     def flush(self, store: Store) -> int:
         """Record what can be recorded now; returns how many are still waiting."""
         with self._lock:
-            waiting: list[Unrecorded] = []
-            for item in self._items:
-                try:
-                    store.finish(item.action_id, "done", item.when)
-                except StoreError as exc:
-                    waiting.append(replace(item, reason=str(exc)))
-                    continue
-                log.info("%s: moved to %s, now recorded [action %d]", item.source,
-                         item.destination, item.action_id)  # fmt: skip
-            self._items = waiting
-            return len(waiting)
+            items, self._items = self._items, []
+        waiting: list[Unrecorded] = []
+        for item in items:
+            try:
+                store.finish(item.action_id, "done", item.when)
+            except StoreError as exc:
+                waiting.append(replace(item, reason=str(exc)))
+                continue
+            log.info("%s: moved to %s, now recorded [action %d]", item.source, item.destination,
+                     item.action_id)  # fmt: skip
+        with self._lock:
+            self._items = waiting + self._items
+            return len(self._items)
 
     def abandon(self) -> None:
         """At exit: say which entries the next start-up's recovery will finish."""

@@ -23,7 +23,7 @@ from types import FrameType
 
 from imagewatchd import config as config_module
 from imagewatchd import paths
-from imagewatchd.act import Actor
+from imagewatchd.act import Actor, Backlog
 from imagewatchd.config import Config
 from imagewatchd.errors import ConfigError, UsageError
 from imagewatchd.filters import walk
@@ -33,6 +33,7 @@ from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.notify import Notifier
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
+from imagewatchd.retry import Retries
 from imagewatchd.settle import Settler
 from imagewatchd.store import Store
 from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
@@ -45,7 +46,9 @@ SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
 STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
 STATUS_EVERY = 2.0
-RETRY_AFTER = 30.0  # seconds before a rescan retries files whose processing failed
+HOUSEKEEPING = 0.5  # seconds between attempts to record lagging journal entries and retries
+CHECKPOINT_EVERY = 30.0  # seconds between WAL checkpoints: the WAL stays small under load
+FINAL_TRIES = 5  # at exit, tries to record moves not yet recorded, HOUSEKEEPING apart
 
 
 @dataclass
@@ -76,7 +79,8 @@ class Session:
         self.rescan_request = threading.Event()
         self.closes_lost = threading.Event()
         self.last_progress = time.monotonic()
-        self.retry_at: float | None = None
+        self.retries = Retries()
+        self.backlog = Backlog()  # moves done whose journal entry could not be written yet
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
@@ -90,6 +94,7 @@ class Session:
         self._spawn("settler", self._settle)
         self.watcher.start()
         self._spawn("rescanner", self._rescan_loop)
+        self._spawn("housekeeper", self._housekeep)
         self.rescan_request.set()  # the start-up reconcile
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -117,9 +122,11 @@ class Session:
             else "running"
         )
         queued = self.events.qsize() + self.work.qsize()
+        unrecorded = len(self.backlog)
+        lagging = f"; {unrecorded} moves not yet recorded" if unrecorded else ""
         return (
             f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
-            f"queue {queued}; last reconcile {when}"
+            f"queue {queued}; {self.retries.summary()}{lagging}; last reconcile {when}"
         )
 
     def shutdown(self) -> None:
@@ -135,7 +142,23 @@ class Session:
             self.work.put(None)
         for thread in self.threads:
             thread.join(timeout=10)
+        self._record_the_rest()
         self.store.close()
+
+    def _record_the_rest(self) -> None:
+        """Moves not yet recorded are recorded before exit, or left to start-up recovery."""
+        for attempt in range(FINAL_TRIES):
+            if not self.backlog.flush(self.store):
+                break
+            if attempt < FINAL_TRIES - 1:
+                time.sleep(HOUSEKEEPING)
+        else:
+            self.backlog.abandon()
+        try:
+            self.store.clear_retries()  # the next start's reconcile finds those files again
+            self.store.checkpoint()
+        except Exception as exc:
+            log.debug("at exit: %r", exc)
 
     # -- main-thread duties ----------------------------------------------------------------
 
@@ -144,9 +167,14 @@ class Session:
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
         if self.watcher.retry_missing():
             self.rescan_request.set()
-        if self.retry_at is not None and time.monotonic() >= self.retry_at:
-            self.retry_at = None
-            self.rescan_request.set()
+        for item in self.retries.due():
+            if isinstance(item, Candidate) and not os.path.lexists(item.path):
+                self.retries.done(item)  # gone meanwhile: nothing to retry
+                continue
+            try:
+                self.events.put_nowait(item)
+            except queue.Full:  # a rescan finds it; the retry stays scheduled
+                self.watcher.overflowed.set()
         if self.watcher.overflowed.is_set():
             self.watcher.overflowed.clear()
             log.warning("events were lost (queue overflow): rescanning every watch")
@@ -219,14 +247,16 @@ class Session:
         store = Store(self.db_path)
         try:
             matcher = self.matcher.bind(store)
-            actor = Actor(store, self.config, self.quarantine, dry_run=self.dry_run)
-            pipeline = Pipeline(store, matcher, actor, self.config)
+            actor = Actor(
+                store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
+            )
+            pipeline = Pipeline(store, matcher, actor, self.config, retry=self.retries.later)
             while True:
                 item = self.work.get()
                 if item is None:
                     return
                 if isinstance(item, Gone):
-                    self._forget(store, matcher, item.path)
+                    self._forget(store, matcher, item)
                     continue
                 if isinstance(item, Renamed):
                     self._rename(store, item)
@@ -239,9 +269,9 @@ class Session:
         try:
             return pipeline.process(settled, act=settled.act)
         except Exception as exc:  # one file's failure never stops the daemon
-            log.error("%s: not processed: %r (retried by a rescan)", settled.path, exc)
+            delay = self.retries.later(settled, repr(exc))
+            log.error("%s: not processed: %r; retrying in %.0f s", settled.path, exc, delay)
             log.debug("traceback", exc_info=True)
-            self.retry_at = time.monotonic() + RETRY_AFTER
             return None
 
     def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
@@ -252,6 +282,8 @@ class Session:
                 self.stats.matches += outcome.verdict in ("known", "duplicate")
                 self.stats.errors += outcome.action == "error"
             self.in_flight.discard(settled.path)
+            if outcome is not None and outcome.action != "error":
+                self.retries.done(settled)  # a failed action has scheduled its retry
             again = settled.path in self.again or (
                 outcome is not None and outcome.action == "changed"
             )
@@ -268,18 +300,41 @@ class Session:
         try:
             store.rename_paths(item.src, item.dest)
         except Exception as exc:
-            log.error("%s: renamed to %s, not yet recorded: %r", item.src, item.dest, exc)
-            self.retry_at = time.monotonic() + RETRY_AFTER
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: renamed to %s, not yet recorded: %r; retrying in %.0f s", item.src,
+                      item.dest, exc, delay)  # fmt: skip
+            return
+        self.retries.done(item)
 
-    def _forget(self, store: Store, matcher: Matcher, path: str) -> None:
+    def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
         try:
-            ids = [file_id for file_id, _ in store.files_under(path)]
+            ids = [file_id for file_id, _ in store.files_under(item.path)]
             for file_id in ids:
                 matcher.remove_library_file(file_id)
             store.forget_files(ids)
-        except Exception as exc:  # e.g. the database locked for too long: a rescan forgets it
-            log.error("%s: gone, but not forgotten yet: %r", path, exc)
-            self.retry_at = time.monotonic() + RETRY_AFTER
+        except Exception as exc:  # e.g. the database locked for too long
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: gone, but not forgotten yet: %r; retrying in %.0f s", item.path, exc,
+                      delay)  # fmt: skip
+            return
+        self.retries.done(item)
+
+    def _housekeep(self) -> None:
+        """Record moves whose journal entry lagged, copy retries for ``status``, keep the WAL
+        small; on its own connection, so that a locked database never holds the main thread."""
+        store = Store(self.db_path)
+        try:
+            _best_effort(store.clear_retries)  # left by a previous run
+            next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
+            while not self.stop.wait(HOUSEKEEPING):
+                if len(self.backlog):
+                    self.backlog.flush(store)
+                self.retries.save(store)
+                if time.monotonic() >= next_checkpoint:
+                    next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
+                    _best_effort(store.checkpoint)
+        finally:
+            store.close()
 
     def _rescan_loop(self) -> None:
         store = Store(self.db_path)
@@ -388,6 +443,13 @@ class Daemon:
             return current
         log.info("reloaded %s", fresh.source)
         return fresh
+
+
+def _best_effort(write: Callable[[], object]) -> None:
+    try:
+        write()
+    except Exception as exc:  # tried again later; the database may be full or locked
+        log.debug("%s: %r", getattr(write, "__name__", write), exc)
 
 
 def _single_instance(db_path: Path) -> int:

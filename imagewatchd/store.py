@@ -485,7 +485,7 @@ class Store:
             db.execute("DELETE FROM retries")
 
     def retries(self) -> list[RetryRow]:
-        query = "SELECT kind, path, attempts, due, reason FROM retries ORDER BY due"
+        query = "SELECT kind, path, attempts, due, reason FROM retries ORDER BY due, path"
         return [
             RetryRow(r[0], os.fsdecode(r[1]), r[2], r[3], r[4]) for r in self._db.execute(query)
         ]

@@ -5,10 +5,15 @@ Real ``imagewatchd run`` subprocesses on real directories; a full disk is a real
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +58,62 @@ def upload(path: Path, number: int, scale: int = 1) -> Path:
 def query(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(db, timeout=30)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A small filesystem of its own at ``where`` (the tests run as root; skipped if not)."""
+    where.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)]
+    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill the filesystem of ``directory`` to the last byte; returns the filler file."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            while _write_some(fd, size):
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _write_some(fd: int, size: int) -> bool:
+    try:
+        return os.write(fd, bytes(size)) == size
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        return False
+
+
+def status(daemon: Daemon) -> dict[str, Any]:
+    done = iw(daemon.db, "status", "--json", config=daemon.config_path)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def wait_status(
+    daemon: Daemon, condition: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> dict[str, Any]:
+    """``imagewatchd status --json`` until ``condition`` holds for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = status(daemon)
+        if condition(current):
+            return current
+        assert time.monotonic() < deadline, f"status never matched: {current}"
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -104,3 +165,47 @@ def test_files_undone_while_the_daemon_runs_are_not_moved_again(
                                              " 'restore'")}  # fmt: skip
         assert set(kept) <= undo_ids
     assert daemon.stop() == 0
+
+
+# -- #6: a failed move is retried with backoff ------------------------------------------------
+
+
+def test_a_quarantine_onto_a_full_disk_is_retried_once_space_is_freed(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    with tmpfs(tmp_path / "small", "1m") as small:
+        quarantine = small / "quarantine"
+        quarantine.mkdir(mode=0o700)
+        daemon = banned_daemon(tmp_path, quarantine)
+        daemons.append(daemon.start())
+        filler = fill(small)
+        banned = upload(tmp_path / "uploads" / "banned-upload.jpg", 1)
+        (failed,) = daemon.wait_for(r"banned-upload\.jpg: known: quarantine failed")
+        assert "no space left on device; retrying in 5 s" in failed.lower(), failed
+        assert banned.exists()
+        pending = wait_status(daemon, lambda s: s["retries"]["pending"] == 1)
+        assert pending["retries"]["path"] == str(banned), pending
+        assert "no space left" in pending["retries"]["reason"].lower(), pending
+        filler.unlink()
+        freed = time.monotonic()
+        line = daemon.processed(banned, timeout=30)
+        assert "-> quarantine" in line, line
+        assert time.monotonic() - freed < 5 + 3, "not retried within the backoff"
+        assert not banned.exists()
+        assert len(daemon.wait_for(r"reconcile: \d+ file")) == 1, "a rescan did the retry"
+        wait_status(daemon, lambda s: s["retries"]["pending"] == 0)
+        assert daemon.stop() == 0
+
+
+def test_retries_back_off_while_the_disk_stays_full(tmp_path: Path, daemons: list[Daemon]) -> None:
+    with tmpfs(tmp_path / "small", "1m") as small:
+        quarantine = small / "quarantine"
+        quarantine.mkdir(mode=0o700)
+        daemon = banned_daemon(tmp_path, quarantine)
+        daemons.append(daemon.start())
+        fill(small)
+        upload(tmp_path / "uploads" / "stuck.jpg", 1)
+        lines = daemon.wait_for(r"stuck\.jpg: known: quarantine failed", timeout=40, count=3)
+        delays = [int(re.findall(r"retrying in (\d+) s", line)[0]) for line in lines]
+        assert delays == [5, 10, 20], lines
+        assert daemon.stop() == 0
