@@ -46,9 +46,10 @@ SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
 STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
 STATUS_EVERY = 2.0
-HOUSEKEEPING = 0.5  # seconds between attempts to record lagging journal entries and retries
-CHECKPOINT_EVERY = 30.0  # seconds between WAL checkpoints: the WAL stays small under load
-FINAL_TRIES = 5  # at exit, tries to record moves not yet recorded, HOUSEKEEPING apart
+HOUSEKEEPING = 0.1  # seconds between rounds: lagging journal entries, retries, the WAL's size
+WAL_TRIM_AT = 1 << 20  # bytes: a WAL grown past this is checkpointed and truncated
+FINAL_TRIES = 5  # at exit, tries to record moves not yet recorded, FINAL_PAUSE apart
+FINAL_PAUSE = 0.5
 
 
 @dataclass
@@ -151,7 +152,7 @@ class Session:
             if not self.backlog.flush(self.store):
                 break
             if attempt < FINAL_TRIES - 1:
-                time.sleep(HOUSEKEEPING)
+                time.sleep(FINAL_PAUSE)
         else:
             self.backlog.abandon()
         try:
@@ -325,14 +326,11 @@ class Session:
         store = Store(self.db_path)
         try:
             _best_effort(store.clear_retries)  # left by a previous run
-            next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
             while not self.stop.wait(HOUSEKEEPING):
                 if len(self.backlog):
                     self.backlog.flush(store)
                 self.retries.save(store)
-                if time.monotonic() >= next_checkpoint:
-                    next_checkpoint = time.monotonic() + CHECKPOINT_EVERY
-                    _best_effort(store.checkpoint)
+                _best_effort(lambda: store.trim_wal(WAL_TRIM_AT))
         finally:
             store.close()
 

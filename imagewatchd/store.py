@@ -40,7 +40,7 @@ IMPORT_CHUNK = 5000
 BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
 WAL_SIZE_LIMIT = 4 << 20  # bytes the WAL file keeps after a checkpoint; the rest is truncated
 WAL_AUTOCHECKPOINT = 1000  # pages: each commit past this checkpoints as far as readers allow
-CHECKPOINT_WAIT_MS = 200  # a checkpoint that must wait for readers holds writers this long
+CHECKPOINT_WAIT_MS = 500  # a checkpoint that must wait for readers holds writers this long
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -492,15 +492,31 @@ class Store:
 
     # -- the WAL -------------------------------------------------------------------------
 
-    def checkpoint(self) -> tuple[int, int]:
-        """Copy the WAL into the database and truncate it, waiting briefly for readers.
+    def wal_size(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
 
-        Returns (WAL frames, frames copied); a busy checkpoint is tried again later.
+    def trim_wal(self, threshold: int) -> bool:
+        """Checkpoint and truncate the WAL once it has grown past ``threshold`` bytes.
+
+        SQLite's own checkpoints never reset the WAL while some reader is always open (the
+        daemon's threads overlap under load), so it would grow without bound. Returns whether
+        the WAL is small now.
         """
+        if self.wal_size() <= threshold:
+            return True
+        busy = self.checkpoint()
+        return not busy and self.wal_size() <= threshold
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, waiting briefly for the writer and
+        readers; returns True if it was busy (tried again later)."""
         with self._lock:
             self._db.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
             try:
                 row = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
                 self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-        return int(row[1]), int(row[2])
+        return bool(row[0])

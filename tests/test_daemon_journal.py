@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -208,4 +209,100 @@ def test_retries_back_off_while_the_disk_stays_full(tmp_path: Path, daemons: lis
         lines = daemon.wait_for(r"stuck\.jpg: known: quarantine failed", timeout=40, count=3)
         delays = [int(re.findall(r"retrying in (\d+) s", line)[0]) for line in lines]
         assert delays == [5, 10, 20], lines
+        assert daemon.stop() == 0
+
+
+# -- #7: a journal entry that cannot be written after the move -----------------------------------
+
+# The real daemon, with one test hook: while the trigger file exists, each move is followed at
+# once by filling the database's filesystem, so that the journal's "done" cannot be written.
+FILL_AFTER_MOVE = """
+import errno, os, sys
+from pathlib import Path
+from imagewatchd import cli, fileops
+
+trigger = Path(sys.argv[1])
+original = fileops.move
+
+def move_then_fill(*args, **kwargs):
+    result = original(*args, **kwargs)
+    if trigger.exists():
+        fd = os.open(trigger.parent / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for size in (1 << 20, 4096, 1):
+                while True:
+                    try:
+                        os.write(fd, bytes(size))
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+        finally:
+            os.close(fd)
+    return result
+
+fileops.move = move_then_fill
+sys.exit(cli.main(sys.argv[2:]))
+"""
+UNRECORDED = (
+    r"known .* -> quarantine .* \[action (\d+)\], not yet recorded: database or disk is full; "
+    r"recorded once the database can be written"
+)
+
+
+def full_database_daemon(base: Path, state: Path) -> tuple[Daemon, Path]:
+    daemon = banned_daemon(base, base / "quarantine")
+    trigger = state / "fill-after-move"
+    daemon.program = [sys.executable, "-c", FILL_AFTER_MOVE, str(trigger)]
+    return daemon, trigger
+
+
+def action_state(db: Path, action_id: str) -> str:
+    ((state,),) = query(db, "SELECT state FROM actions WHERE id = ?", int(action_id))
+    return str(state)
+
+
+def test_a_move_recorded_late_says_so_and_is_recorded_once_space_is_freed(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    with tmpfs(tmp_path / "state", "4m") as state:
+        daemon, trigger = full_database_daemon(tmp_path, state)
+        daemons.append(daemon.start())
+        trigger.touch()
+        banned = upload(tmp_path / "uploads" / "late.jpg", 1)
+        (line,) = daemon.wait_for(rf"WARNING: {re.escape(str(banned))}: {UNRECORDED}")
+        action_id = re.findall(r"\[action (\d+)\]", line)[0]
+        assert not banned.exists()
+        assert "not processed" not in daemon.log()
+        trigger.unlink()
+        (state / "filler").unlink()
+        daemon.wait_for(
+            rf"{re.escape(str(banned))}: moved to .*, now recorded \[action {action_id}\]"
+        )
+        assert action_state(daemon.db, action_id) == "done"
+        assert daemon.stop() == 0
+
+
+def test_a_move_not_yet_recorded_at_exit_is_finished_by_the_next_start(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    with tmpfs(tmp_path / "state", "4m") as state:
+        daemon, trigger = full_database_daemon(tmp_path, state)
+        daemons.append(daemon.start())
+        trigger.touch()
+        banned = upload(tmp_path / "uploads" / "at-exit.jpg", 1)
+        (line,) = daemon.wait_for(UNRECORDED)
+        action_id = re.findall(r"\[action (\d+)\]", line)[0]
+        assert daemon.stop(timeout=30) == 0  # a clean exit, although it could not record it
+        daemon.wait_for(
+            rf"WARNING: {re.escape(str(banned))}: moved to .*, still not recorded: database or "
+            rf"disk is full; the next start-up's recovery records it \[action {action_id}\]"
+        )
+        assert action_state(daemon.db, action_id) == "intended"
+        trigger.unlink()
+        (state / "filler").unlink()
+        daemon.start()
+        daemon.wait_for(rf"recovered action {action_id} \(quarantine {re.escape(str(banned))}\)"
+                        r": done$")  # fmt: skip
+        assert action_state(daemon.db, action_id) == "done"
         assert daemon.stop() == 0
