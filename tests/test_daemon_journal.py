@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import photo
 from tests.daemon_harness import Daemon, iw
+from tests.test_notify import Listener
 
 SETTLE = 0.3
 
@@ -38,11 +39,13 @@ def uploads_config(base: Path, quarantine: Path, **extra: Any) -> dict[str, Any]
     }  # fmt: skip
 
 
-def banned_daemon(base: Path, quarantine: Path, settle: float = SETTLE) -> Daemon:
+def banned_daemon(
+    base: Path, quarantine: Path, settle: float = SETTLE, env: dict[str, str] | None = None
+) -> Daemon:
     (base / "uploads").mkdir(parents=True, exist_ok=True)
     config = uploads_config(base, quarantine)
     config["watches"][0]["settle_seconds"] = settle
-    daemon = Daemon(base, config)
+    daemon = Daemon(base, config, env=env)
     banned = base / "banned.jpg"
     photo(100, (800, 600)).save(banned, quality=90)
     added = iw(daemon.db, "known", "add", "--list", "banned", str(banned))
@@ -171,13 +174,26 @@ def test_files_undone_while_the_daemon_runs_are_not_moved_again(
 # -- #6: a failed move is retried with backoff ------------------------------------------------
 
 
+def status_line(listener: Listener, text: str, timeout: float = 10.0) -> str:
+    """The first STATUS= the service manager got that contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in listener.drain():
+            for line in message.splitlines():
+                if line.startswith("STATUS=") and text in line:
+                    return line
+    raise AssertionError(f"no STATUS with {text!r} in {listener.messages}")
+
+
 def test_a_quarantine_onto_a_full_disk_is_retried_once_space_is_freed(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
-    with tmpfs(tmp_path / "small", "1m") as small:
+    listener = Listener(str(tmp_path / "notify.sock"))
+    with tmpfs(tmp_path / "small", "1m") as small, closing(listener.sock):
         quarantine = small / "quarantine"
         quarantine.mkdir(mode=0o700)
-        daemon = banned_daemon(tmp_path, quarantine)
+        env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+        daemon = banned_daemon(tmp_path, quarantine, env=env)
         daemons.append(daemon.start())
         filler = fill(small)
         banned = upload(tmp_path / "uploads" / "banned-upload.jpg", 1)
@@ -187,6 +203,7 @@ def test_a_quarantine_onto_a_full_disk_is_retried_once_space_is_freed(
         pending = wait_status(daemon, lambda s: s["retries"]["pending"] == 1)
         assert pending["retries"]["path"] == str(banned), pending
         assert "no space left" in pending["retries"]["reason"].lower(), pending
+        status_line(listener, "; 1 retries pending, next in ")
         filler.unlink()
         freed = time.monotonic()
         line = daemon.processed(banned, timeout=30)
@@ -195,6 +212,26 @@ def test_a_quarantine_onto_a_full_disk_is_retried_once_space_is_freed(
         assert not banned.exists()
         assert len(daemon.wait_for(r"reconcile: \d+ file")) == 1, "a rescan did the retry"
         wait_status(daemon, lambda s: s["retries"]["pending"] == 0)
+        status_line(listener, "; no retries;")
+        assert daemon.stop() == 0
+
+
+def test_a_file_not_processed_because_the_database_is_full_is_retried(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    with tmpfs(tmp_path / "state", "4m") as state:
+        daemon = banned_daemon(tmp_path, tmp_path / "quarantine")
+        daemons.append(daemon.start())
+        filler = fill(state)
+        banned = upload(tmp_path / "uploads" / "db-full.jpg", 1)
+        daemon.wait_for(
+            rf"ERROR: {re.escape(str(banned))}: not processed: OperationalError\('database or "
+            r"disk is full'\); retrying in 5 s"
+        )
+        assert banned.exists()
+        filler.unlink()
+        assert "-> quarantine" in daemon.processed(banned, timeout=15)
+        assert not banned.exists()
         assert daemon.stop() == 0
 
 
