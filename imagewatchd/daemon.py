@@ -27,6 +27,7 @@ from imagewatchd.act import Actor, Backlog
 from imagewatchd.config import Config
 from imagewatchd.errors import ConfigError, UsageError
 from imagewatchd.filters import walk
+from imagewatchd.housekeeping import keep_house, record_the_rest
 from imagewatchd.journal import recover
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
@@ -46,10 +47,6 @@ SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
 STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
 STATUS_EVERY = 2.0
-HOUSEKEEPING = 0.1  # seconds between rounds: lagging journal entries, retries, the WAL's size
-WAL_TRIM_AT = 1 << 20  # bytes: a WAL grown past this is checkpointed and truncated
-FINAL_TRIES = 5  # at exit, tries to record moves not yet recorded, FINAL_PAUSE apart
-FINAL_PAUSE = 0.5
 
 
 @dataclass
@@ -95,7 +92,9 @@ class Session:
         self._spawn("settler", self._settle)
         self.watcher.start()
         self._spawn("rescanner", self._rescan_loop)
-        self._spawn("housekeeper", self._housekeep)
+        self._spawn(
+            "housekeeper", lambda: keep_house(self.db_path, self.backlog, self.retries, self.stop)
+        )
         self.rescan_request.set()  # the start-up reconcile
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -143,23 +142,8 @@ class Session:
             self.work.put(None)
         for thread in self.threads:
             thread.join(timeout=10)
-        self._record_the_rest()
+        record_the_rest(self.store, self.backlog)
         self.store.close()
-
-    def _record_the_rest(self) -> None:
-        """Moves not yet recorded are recorded before exit, or left to start-up recovery."""
-        for attempt in range(FINAL_TRIES):
-            if not self.backlog.flush(self.store):
-                break
-            if attempt < FINAL_TRIES - 1:
-                time.sleep(FINAL_PAUSE)
-        else:
-            self.backlog.abandon()
-        try:
-            self.store.clear_retries()  # the next start's reconcile finds those files again
-            self.store.checkpoint()
-        except Exception as exc:
-            log.debug("at exit: %r", exc)
 
     # -- main-thread duties ----------------------------------------------------------------
 
@@ -320,20 +304,6 @@ class Session:
             return
         self.retries.done(item)
 
-    def _housekeep(self) -> None:
-        """Record moves whose journal entry lagged, copy retries for ``status``, keep the WAL
-        small; on its own connection, so that a locked database never holds the main thread."""
-        store = Store(self.db_path)
-        try:
-            _best_effort(store.clear_retries)  # left by a previous run
-            while not self.stop.wait(HOUSEKEEPING):
-                if len(self.backlog):
-                    self.backlog.flush(store)
-                self.retries.save(store)
-                _best_effort(lambda: store.trim_wal(WAL_TRIM_AT))
-        finally:
-            store.close()
-
     def _rescan_loop(self) -> None:
         store = Store(self.db_path)
         try:
@@ -441,13 +411,6 @@ class Daemon:
             return current
         log.info("reloaded %s", fresh.source)
         return fresh
-
-
-def _best_effort(write: Callable[[], object]) -> None:
-    try:
-        write()
-    except Exception as exc:  # tried again later; the database may be full or locked
-        log.debug("%s: %r", getattr(write, "__name__", write), exc)
 
 
 def _single_instance(db_path: Path) -> int:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from imagewatchd.daemon import HOUSEKEEPING, WAL_TRIM_AT
+from imagewatchd.housekeeping import HOUSEKEEPING, WAL_TRIM_AT
 from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.store import Store
 
