@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from imagewatchd import fileops, report
 from imagewatchd.config import Action, Config, Watch
+from imagewatchd.errors import StoreError
 from imagewatchd.fileops import FileChanged, FileOpsError, Location, TargetExists
 from imagewatchd.match import entry_ids
 from imagewatchd.models import FileStat, Fingerprint, SettledFile, Verdict, VerdictKind
@@ -67,6 +69,66 @@ def ensure_quarantine(directory: Path) -> None:
 class Moved:
     action_id: int
     destination: Path
+    unrecorded: str | None = None  # why the journal does not say "done" yet
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecorded:
+    """A move that happened, whose journal entry could not be finished (e.g. a full disk)."""
+
+    action_id: int
+    source: Path
+    destination: Path
+    when: float
+    reason: str
+
+
+class Backlog:
+    """Moves not yet recorded as done, shared by the daemon's workers; written when possible.
+
+    Whatever is still here at exit stays ``intended`` in the journal: the next start-up's
+    recovery finds the file at its destination and finishes the entry.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[Unrecorded] = []
+
+    def add(self, item: Unrecorded) -> None:
+        with self._lock:
+            self._items.append(item)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def flush(self, store: Store) -> int:
+        """Record what can be recorded now; returns how many are still waiting."""
+        with self._lock:
+            items, self._items = self._items, []
+        waiting: list[Unrecorded] = []
+        for item in items:
+            try:
+                store.finish(item.action_id, "done", item.when)
+            except StoreError as exc:
+                waiting.append(replace(item, reason=str(exc)))
+                continue
+            log.info("%s: moved to %s, now recorded [action %d]", item.source, item.destination,
+                     item.action_id)  # fmt: skip
+        with self._lock:
+            self._items = waiting + self._items
+            return len(self._items)
+
+    def abandon(self) -> None:
+        """At exit: say which entries the next start-up's recovery will finish."""
+        with self._lock:
+            for item in self._items:
+                log.warning(
+                    "%s: moved to %s, still not recorded: %s; the next start-up's recovery "
+                    "records it [action %d]", item.source, item.destination, item.reason,
+                    item.action_id,
+                )  # fmt: skip
+            self._items = []
 
 
 class Actor:
@@ -80,12 +142,14 @@ class Actor:
         *,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
+        backlog: Backlog | None = None,
     ) -> None:
         self.store = store
         self.config = config
         self.quarantine_dir = quarantine_dir
         self.dry_run = dry_run
         self.clock = clock
+        self.backlog = backlog if backlog is not None else Backlog()
 
     def act(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision
@@ -130,8 +194,13 @@ class Actor:
         *,
         reverses: int | None = None,
         mode: int | None = None,
+        exempt: bool = False,
     ) -> Moved:
-        """Journal, then move without ever replacing; retries under a fresh name if taken."""
+        """Journal, then move without ever replacing; retries under a fresh name if taken.
+
+        With ``exempt``, the file is kept at its destination (with this content) before it
+        arrives there: an undo's file must not be acted on again by a running daemon.
+        """
         info = fileops.check_same(src, expect)
         dst = _free(dst)
         evidence = verdict if isinstance(verdict, str) else evidence_json(verdict, self.config)
@@ -144,23 +213,51 @@ class Actor:
             verdict=verdict_kind, evidence=evidence, rule=rule, reverses=reverses,
         )  # fmt: skip
         action_id = self.store.intend(action, self.clock())
+        try:
+            if exempt:
+                self.store.exempt(action_id, str(dst.path), sha256, self.clock())
+            dst = self._move(action_id, src, dst, expect, tmp_name, mode, exempt)
+        except FileChanged as exc:
+            self._abandon(action_id, "rolled_back", str(exc), exempt)
+            raise
+        except FileOpsError as exc:
+            self._abandon(action_id, "failed", exc.reason, exempt)
+            raise
+        return self._done(action_id, src, dst)
+
+    def _move(
+        self, action_id: int, src: Location, dst: Location, expect: FileStat, tmp_name: str,
+        mode: int | None, exempt: bool,
+    ) -> Location:  # fmt: skip
+        """The move itself, under a fresh name while the chosen one is taken; where it went."""
         for _ in range(RENAME_TRIES):
             try:
                 fileops.move(src, dst, expect=expect, tmp_name=tmp_name, mode=mode)
-                break
+                return dst
             except TargetExists:
                 dst = _free(dst)
                 self.store.retarget(action_id, str(dst.relative))
-            except FileChanged as exc:
-                self.store.finish(action_id, "rolled_back", self.clock(), str(exc))
-                raise
-            except FileOpsError as exc:
-                self.store.finish(action_id, "failed", self.clock(), str(exc))
-                raise
-        else:
-            self.store.finish(action_id, "failed", self.clock(), "no free destination name")
-            raise FileOpsError(dst.path, "no free destination name")
-        self.store.finish(action_id, "done", self.clock())
+                if exempt:
+                    self.store.move_exemption(action_id, str(dst.path))
+        raise FileOpsError(dst.path, "no free destination name")
+
+    def _abandon(self, action_id: int, state: str, note: str, exempt: bool) -> None:
+        """The file did not move: say so in the journal (recovery does it if this fails)."""
+        try:
+            if exempt:
+                self.store.drop_exemption(action_id)
+            self.store.finish(action_id, state, self.clock(), note)
+        except Exception as exc:  # the first error is the one to report
+            log.debug("action %d: not finished as %s: %r", action_id, state, exc)
+
+    def _done(self, action_id: int, src: Location, dst: Location) -> Moved:
+        """The file moved; its journal entry says so now, or as soon as it can be written."""
+        now = self.clock()
+        try:
+            self.store.finish(action_id, "done", now)
+        except StoreError as exc:
+            self.backlog.add(Unrecorded(action_id, src.path, dst.path, now, str(exc)))
+            return Moved(action_id, dst.path, unrecorded=str(exc))
         return Moved(action_id, dst.path)
 
     def _journal_log(

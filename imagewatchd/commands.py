@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from imagewatchd import config as config_module
@@ -25,7 +26,7 @@ from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.progress import Progress
-from imagewatchd.rows import ListRow, NewEntry
+from imagewatchd.rows import ListRow, NewEntry, RetryRow
 from imagewatchd.scan import Scanner
 from imagewatchd.store import Store
 
@@ -351,6 +352,15 @@ def check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retries(rows: list[RetryRow]) -> dict[str, object]:
+    """The running daemon's pending retries, as it last wrote them (soonest first)."""
+    if not rows:
+        return {"pending": 0}
+    first = rows[0]
+    when = datetime.fromtimestamp(first.due).astimezone().isoformat(timespec="seconds")
+    return {"pending": len(rows), "next": when, "path": first.path, "reason": first.reason}
+
+
 def status(args: argparse.Namespace) -> int:
     config = load_config(args)
     with open_store(args, config) as store:
@@ -360,6 +370,7 @@ def status(args: argparse.Namespace) -> int:
             "schema_version": store.schema_version(),
             "files": store.count_files(),
             "lists": {r.name: {"kind": r.kind.value, "entries": r.entries} for r in store.lists()},
+            "retries": _retries(store.retries()),
         }
     if args.json:
         print(json.dumps(data))

@@ -23,16 +23,18 @@ from types import FrameType
 
 from imagewatchd import config as config_module
 from imagewatchd import paths
-from imagewatchd.act import Actor
+from imagewatchd.act import Actor, Backlog
 from imagewatchd.config import Config
 from imagewatchd.errors import ConfigError, UsageError
 from imagewatchd.filters import walk
+from imagewatchd.housekeeping import keep_house, record_the_rest
 from imagewatchd.journal import recover
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.notify import Notifier
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
+from imagewatchd.retry import Retries
 from imagewatchd.settle import Settler
 from imagewatchd.store import Store
 from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
@@ -45,7 +47,6 @@ SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
 EXIT_WATCHER_DIED = 1
 STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
 STATUS_EVERY = 2.0
-RETRY_AFTER = 30.0  # seconds before a rescan retries files whose processing failed
 
 
 @dataclass
@@ -76,7 +77,8 @@ class Session:
         self.rescan_request = threading.Event()
         self.closes_lost = threading.Event()
         self.last_progress = time.monotonic()
-        self.retry_at: float | None = None
+        self.retries = Retries()
+        self.backlog = Backlog()  # moves done whose journal entry could not be written yet
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
@@ -90,6 +92,9 @@ class Session:
         self._spawn("settler", self._settle)
         self.watcher.start()
         self._spawn("rescanner", self._rescan_loop)
+        self._spawn(
+            "housekeeper", lambda: keep_house(self.db_path, self.backlog, self.retries, self.stop)
+        )
         self.rescan_request.set()  # the start-up reconcile
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -117,9 +122,11 @@ class Session:
             else "running"
         )
         queued = self.events.qsize() + self.work.qsize()
+        unrecorded = len(self.backlog)
+        lagging = f"; {unrecorded} moves not yet recorded" if unrecorded else ""
         return (
             f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
-            f"queue {queued}; last reconcile {when}"
+            f"queue {queued}; {self.retries.summary()}{lagging}; last reconcile {when}"
         )
 
     def shutdown(self) -> None:
@@ -135,6 +142,7 @@ class Session:
             self.work.put(None)
         for thread in self.threads:
             thread.join(timeout=10)
+        record_the_rest(self.store, self.backlog)
         self.store.close()
 
     # -- main-thread duties ----------------------------------------------------------------
@@ -144,9 +152,14 @@ class Session:
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
         if self.watcher.retry_missing():
             self.rescan_request.set()
-        if self.retry_at is not None and time.monotonic() >= self.retry_at:
-            self.retry_at = None
-            self.rescan_request.set()
+        for item in self.retries.due():
+            if isinstance(item, Candidate) and not os.path.lexists(item.path):
+                self.retries.done(item)  # gone meanwhile: nothing to retry
+                continue
+            try:
+                self.events.put_nowait(item)
+            except queue.Full:  # a rescan finds it; the retry stays scheduled
+                self.watcher.overflowed.set()
         if self.watcher.overflowed.is_set():
             self.watcher.overflowed.clear()
             log.warning("events were lost (queue overflow): rescanning every watch")
@@ -221,14 +234,16 @@ class Session:
         store = Store(self.db_path)
         try:
             matcher = self.matcher.bind(store)
-            actor = Actor(store, self.config, self.quarantine, dry_run=self.dry_run)
-            pipeline = Pipeline(store, matcher, actor, self.config)
+            actor = Actor(
+                store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
+            )
+            pipeline = Pipeline(store, matcher, actor, self.config, retry=self.retries.later)
             while True:
                 item = self.work.get()
                 if item is None:
                     return
                 if isinstance(item, Gone):
-                    self._forget(store, matcher, item.path)
+                    self._forget(store, matcher, item)
                     continue
                 if isinstance(item, Renamed):
                     self._rename(store, item)
@@ -241,9 +256,9 @@ class Session:
         try:
             return pipeline.process(settled, act=settled.act)
         except Exception as exc:  # one file's failure never stops the daemon
-            log.error("%s: not processed: %r (retried by a rescan)", settled.path, exc)
+            delay = self.retries.later(settled, repr(exc))
+            log.error("%s: not processed: %r; retrying in %.0f s", settled.path, exc, delay)
             log.debug("traceback", exc_info=True)
-            self.retry_at = time.monotonic() + RETRY_AFTER
             return None
 
     def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
@@ -254,6 +269,8 @@ class Session:
                 self.stats.matches += outcome.verdict in ("known", "duplicate")
                 self.stats.errors += outcome.action == "error"
             self.in_flight.discard(settled.path)
+            if outcome is not None and outcome.action != "error":
+                self.retries.done(settled)  # a failed action has scheduled its retry
             again = settled.path in self.again or (
                 outcome is not None and outcome.action == "changed"
             )
@@ -270,18 +287,24 @@ class Session:
         try:
             store.rename_paths(item.src, item.dest)
         except Exception as exc:
-            log.error("%s: renamed to %s, not yet recorded: %r", item.src, item.dest, exc)
-            self.retry_at = time.monotonic() + RETRY_AFTER
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: renamed to %s, not yet recorded: %r; retrying in %.0f s", item.src,
+                      item.dest, exc, delay)  # fmt: skip
+            return
+        self.retries.done(item)
 
-    def _forget(self, store: Store, matcher: Matcher, path: str) -> None:
+    def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
         try:
-            ids = [file_id for file_id, _ in store.files_under(path)]
+            ids = [file_id for file_id, _ in store.files_under(item.path)]
             for file_id in ids:
                 matcher.remove_library_file(file_id)
             store.forget_files(ids)
-        except Exception as exc:  # e.g. the database locked for too long: a rescan forgets it
-            log.error("%s: gone, but not forgotten yet: %r", path, exc)
-            self.retry_at = time.monotonic() + RETRY_AFTER
+        except Exception as exc:  # e.g. the database locked for too long
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: gone, but not forgotten yet: %r; retrying in %.0f s", item.path, exc,
+                      delay)  # fmt: skip
+            return
+        self.retries.done(item)
 
     def _rescan_loop(self) -> None:
         store = Store(self.db_path)

@@ -50,6 +50,8 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
         except FileOpsError as exc:
             state, note = "failed", f"recovery: {exc}"
         store.finish(action.id, state, clock(), note)
+        if state != "done":
+            store.drop_exemption(action.id)  # an undo that did not happen keeps nothing
         if state == "done" and action.reverses is not None:
             store.finish(action.reverses, "undone", clock())
         log.warning(
@@ -135,6 +137,9 @@ def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Ro
 
     With ``allow``, the file's sha256 goes on the allow list ``restored`` so that this very
     file is not acted on again, while the banned picture and its other copies still are.
+    Without, the file is exempted at the place it goes back to, with this content only (an
+    undo): a running daemon leaves it there, and a copy elsewhere or an edit is acted on.
+    Either decision is on record before the file moves: the daemon may see it at once.
     """
     action = store.action(action_id)
     if action is None or action.kind not in ("quarantine", "move"):
@@ -154,7 +159,7 @@ def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Ro
         moved = actor.move(
             here, back, fileops.file_stat(current), action.sha256, kind,
             f'{{"reverses": {action.id}}}', "command", reverses=action.id,
-            mode=action.mode & 0o7777,
+            mode=action.mode & 0o7777, exempt=not allow,
         )  # fmt: skip
     except BaseException:
         store.remove_entries(allowed)

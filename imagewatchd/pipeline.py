@@ -10,9 +10,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from imagewatchd.act import Actor, Decision, decide
+from imagewatchd.act import Actor, Decision, Moved, decide
 from imagewatchd.config import Action, Config
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fileops import FileChanged, FileOpsError
@@ -60,12 +61,15 @@ class Pipeline:
         actor: Actor,
         config: Config,
         clock: Callable[[], float] = time.time,
+        retry: Callable[[SettledFile, str], float] | None = None,
     ) -> None:
+        """``retry`` schedules another try of a file whose action failed; returns the delay."""
         self.store = store
         self.matcher = matcher
         self.actor = actor
         self.config = config
         self.clock = clock
+        self.retry = retry
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -86,35 +90,67 @@ class Pipeline:
                 )
             except FingerprintError as exc:
                 return self._failed(settled, exc)
-        settled = SettledFile(settled.path, settled.watch, file_stat)
+        found = SettledFile(settled.path, settled.watch, file_stat, settled.act)
         verdict = self.matcher.match(fp, exclude_file=row.id if row else None)
+        decision, kept = self._decide(found, row, fp, verdict, act)
+        try:
+            moved = self.actor.act(found, fp, verdict, decision)
+        except FileChanged as exc:
+            log.info("%s: changed while being processed (%s); processing it again", found.path,
+                     exc)  # fmt: skip
+            return Outcome(found.path, verdict.kind, "changed", detail=str(exc))
+        except FileOpsError as exc:
+            return self._act_failed(settled, verdict, decision, exc)
+        if moved is not None:
+            outcome = self._moved(found, row, verdict, decision, moved)
+        else:
+            outcome = self._record(
+                found, fp, verdict, decision, self.config.watches[found.watch].role
+            )
+            outcome = replace(outcome, action="none", detail=kept) if kept else outcome
+        self._log(outcome, verdict, moved)
+        return outcome
+
+    def _decide(
+        self, settled: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
+        act: bool,
+    ) -> tuple[Decision, str]:  # fmt: skip
+        """The watch's decision, unless the file is no newcomer or an undo put it here."""
         watch = self.config.watches[settled.watch]
         decision = decide(verdict, watch, settled.watch) if act else Decision(None, "")
         if not self._newcomer(settled, row, watch.role) and verdict.kind is VerdictKind.DUPLICATE:
-            decision = Decision(None, "")  # an edited or renamed library photo is no newcomer
-        try:
-            moved = self.actor.act(settled, fp, verdict, decision)
-        except FileChanged as exc:
-            log.info(
-                "%s: changed while being processed (%s); processing it again", settled.path, exc
-            )
-            return Outcome(settled.path, verdict.kind, "changed", detail=str(exc))
-        except FileOpsError as exc:
-            log.error("%s: %s: %s failed, the file stays: %s", settled.path, verdict.kind.value,
-                      decision.action, exc)  # fmt: skip
-            return Outcome(settled.path, verdict.kind, "error", detail=str(exc))
-        if moved is not None:
-            if row is not None:
-                self.matcher.remove_library_file(row.id)
+            return Decision(None, ""), ""  # an edited or renamed library photo is no newcomer
+        if decision.action is None:
+            return decision, ""
+        undone_by = self.store.exemption(settled.path, fp.sha256)
+        if undone_by is None:
+            return decision, ""
+        return Decision(None, ""), f"kept: undone by action {undone_by}"
+
+    def _act_failed(
+        self, settled: SettledFile, verdict: Verdict, decision: Decision, exc: FileOpsError
+    ) -> Outcome:
+        """The file stays; the daemon tries again later (a full disk may be freed)."""
+        delay = self.retry(settled, exc.reason) if self.retry is not None else None
+        again = "" if delay is None else f"; retrying in {delay:.0f} s"
+        log.error("%s: %s: %s failed, the file stays: %s%s", settled.path, verdict.kind.value,
+                  decision.action, exc, again)  # fmt: skip
+        return Outcome(settled.path, verdict.kind, "error", detail=str(exc))
+
+    def _moved(
+        self, settled: SettledFile, row: FileRow | None, verdict: Verdict, decision: Decision,
+        moved: Moved,
+    ) -> Outcome:  # fmt: skip
+        if row is not None:
+            self.matcher.remove_library_file(row.id)
+            try:
                 self.store.forget_path(settled.path)
-            outcome = Outcome(
-                settled.path, verdict.kind, str(decision.action), str(moved.destination),
-                moved.action_id,
-            )  # fmt: skip
-        else:
-            outcome = self._record(settled, fp, verdict, decision, watch.role)
-        self._log(outcome, verdict)
-        return outcome
+            except Exception as exc:  # the move stands; a rescan forgets the stale row
+                log.debug("%s: row not forgotten yet: %r", settled.path, exc)
+        return Outcome(
+            settled.path, verdict.kind, str(decision.action), str(moved.destination),
+            moved.action_id,
+        )  # fmt: skip
 
     def _newcomer(self, settled: SettledFile, row: FileRow | None, role: Role) -> bool:
         """New to a library: no row for the path, and not a known file under a new name.
@@ -158,7 +194,7 @@ class Pipeline:
         self.store.save_file_error(settled.path, settled.stat, watch.role, exc.reason, self.clock())
         return Outcome(settled.path, VerdictKind.ERROR, "error", detail=exc.reason)
 
-    def _log(self, outcome: Outcome, verdict: Verdict) -> None:
+    def _log(self, outcome: Outcome, verdict: Verdict, moved: Moved | None) -> None:
         thresholds = self.config.matching.thresholds
         kind = verdict.kind.value
         if verdict.matches:
@@ -172,4 +208,10 @@ class Pipeline:
         where = (
             f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
         )
-        log.info("%s: %s -> %s%s", outcome.path, kind, outcome.action, where)
+        if moved is not None and moved.unrecorded is not None:
+            log.warning("%s: %s -> %s%s, not yet recorded: %s; recorded once the database can "
+                        "be written", outcome.path, kind, outcome.action, where,
+                        moved.unrecorded)  # fmt: skip
+            return
+        note = f" ({outcome.detail})" if outcome.action == "none" and outcome.detail else ""
+        log.info("%s: %s -> %s%s%s", outcome.path, kind, outcome.action, where, note)

@@ -148,6 +148,17 @@ class NewAction:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryRow:
+    """A failed action or write the daemon tries again (``due``: wall-clock time)."""
+
+    kind: str  # file | gone | renamed
+    path: str
+    attempts: int
+    due: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRow(NewAction):
     id: int = 0
     state: str = "intended"

@@ -196,4 +196,25 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_kind ON actions (kind, state);
         """,
     ),
+    (
+        5,
+        "files kept where an undo put them back; failed actions waiting for a retry",
+        """
+        CREATE TABLE exemptions (
+            action_id INTEGER PRIMARY KEY REFERENCES actions (id) ON DELETE CASCADE,
+            path BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE INDEX exemptions_place ON exemptions (path, sha256);
+        CREATE TABLE retries (
+            kind TEXT NOT NULL,
+            path BLOB NOT NULL,
+            attempts INTEGER NOT NULL,
+            due REAL NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (kind, path)
+        );
+        """,
+    ),
 )

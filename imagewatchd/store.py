@@ -29,6 +29,7 @@ from imagewatchd.rows import (
     ListRow,
     NewAction,
     NewEntry,
+    RetryRow,
     action_row,
     entry_row,
     file_row,
@@ -39,6 +40,10 @@ from imagewatchd.rows import (
 from imagewatchd.schema import MIGRATIONS
 
 IMPORT_CHUNK = 5000
+BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
+WAL_SIZE_LIMIT = 4 << 20  # bytes the WAL file keeps after a checkpoint; the rest is truncated
+WAL_AUTOCHECKPOINT = 1000  # pages: each commit past this checkpoints as far as readers allow
+CHECKPOINT_WAIT_MS = 500  # a checkpoint that must wait for readers holds writers this long
 
 
 def _blob(path: str) -> bytes:
@@ -47,7 +52,7 @@ def _blob(path: str) -> bytes:
 
 
 def _blob_or_none(path: str | None) -> bytes | None:
-    return None if path is None else os.fsencode(path)
+    return None if path is None else _blob(path)
 
 
 def _text_or_none(text: str | None) -> str | None:
@@ -84,10 +89,12 @@ class Store:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc
@@ -434,11 +441,15 @@ class Store:
             db.execute("UPDATE actions SET dst_rel = ? WHERE id = ?", (_blob(dst_rel), action_id))
 
     def finish(self, action_id: int, state: str, now: float, error: str | None = None) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE actions SET state = ?, error = ?, finished = ? WHERE id = ?",
-                (state, _text_or_none(error), now, action_id),
-            )
+        """Record how an action ended; ``StoreError`` names why if it cannot be written."""
+        try:
+            with self.transaction() as db:
+                db.execute(
+                    "UPDATE actions SET state = ?, error = ?, finished = ? WHERE id = ?",
+                    (state, _text_or_none(error), now, action_id),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
 
     def action(self, action_id: int) -> ActionRow | None:
         row = self._db.execute(f"SELECT {ACTION_COLUMNS} FROM actions WHERE id = ?", (action_id,))
@@ -459,3 +470,87 @@ class Store:
     def forget_path(self, path: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM files WHERE path = ?", (_blob(path),))
+
+    # -- exemptions: files an undo put back, kept at that place with that content ----------
+
+    def exempt(self, action_id: int, path: str, sha256: str, now: float) -> None:
+        with self.durable() as db:
+            db.execute(
+                "INSERT INTO exemptions (action_id, path, sha256, created) VALUES (?, ?, ?, ?)",
+                (action_id, _blob(path), sha256, now),
+            )
+
+    def move_exemption(self, action_id: int, path: str) -> None:
+        with self.durable() as db:
+            db.execute(
+                "UPDATE exemptions SET path = ? WHERE action_id = ?",
+                (_blob(path), action_id),
+            )
+
+    def drop_exemption(self, action_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM exemptions WHERE action_id = ?", (action_id,))
+
+    def exemption(self, path: str, sha256: str) -> int | None:
+        """The action that put this very file back at this place, if one did."""
+        row = self._db.execute(
+            "SELECT MAX(action_id) FROM exemptions WHERE path = ? AND sha256 = ?",
+            (_blob(path), sha256),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    # -- retries: the daemon's pending retries, for ``status`` -------------------------------
+
+    def save_retries(self, due: Iterable[RetryRow], done: Iterable[tuple[str, str]]) -> None:
+        """Record retries scheduled or rescheduled, and forget those that are over."""
+        with self.transaction() as db:
+            db.executemany(
+                "DELETE FROM retries WHERE kind = ? AND path = ?",
+                ((kind, _blob(path)) for kind, path in done),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO retries (kind, path, attempts, due, reason)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((r.kind, _blob(r.path), r.attempts, r.due, r.reason) for r in due),
+            )
+
+    def clear_retries(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM retries")
+
+    def retries(self) -> list[RetryRow]:
+        query = "SELECT kind, path, attempts, due, reason FROM retries ORDER BY due, path"
+        return [
+            RetryRow(r[0], os.fsdecode(r[1]), r[2], r[3], r[4]) for r in self._db.execute(query)
+        ]
+
+    # -- the WAL -------------------------------------------------------------------------
+
+    def wal_size(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
+
+    def trim_wal(self, threshold: int) -> bool:
+        """Checkpoint and truncate the WAL once it has grown past ``threshold`` bytes.
+
+        SQLite's own checkpoints never reset the WAL while some reader is always open (the
+        daemon's threads overlap under load), so it would grow without bound. Returns whether
+        the WAL is small now.
+        """
+        if self.wal_size() <= threshold:
+            return True
+        busy = self.checkpoint()
+        return not busy and self.wal_size() <= threshold
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it, waiting briefly for the writer and
+        readers; returns True if it was busy (tried again later)."""
+        with self._lock:
+            self._db.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+            try:
+                row = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+        return bool(row[0])

@@ -32,8 +32,10 @@ def iw(db: Path, *args: str, config: Path | None = None) -> subprocess.Completed
 
 class Daemon:
     def __init__(
-        self, base: Path, config: dict[str, Any], *extra: str, env: dict[str, str] | None = None
-    ) -> None:
+        self, base: Path, config: dict[str, Any], *extra: str, env: dict[str, str] | None = None,
+        program: list[str] | None = None,
+    ) -> None:  # fmt: skip
+        """``program`` replaces ``python -m imagewatchd`` (a wrapper with a test hook)."""
         self.base = base
         self.db = base / "state" / "imagewatchd.db"
         self.config_path = base / "config.yaml"
@@ -41,6 +43,7 @@ class Daemon:
         self.write_config(config)
         self.extra = extra
         self.env = {**ENV, **(env or {})}
+        self.program = program or [sys.executable, "-m", "imagewatchd"]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, config: dict[str, Any]) -> None:
@@ -55,8 +58,8 @@ class Daemon:
                 info = os.fstat(log.fileno())
                 env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "imagewatchd", "--config", str(self.config_path),
-                 "--db", str(self.db), "run", *self.extra],
+                [*self.program, "--config", str(self.config_path), "--db", str(self.db), "run",
+                 *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         if wait:
