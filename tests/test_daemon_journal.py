@@ -153,7 +153,7 @@ def test_files_undone_while_the_daemon_runs_are_not_moved_again(
             for path in files
             for row in query(
                 daemon.db, "SELECT id FROM actions WHERE kind = 'quarantine' AND src_rel = ?",
-                path.name,
+                os.fsencode(path.name),
             )
         ]  # fmt: skip
         undone = iw(daemon.db, "undo", *ids)
