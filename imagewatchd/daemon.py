@@ -133,9 +133,13 @@ class Session:
             else "running"
         )
         queued = self.events.qsize() + self.work.qsize()
+        away = "".join(
+            f"; degraded: {self.config.watches[i].path} not watched ({why})"
+            for i, why in sorted(self.watcher.away().items())
+        )
         return (
             f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
-            f"queue {queued}; last reconcile {when}"
+            f"queue {queued}; last reconcile {when}{away}"
         )
 
     def shutdown(self) -> None:
@@ -158,8 +162,8 @@ class Session:
     def supervise(self) -> None:
         if self.matcher.refresh_entries():
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
-        if self.watcher.retry_missing():
-            self.rescan_request.set()
+        if self.watcher.check_roots():
+            self.rescan_request.set()  # what arrived while the root was away
         if self.retry_at is not None and time.monotonic() >= self.retry_at:
             self.retry_at = None
             self.rescan_request.set()
@@ -324,8 +328,9 @@ class Session:
                     continue
                 self.rescan_request.clear()
                 found = reconcile(
-                    self.config, store, self.matcher.bind(store), self.events, self.stop
-                )
+                    self.config, store, self.matcher.bind(store), self.events, self.stop,
+                    skip=self.watcher.away(),
+                )  # fmt: skip
                 self.stats.last_reconcile = time.time()
                 log.info("reconcile: %d file(s) to process", found.queued)
                 for root, paths in found.first_index.items():
