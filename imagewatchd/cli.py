@@ -179,14 +179,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
     except ImagewatchdError as exc:
         _fail(args.debug, str(exc))
         return exc.exit_code
-    except (sqlite3.Error, UnicodeDecodeError) as exc:
+    except sqlite3.Error as exc:
         damaged = store_check.damage(exc)  # where open_store did not name the file
         if damaged is not None:
             _fail(args.debug, f"the database is damaged ({damaged}): run imagewatchd db check")
             return EXIT_DAMAGED
-        if isinstance(exc, UnicodeDecodeError):
-            _fail(args.debug, f"internal error: {exc!r} (run with --debug for the traceback)")
-            return EXIT_ERROR
         _fail(args.debug, f"database error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
