@@ -9,8 +9,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from imagewatchd import __version__, commands, logsetup, service
-from imagewatchd.errors import EXIT_CONFIG, EXIT_ERROR, ConfigError, ImagewatchdError, UsageError
+from imagewatchd import __version__, commands, logsetup, service, store_check
+from imagewatchd.errors import (
+    EXIT_CONFIG,
+    EXIT_DAMAGED,
+    EXIT_ERROR,
+    ConfigError,
+    ImagewatchdError,
+    UsageError,
+)
 from imagewatchd.names import shown
 
 log = logging.getLogger("imagewatchd")
@@ -93,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", metavar="FILE")
     p.set_defaults(handler=commands.check_config)
 
+    p = command("db", "the database itself")
+    d = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(d, "check", "verify the database file (exit 0 sound, 1 damaged, 2 no file)")
+    p.add_argument("--quick", action="store_true", help="PRAGMA quick_check, not integrity_check")
+    p.set_defaults(handler=commands.db_check)
+
     p = command("status", "the database and what it holds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=commands.status)
@@ -168,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         _fail(args.debug, str(exc))
         return exc.exit_code
     except sqlite3.Error as exc:
+        damaged = store_check.damage(exc)  # where open_store did not name the file
+        if damaged is not None:
+            _fail(args.debug, f"the database is damaged ({damaged}): run imagewatchd db check")
+            return EXIT_DAMAGED
         _fail(args.debug, f"database error: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -16,10 +16,17 @@ from datetime import datetime
 from pathlib import Path
 
 from imagewatchd import config as config_module
-from imagewatchd import hashlists, paths, report
+from imagewatchd import hashlists, paths, report, store_check
 from imagewatchd.config import Config
 from imagewatchd.dupes import duplicate_groups
-from imagewatchd.errors import EXIT_ERROR, EXIT_OK, FingerprintError, UsageError
+from imagewatchd.errors import (
+    EXIT_ERROR,
+    EXIT_MATCH,
+    EXIT_OK,
+    DatabaseDamaged,
+    FingerprintError,
+    UsageError,
+)
 from imagewatchd.filters import Selection, walk
 from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.match import Matcher
@@ -39,8 +46,16 @@ def load_config(args: argparse.Namespace) -> Config:
 
 @contextmanager
 def open_store(args: argparse.Namespace, config: Config) -> Iterator[Store]:
-    with Store(paths.database_path(args.db, config.database)) as store:
-        yield store
+    """The database; an error that means it is damaged becomes one clear message."""
+    path = paths.database_path(args.db, config.database)
+    try:
+        with Store(path) as store:
+            yield store
+    except store_check.DAMAGE_ERRORS as exc:
+        detail = store_check.damage(exc)
+        if detail is None:
+            raise
+        raise DatabaseDamaged(path, detail) from exc
 
 
 # What one-shot commands look at in a directory they are given: the image extensions.
@@ -346,9 +361,41 @@ def known_remove(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    """Errors exit 78. A watch directory that does not exist is a warning (exit 0): the daemon
+    starts without it and watches it as soon as it appears (a mount, a directory made later)."""
     located = paths.config_path(args.file or args.config)
     config = config_module.load(located)
-    print(shown(f"{config.source}: ok, {len(config.watches)} watch(es)"))
+    missing = [(i, w.path) for i, w in enumerate(config.watches) if not w.path.is_dir()]
+    for index, path in missing:
+        where = f"{shown(config.source)}: warning: watches[{index}].path: {shown(path)}"
+        print(f"imagewatchd: {where}: no such directory; the daemon waits for it", file=sys.stderr)
+    note = f", {len(missing)} not there yet" if missing else ""
+    print(f"{shown(config.source)}: ok, {len(config.watches)} watch(es){note}")
+    return EXIT_OK
+
+
+def db_check(args: argparse.Namespace) -> int:
+    """``db check``: exit 0 when sound, 1 with the problems listed, 2 when there is no file."""
+    config = load_config(args)
+    path = paths.database_path(args.db, config.database)
+    if not path.is_file():
+        raise UsageError(f"{shown(path)}: no such database file")
+    try:
+        db = store_check.open_for_checking(path)
+    except store_check.DAMAGE_ERRORS as exc:
+        problems = [f"cannot be opened: {store_check.damage(exc) or exc}"]
+    else:
+        try:
+            problems = store_check.check(db, thorough=not args.quick)
+        finally:
+            db.close()
+    for problem in problems:
+        print(f"{shown(path)}: {shown(problem)}")
+    if problems:
+        print(f"{shown(path)}: damaged: {len(problems)} problem(s); restore a backup, or move "
+              "it aside to start afresh (lists can be re-imported from their exports)")  # fmt: skip
+        return EXIT_MATCH
+    print(f"{shown(path)}: ok")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_MATCH = 1
 EXIT_ERROR = 2
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from restart-looping
+EXIT_DAMAGED = 65  # EX_DATAERR: a damaged database; a restart cannot repair it either
 
 
 class ImagewatchdError(Exception):
@@ -41,3 +42,20 @@ class FingerprintError(ImagewatchdError):
 
 class UsageError(ImagewatchdError):
     """A command was given arguments it cannot work with (a missing path, an unknown list)."""
+
+
+DETAIL_LENGTH = 200
+
+
+class DatabaseDamaged(StoreError):
+    """The database file is damaged: nothing is acted on; a person must check or replace it."""
+
+    exit_code = EXIT_DAMAGED
+
+    def __init__(self, path: object, detail: str) -> None:
+        self.path = path
+        self.detail = " ".join(detail.split())[:DETAIL_LENGTH]  # SQLite may quote the schema
+        super().__init__(
+            f"{path}: the database is damaged ({self.detail}): run imagewatchd db check; "
+            "restore a backup or move it aside to start afresh"
+        )

@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from imagewatchd.config import Config
@@ -37,11 +38,16 @@ def reconcile(
     matcher: Matcher,
     events: queue.Queue[Event],
     stop: threading.Event,
+    skip: Collection[int] = (),
 ) -> Reconciled:
-    """Queue a scan candidate for every new or changed file."""
+    """Queue a scan candidate for every new or changed file.
+
+    Watches in ``skip`` are away (unmounted, say): an empty mount point is not an empty tree,
+    and its files are not forgotten.
+    """
     result = Reconciled()
     for index, watch in enumerate(config.watches):
-        if not watch.path.is_dir():
+        if index in skip or not watch.path.is_dir():
             continue
         known = dict((path, file_id) for file_id, path in store.files_under(str(watch.path)))
         first_time = watch.role is Role.LIBRARY and not store.watch_indexed(str(watch.path))

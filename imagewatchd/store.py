@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from imagewatchd.errors import StoreError
+from imagewatchd import store_check
+from imagewatchd.errors import DatabaseDamaged, StoreError
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
 from imagewatchd.names import shown
 from imagewatchd.rows import (
@@ -95,9 +96,28 @@ class Store:
             self._db.execute("PRAGMA foreign_keys = ON")
             self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
+            self._verify(before_migrating=True)
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
+            self._verify(before_migrating=False)
+        except (sqlite3.Error, OSError, UnicodeDecodeError) as exc:
+            detail = store_check.damage(exc)
+            if detail is not None:
+                raise DatabaseDamaged(path, detail) from exc
             raise StoreError(f"{path}: cannot open the database: {exc}") from exc
+
+    def _verify(self, *, before_migrating: bool) -> None:
+        """What every open can afford: the migrations table, then the tables' shape."""
+        version, problems = store_check.migration_problems(self._db)
+        if not problems and not before_migrating:
+            problems = store_check.shape_problems(self._db, version)
+        if problems:
+            more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+            raise DatabaseDamaged(self.path, problems[0] + more)
+
+    def check(self, *, thorough: bool) -> list[str]:
+        """The database's problems, one line each (see ``store_check.check``); [] when sound."""
+        with self._lock:
+            return store_check.check(self._db, thorough)
 
     def close(self) -> None:
         self._db.close()

@@ -28,7 +28,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )  # fmt: skip
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserver
 
@@ -47,6 +47,7 @@ if hasattr(InotifyMoveEventGrouper, "delay"):
     InotifyMoveEventGrouper.delay = MOVE_PAIRING_DELAY
 
 POLL_INTERVAL = 1.0
+ROOT_CHECK = 0.2  # the supervisor compares each watch root's identity this often (seconds)
 INOTIFY_SYSCTL = "fs.inotify.max_user_watches"
 
 
@@ -174,6 +175,17 @@ class _OverflowLog(logging.Handler):
             self.flag.set()
 
 
+@dataclass
+class _Root:
+    """One watch's root directory as attached: a root that is unmounted, removed or replaced
+    leaves the inotify watch deaf, so the supervisor compares it with this every ROOT_CHECK."""
+
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) when attached
+    mount_point: bool = False  # then it is back only once something is mounted there again
+    handle: tuple[BaseObserver, ObservedWatch] | None = None
+    away: str | None = None  # why it is not watched now
+
+
 class Watcher:
     """The observers for every configured watch."""
 
@@ -184,7 +196,7 @@ class Watcher:
         self.inotify: BaseObserver = Observer()
         self.polling: BaseObserver = PollingObserver(timeout=POLL_INTERVAL)
         self.polled: set[int] = set()
-        self.missing: list[int] = []
+        self.roots: dict[int, _Root] = {}
         self._overflow_log = _OverflowLog(self.overflowed)
 
     def start(self) -> None:
@@ -195,22 +207,36 @@ class Watcher:
             self._install(index, watch)
 
     def _install(self, index: int, watch: Watch) -> bool:
-        if not watch.path.is_dir():
-            log.error("watches[%d].path: %s: no such directory; not watched (retried at the "
-                      "next rescan)", index, watch.path)  # fmt: skip
-            if index not in self.missing:
-                self.missing.append(index)
+        try:
+            info = os.stat(watch.path)
+        except OSError:
+            info = None
+        if info is None or not watch.path.is_dir():
+            log.error("watches[%d].path: %s: no such directory; watched as soon as it appears "
+                      "(checked every %.1f s)", index, watch.path, ROOT_CHECK)  # fmt: skip
+            self.roots[index] = _Root(away="no such directory")
             return False
+        root = _Root((info.st_dev, info.st_ino), os.path.ismount(watch.path))
+        self.roots[index] = root
         handler = _Handler(index, watch, self.events, self.overflowed)
         path = str(watch.path)
-        if not watch.polling and self._watch_with_inotify(index, watch, handler):
-            return True
-        self.polling.schedule(handler, path, recursive=watch.recursive)
+        self.polled.discard(index)
+        if not watch.polling:
+            observed = self._watch_with_inotify(index, watch, handler)
+            if observed is not None:
+                root.handle = (self.inotify, observed)
+                return True
+        root.handle = (
+            self.polling,
+            self.polling.schedule(handler, path, recursive=watch.recursive),
+        )
         self.polled.add(index)
         return True
 
-    def _watch_with_inotify(self, index: int, watch: Watch, handler: _Handler) -> bool:
-        """Schedule on inotify; False (nothing left scheduled) when the watch limit is hit.
+    def _watch_with_inotify(
+        self, index: int, watch: Watch, handler: _Handler
+    ) -> ObservedWatch | None:
+        """Schedule on inotify; None (nothing left scheduled) when the watch limit is hit.
 
         watchdog raises only when the root cannot be watched and silently skips directories
         below it, so the kernel's count of our watches is compared with the directories.
@@ -224,13 +250,13 @@ class Watcher:
             if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
             self._limit_reached(index, path, exc.strerror or str(exc))
-            return False
+            return None
         added = inotify_watches() - before
         if before >= 0 and added < wanted:
             self.inotify.unschedule(observed)
             self._limit_reached(index, path, f"{added} of {wanted} directories watched")
-            return False
-        return True
+            return None
+        return observed
 
     def _limit_reached(self, index: int, path: str, detail: str) -> None:
         log.error(
@@ -238,13 +264,37 @@ class Watcher:
             "Raise it with: sysctl -w %s=524288", index, path, detail, INOTIFY_SYSCTL,
         )  # fmt: skip
 
-    def retry_missing(self) -> list[int]:
-        """Install watches whose directory did not exist; returns the ones now installed."""
-        installed = [i for i in self.missing if Path(self.config.watches[i].path).is_dir()]
-        for index in installed:
-            self.missing.remove(index)
-            self._install(index, self.config.watches[index])
-        return installed
+    def check_roots(self) -> list[int]:
+        """Detach watches whose root went away, re-attach those that are back: the supervisor
+        calls this every ROOT_CHECK. Returns the watches attached again, to be reconciled."""
+        back = []
+        for index, root in list(self.roots.items()):
+            path = self.config.watches[index].path
+            if root.away is None:
+                reason = _gone(path, root)
+                if reason is not None:
+                    log.warning("watches[%d]: %s: the watch root went away (%s): not watched "
+                                "until it is back", index, path, reason)  # fmt: skip
+                    self._detach(root)
+                    root.away = reason
+            elif _back(path, root) and self._install(index, self.config.watches[index]):
+                log.info("watches[%d]: %s: the watch root is back: watched again, and "
+                         "rescanned", index, path)  # fmt: skip
+                back.append(index)
+        return back
+
+    def _detach(self, root: _Root) -> None:
+        if root.handle is not None:
+            observer, observed = root.handle
+            root.handle = None
+            try:
+                observer.unschedule(observed)
+            except (KeyError, OSError) as exc:  # its inotify watch may be gone already
+                log.debug("unschedule %s: %r", observed.path, exc)
+
+    def away(self) -> dict[int, str]:
+        """The watches not watched now, and why: the daemon is degraded while there are any."""
+        return {i: root.away for i, root in self.roots.items() if root.away is not None}
 
     def drained(self) -> bool:
         """No event read from the kernel is still on its way to our queue."""
@@ -265,3 +315,21 @@ class Watcher:
         for observer in (self.inotify, self.polling):
             if observer.is_alive():
                 observer.join(timeout=5)
+
+
+def _gone(path: Path, root: _Root) -> str | None:
+    """Why an attached root is no longer the directory that was watched, or None."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return exc.strerror or "cannot be read"
+    if (info.st_dev, info.st_ino) == root.identity:
+        return None
+    if root.mount_point and not os.path.ismount(path):
+        return "unmounted"
+    return "replaced by another directory"
+
+
+def _back(path: Path, root: _Root) -> bool:
+    """A root that was a mount point is back once something is mounted there again."""
+    return path.is_dir() and (not root.mount_point or os.path.ismount(path))

@@ -159,8 +159,8 @@ def test_compare(cli: Cli, make_image: MakeImage) -> None:
 def test_errors_are_one_line_without_traceback(cli: Cli, tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.db"
     bogus.write_bytes(b"garbage" * 1000)
-    result = cli("--db", str(bogus), "status", check=2)
-    assert result.err.startswith(f"imagewatchd: error: {bogus}: cannot open the database")
+    result = cli("--db", str(bogus), "status", check=65)
+    assert result.err.startswith(f"imagewatchd: error: {bogus}: the database is damaged (file")
     assert "Traceback" not in result.err
     result = cli("scan", str(tmp_path / "nowhere"), check=2)
     assert result.err.strip() == f"imagewatchd: error: {tmp_path / 'nowhere'}: not a directory"
@@ -168,7 +168,7 @@ def test_errors_are_one_line_without_traceback(cli: Cli, tmp_path: Path) -> None
         cli("compare", str(tmp_path / "x.png"), str(tmp_path / "y.png"), check=2).err.count("\n")
         == 1
     )
-    debug = cli("--debug", "--db", str(bogus), "status", check=2)
+    debug = cli("--debug", "--db", str(bogus), "status", check=65)
     assert "Traceback" in debug.err
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imagewatchd.errors import StoreError
+from imagewatchd.errors import DatabaseDamaged, StoreError
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
 from imagewatchd.rows import NewEntry, to_signed, to_unsigned
 from imagewatchd.schema import MIGRATIONS
@@ -107,7 +107,7 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 def test_unreadable_or_bogus_database(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.db"
     bogus.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="cannot open the database"):
+    with pytest.raises(DatabaseDamaged, match=r"the database is damaged \(file is not a database"):
         Store(bogus)
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from imagewatchd.errors import EXIT_CONFIG, EXIT_DAMAGED
+
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 SYSTEM_UNIT = SYSTEMD / "imagewatchd.service"
 USER_UNIT = SYSTEMD / "user" / "imagewatchd.service"
@@ -112,7 +114,7 @@ COMMON = {
     "NotifyAccess": ["main"],
     "ExecReload": ["/bin/kill -HUP $MAINPID"],
     "Restart": ["on-failure"],
-    "RestartPreventExitStatus": ["78"],
+    "RestartPreventExitStatus": ["78 65"],
     "WatchdogSec": ["30"],
     "Environment": ["OPENBLAS_NUM_THREADS=1"],
     "NoNewPrivileges": ["yes"],
@@ -137,6 +139,13 @@ def test_unit_contents(unit: Path, exec_start: str, wanted_by: str) -> None:
     for key, values in COMMON.items():
         assert svc.get(key) == values, key
     assert sections["Install"]["WantedBy"] == [wanted_by]
+
+
+@pytest.mark.parametrize("unit", [SYSTEM_UNIT, USER_UNIT], ids=["system", "user"])
+def test_exit_statuses_that_a_restart_cannot_fix_are_not_restarted(unit: Path) -> None:
+    """A bad configuration and a damaged database would restart-loop otherwise."""
+    (statuses,) = service(unit)["RestartPreventExitStatus"]
+    assert {int(s) for s in statuses.split()} == {EXIT_CONFIG, EXIT_DAMAGED}
 
 
 def test_system_unit_identity_and_directories() -> None:
