@@ -25,6 +25,7 @@ from imagewatchd import config as config_module
 from imagewatchd import paths
 from imagewatchd.act import Actor
 from imagewatchd.config import Config
+from imagewatchd.decoding import open_decoder
 from imagewatchd.errors import ConfigError, UsageError
 from imagewatchd.filters import walk
 from imagewatchd.journal import recover
@@ -80,6 +81,7 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -135,6 +137,7 @@ class Session:
             self.work.put(None)
         for thread in self.threads:
             thread.join(timeout=10)
+        self.decoder.close()
         self.store.close()
 
     # -- main-thread duties ----------------------------------------------------------------
@@ -220,7 +223,7 @@ class Session:
         try:
             matcher = self.matcher.bind(store)
             actor = Actor(store, self.config, self.quarantine, dry_run=self.dry_run)
-            pipeline = Pipeline(store, matcher, actor, self.config)
+            pipeline = Pipeline(store, matcher, actor, self.config, self.decoder)
             while True:
                 item = self.work.get()
                 if item is None:
