@@ -24,8 +24,9 @@ _CANON_BYTES = {
 }  # fmt: skip
 _TRANSPARENT_PALETTE = 14  # P with a transparent colour: 1 + RGBA 4 + background 4 + result 4 + 1
 _UNKNOWN_MODE = 17
-# Decoders that fill a buffer of their own (RGBA) before Pillow copies it into the image.
-_DECODER_BUFFER = {"WEBP": 4, "HEIF": 4, "AVIF": 4, "TIFF": 4}
+# Decoders that fill buffers of their own before Pillow copies into the image (WebP: libwebp's
+# animation decoder keeps two RGBA canvases, even for a still picture).
+_DECODER_BUFFER = {"WEBP": 12, "HEIF": 4, "AVIF": 4, "TIFF": 4}
 _FIXED = 8 << 20  # decoder state, line buffers, the small working image and its hashes
 
 

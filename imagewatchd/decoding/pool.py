@@ -206,6 +206,12 @@ class WorkerPool:
             worker.sock.close()
         self._idle.put(worker if alive and not closed else None)
 
+    def pids(self) -> list[int]:
+        """The process ids of the running workers (for tests and benchmarks)."""
+        with self._lock, self._idle.mutex:
+            workers = [w for w in self._idle.queue if w is not None] + list(self._busy)
+        return [w.proc.pid for w in workers]
+
     def start(self) -> None:
         """Start every worker now, side by side, rather than as files arrive."""
         slots = []
