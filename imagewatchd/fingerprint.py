@@ -155,12 +155,12 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> tuple[Image.Imag
                     f"decompression bomb: {width}x{height} pixels exceeds the limit "
                     f"of {max_pixels}",
                 )
-            orientation = _orientation(img)
             coefficients = jpeg_coefficient_bytes(img)
             if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma
                 img.draft("L", (WORKING_SIZE, WORKING_SIZE))
             _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
-            img.load()
+            orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
+            img.load()  # so Pillow decodes the whole image to look for it
             grey = _shrink(_to_grey(img))
     except FingerprintError:
         raise

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 POISON_AFTER = 3  # workers a file may crash before it is recorded as an error
 STARTUP_TIMEOUT = 60.0  # a fresh worker imports Pillow, numpy and scipy: slow on a busy host
-SLACK_BYTES = 96 << 20  # address space beyond the decode budget: decoder threads, allocator
+SLACK_BYTES = 48 << 20  # address space beyond the decode budget: decoder threads' stacks…
 MESSAGE = 1 << 16
 _SOURCE = str(Path(imagewatchd.__file__).resolve().parent.parent)
 
@@ -269,7 +269,7 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
 def _environment() -> dict[str, str]:
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = "1"
-    env["MALLOC_ARENA_MAX"] = "2"  # decoder threads must not each reserve a 64 MiB arena
+    env["MALLOC_ARENA_MAX"] = "1"  # a thread's own arena would reserve 64 MiB of address space
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{_SOURCE}{os.pathsep}{path}" if path else _SOURCE
     return env
