@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -106,6 +107,18 @@ def test_a_hanging_decoder_is_killed_at_the_time_limit(pool: WorkerPool, tmp_pat
     assert 3.0 <= time.monotonic() - started < 10.0
     assert pid is None or not Path(f"/proc/{pid[0]}").exists()
     assert fingerprint_path(pool, good(tmp_path))[1].format == "PNG"
+
+
+def test_a_worker_killed_while_idle_is_replaced_without_blaming_the_next_file(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    pool.start()
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGKILL)  # e.g. the kernel's OOM killer, between two files
+    while Path(f"/proc/{pid}/status").exists() and "zombie" not in _read(pid, "status"):
+        time.sleep(0.01)
+    assert fingerprint_path(pool, good(tmp_path))[1].format == "PNG"
+    assert pool.pids() != [pid]
 
 
 def test_unbounded_allocation_hits_the_workers_memory_ceiling(

@@ -50,6 +50,10 @@ class _Died(Exception):
         self.crash = crash
 
 
+class _Stale(Exception):
+    """The worker had died while idle, before it was given the file."""
+
+
 class _Worker:
     """One worker process and the parent's end of its socket."""
 
@@ -86,10 +90,12 @@ class _Worker:
                   hello.get("address_space"))  # fmt: skip
 
     def ask(self, fd: int, timeout: float) -> dict[str, Any]:
+        if self.proc.poll() is not None:
+            raise _Stale(self._death())
         try:
             socket.send_fds(self.sock, [b"f"], [fd])
         except OSError:
-            raise _Died(self._death(), crash=False) from None  # died while idle
+            raise _Stale(self._death()) from None
         return self._receive(timeout)
 
     def _receive(self, timeout: float) -> dict[str, Any]:
@@ -167,18 +173,23 @@ class WorkerPool:
         raise AssertionError("unreachable")
 
     def _attempt(self, fd: int) -> tuple[FileStat, Fingerprint]:
-        worker = self._take()
-        alive = False
-        try:
-            reply = worker.ask(fd, self.settings.timeout)
-            alive = not reply.get("retire")  # it exits after answering: a MemoryError
-        except _Died:
-            if self._closed:
-                raise DecoderUnavailable("decoding stopped (shutting down)") from None
-            raise
-        finally:
-            self._give_back(worker, alive=alive)
-        return _answer(reply, fd)
+        for _ in range(POISON_AFTER):
+            worker = self._take()
+            alive = False
+            try:
+                reply = worker.ask(fd, self.settings.timeout)
+                alive = not reply.get("retire")  # it exits after answering: a MemoryError
+            except _Stale as stale:  # not this file's doing: another worker takes it
+                log.warning("decoding worker %d had stopped: %s", worker.proc.pid, stale)
+                continue
+            except _Died:
+                if self._closed:
+                    raise DecoderUnavailable("decoding stopped (shutting down)") from None
+                raise
+            finally:
+                self._give_back(worker, alive=alive)
+            return _answer(reply, fd)
+        raise DecoderUnavailable("decoding workers keep stopping before they are given a file")
 
     def _take(self) -> _Worker:
         slot = self._idle.get()
