@@ -11,13 +11,15 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from imagewatchd import config as config_module
 from imagewatchd import hashlists, paths, report, store_check
 from imagewatchd.config import Config
+from imagewatchd.decoding import Decoder, fingerprint_path, open_decoder, settings_of
+from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import (
     EXIT_ERROR,
@@ -28,7 +30,6 @@ from imagewatchd.errors import (
     UsageError,
 )
 from imagewatchd.filters import Selection, walk
-from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
 from imagewatchd.names import shown
@@ -89,14 +90,15 @@ def scan(args: argparse.Namespace) -> int:
         raise UsageError(f"{missing[0]}: not a directory")
     with open_store(args, config) as store:
         matcher = Matcher.load(store, config.matching.thresholds)
-        scanner = Scanner(store, matcher, IMAGES, workers=config.workers)
         bar = Progress(sys.stderr, 0, "scanning")
 
         def progress(done: int, total: int, detail: str) -> None:
             bar.total = total
             bar.update(done, detail)
 
-        summary = scanner.scan(roots, progress)
+        with closing(open_decoder(config)) as decoder:
+            scanner = Scanner(store, matcher, IMAGES, decoder, workers=config.workers)
+            summary = scanner.scan(roots, progress)
         bar.close()
         scanned = [row for row in store.library_files() if _under(row.path, roots)]
         summary.duplicate_groups = len(duplicate_groups(matcher, scanned))
@@ -115,10 +117,10 @@ def check(args: argparse.Namespace) -> int:
     config = load_config(args)
     thresholds = config.matching.thresholds
     worst = EXIT_OK
-    with open_store(args, config) as store:
+    with open_store(args, config) as store, closing(open_decoder(config)) as decoder:
         matcher = Matcher.load(store, thresholds)
         for item in expand(args.paths, IMAGES):
-            result = _check_one(item, matcher, config.matching.max_pixels)
+            result = _check_one(item, matcher, decoder)
             if args.json:
                 print(report.check_json(result, thresholds), flush=True)
             else:
@@ -129,14 +131,14 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _check_one(
-    item: Path | FingerprintError, matcher: Matcher, max_pixels: int
+    item: Path | FingerprintError, matcher: Matcher, decoder: Decoder
 ) -> report.CheckResult:
     if isinstance(item, FingerprintError):
         return report.CheckResult(
             Path(str(item.path)), None, Verdict(VerdictKind.ERROR), item.reason
         )
     try:
-        _, fp = fingerprint_file(item, max_pixels)
+        _, fp = fingerprint_path(decoder, item)
     except FingerprintError as exc:
         return report.CheckResult(item, None, Verdict(VerdictKind.ERROR), exc.reason)
     own = matcher.store.get_file(str(item))
@@ -148,8 +150,9 @@ def compare(args: argparse.Namespace) -> int:
     config = load_config(args)
     thresholds = config.matching.thresholds
     prints = []
+    decoder = InlineDecoder(settings_of(config))  # two files the user chose: no pool to start
     for raw in (args.first, args.second):
-        _, fp = fingerprint_file(Path(raw), config.matching.max_pixels)
+        _, fp = fingerprint_path(decoder, Path(raw))
         prints.append(fp)
     result = report.compare_result(prints[0], prints[1], thresholds)
     if args.json:
@@ -243,22 +246,24 @@ def known_add(args: argparse.Namespace) -> int:
     config = load_config(args)
     errors = 0
     entries: list[NewEntry] = []
-    for item in expand(args.paths, IMAGES):
-        if isinstance(item, FingerprintError):
-            log.error("%s: %s", item.path, item.reason)
-            errors += 1
-            continue
-        try:
-            _, fp = fingerprint_file(item, config.matching.max_pixels)
-        except FingerprintError as exc:
-            log.error("%s: %s", item, exc.reason)
-            errors += 1
-            continue
-        if fp.flat:
-            log.warning("%s: flat image: it will match identical files only", item)
-        # label and source are display text: a name is kept as it is shown (names.shown)
-        entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash, shown(args.label or item.name),
-                                shown(item), flat=fp.flat))  # fmt: skip
+    with closing(open_decoder(config)) as decoder:
+        for item in expand(args.paths, IMAGES):
+            if isinstance(item, FingerprintError):
+                log.error("%s: %s", item.path, item.reason)
+                errors += 1
+                continue
+            try:
+                _, fp = fingerprint_path(decoder, item)
+            except FingerprintError as exc:
+                log.error("%s: %s", item, exc.reason)
+                errors += 1
+                continue
+            if fp.flat:
+                log.warning("%s: flat image: it will match identical files only", item)
+            # label and source are display text: a name is kept as it is shown (names.shown)
+            entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
+                                    shown(args.label or item.name), shown(item),
+                                    flat=fp.flat))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name)
         added, skipped = store.add_entries(list_id, entries, time.time())

@@ -18,7 +18,7 @@ import yaml
 
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
-from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS
+from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
 from imagewatchd.models import Role, Thresholds
 
 
@@ -65,18 +65,30 @@ class Matching:
 
 
 @dataclass(frozen=True, slots=True)
+class Decoding:
+    """Limits of the worker processes that decode images (see README, "Isolated decoding")."""
+
+    memory_mb: int = DEFAULT_MEMORY_BYTES >> 20
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     database: Path | None = None
     quarantine_dir: Path | None = None
     matching: Matching = field(default_factory=Matching)
+    decoding: Decoding = field(default_factory=Decoding)
     watches: tuple[Watch, ...] = ()
     rescan_interval: float = 3600.0
     workers: int = 2
 
 
-TOP_KEYS = ("database", "quarantine_dir", "matching", "watches", "rescan_interval", "workers")
+TOP_KEYS = (
+    "database", "quarantine_dir", "matching", "decoding", "watches", "rescan_interval", "workers",
+)  # fmt: skip
 MATCHING_KEYS = ("dhash_threshold", "phash_threshold", "max_pixels")
+DECODING_KEYS = ("memory_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
     "move_to", "settle_seconds", "polling",
@@ -187,6 +199,7 @@ def parse(data: object, source: str) -> Config:
         database=reader.path(top, "database", ""),
         quarantine_dir=reader.path(top, "quarantine_dir", ""),
         matching=matching,
+        decoding=_parse_decoding(reader, top.get("decoding")),
         watches=watches,
         rescan_interval=reader.number(top, "rescan_interval", "", 3600.0),
         workers=reader.integer(top, "workers", "", 2, 1, 64),
@@ -210,6 +223,18 @@ def _parse_matching(reader: _Reader, value: object) -> Matching:
             section, "phash_threshold", "matching", DEFAULT_PHASH_THRESHOLD, 0, 32
         ),
         max_pixels=reader.integer(section, "max_pixels", "matching", DEFAULT_MAX_PIXELS, 1, 2**40),
+    )
+
+
+def _parse_decoding(reader: _Reader, value: object) -> Decoding:
+    section = reader.mapping(value, "decoding", DECODING_KEYS)
+    default = Decoding()
+    timeout = reader.number(section, "timeout_seconds", "decoding", default.timeout_seconds)
+    if timeout < 1:
+        reader.problem("decoding.timeout_seconds", f"must be at least 1, got {timeout:g}")
+    return Decoding(
+        memory_mb=reader.integer(section, "memory_mb", "decoding", default.memory_mb, 16, 65536),
+        timeout_seconds=max(timeout, 1.0),
     )
 
 

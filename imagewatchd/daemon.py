@@ -25,6 +25,7 @@ from imagewatchd import config as config_module
 from imagewatchd import paths, store_check
 from imagewatchd.act import Actor, Backlog
 from imagewatchd.config import Config
+from imagewatchd.decoding import open_decoder
 from imagewatchd.errors import EXIT_DAMAGED, ConfigError, DatabaseDamaged, UsageError
 from imagewatchd.filters import walk
 from imagewatchd.housekeeping import keep_house, record_the_rest
@@ -83,6 +84,7 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -161,6 +163,7 @@ class Session:
         for thread in self.threads:
             thread.join(timeout=10)
         record_the_rest(self.store, self.backlog)
+        self.decoder.close()
         self.store.close()
 
     # -- main-thread duties ----------------------------------------------------------------
@@ -259,7 +262,9 @@ class Session:
             actor = Actor(
                 store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
             )
-            pipeline = Pipeline(store, matcher, actor, self.config, retry=self.retries.later)
+            pipeline = Pipeline(
+                store, matcher, actor, self.config, self.decoder, retry=self.retries.later
+            )
             while True:
                 item = self.work.get()
                 if item is None:

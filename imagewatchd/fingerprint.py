@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
@@ -19,6 +20,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
+from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
 
@@ -32,6 +34,8 @@ Image.MAX_IMAGE_PIXELS = None
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "HEIF", "AVIF")
 DEFAULT_MAX_PIXELS = 178_956_970  # twice Pillow's default warning limit: ~13,000 x 13,000
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+# What decoding and canonicalising one image may take (imagewatchd/decodecost.py).
+DEFAULT_MEMORY_BYTES = 128 << 20
 
 # Images are shrunk (JPEG at decode time) until the short side is about this many pixels; the
 # hashes then resample to 9x8 (dHash) and 32x32 (pHash), so nothing they use is lost.
@@ -55,58 +59,91 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     8: Image.Transpose.ROTATE_90,
 }
 _BACKGROUND = 255  # transparency is composited onto white
+OVER_MEMORY = "over the memory limit"
 
 
-def read_file(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[FileStat, bytes]:
-    """Read a regular file whole, without following a symlink, and the stat it was read at."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one file may cost to fingerprint: pixels, memory to decode it, bytes to read."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    memory_bytes: int = DEFAULT_MEMORY_BYTES
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def open_path(path: Path) -> int:
+    """A read-only fd of the regular file at ``path``; a symlink (last component) is refused."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise FingerprintError(path, _os_reason(exc)) from exc
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FingerprintError(path, "not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[FileStat, bytes]:
+    """Read a regular file whole from an open fd (from offset 0), and the stat it was read at."""
+    try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
-            raise FingerprintError(path, "not a regular file")
+            raise FingerprintError("<fd>", "not a regular file")
         if before.st_size > max_bytes:
-            raise FingerprintError(path, f"file too large ({before.st_size} bytes)")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read()
+            raise FingerprintError("<fd>", f"file too large ({before.st_size} bytes)")
+        chunks = []
+        offset = 0
+        while chunk := os.pread(fd, max(before.st_size - offset, 0) + 1, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+            if offset > max_bytes:
+                raise FingerprintError("<fd>", f"file too large (over {max_bytes} bytes)")
+        data = b"".join(chunks)
         after = os.fstat(fd)
     except OSError as exc:
-        raise FingerprintError(path, _os_reason(exc)) from exc
-    finally:
-        os.close(fd)
+        raise FingerprintError("<fd>", _os_reason(exc)) from exc
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or len(
         data
     ) != after.st_size:
-        raise FingerprintError(path, "file changed while being read")
-    return FileStat(after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns), data
+        raise FingerprintError("<fd>", "file changed while being read")
+    return FileStat.of(after), data
 
 
-def fingerprint_file(
-    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[FileStat, Fingerprint]:
-    """Fingerprint the file at ``path``; any problem is a ``FingerprintError`` naming it."""
-    file_stat, data = read_file(path)
+def fingerprint_fd(fd: int, limits: Limits = Limits()) -> tuple[FileStat, Fingerprint]:
+    """Fingerprint the open file ``fd``; any problem is a ``FingerprintError`` with its reason."""
+    file_stat, data = read_fd(fd, limits.max_bytes)
+    return file_stat, fingerprint_bytes(data, limits.max_pixels, limits.memory_bytes)
+
+
+def fingerprint_file(path: Path, limits: Limits = Limits()) -> tuple[FileStat, Fingerprint]:
+    """Fingerprint the file at ``path`` in this process; errors name the path."""
+    fd = open_path(path)
     try:
-        return file_stat, fingerprint_bytes(data, max_pixels)
+        return fingerprint_fd(fd, limits)
     except FingerprintError as exc:
         raise FingerprintError(path, exc.reason) from exc
+    finally:
+        os.close(fd)
 
 
-def fingerprint_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Fingerprint:
+def fingerprint_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, memory_bytes: int = DEFAULT_MEMORY_BYTES
+) -> Fingerprint:
     """Fingerprint an encoded image held in memory."""
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise FingerprintError("<bytes>", "empty file")
-    grey, width, height, fmt = _decode(data, max_pixels)
+    grey, width, height, fmt = _decode(data, max_pixels, memory_bytes)
     dhash = _hash_to_int(imagehash.dhash(grey))
     phash = _hash_to_int(imagehash.phash(grey))
     flat = _is_flat(grey)
     return Fingerprint(sha256, dhash, phash, width, height, fmt, flat)
 
 
-def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
+def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> tuple[Image.Image, int, int, str]:
     """Decode to a small canonical greyscale image; returns it with the oriented size."""
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
@@ -118,10 +155,12 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
                     f"decompression bomb: {width}x{height} pixels exceeds the limit "
                     f"of {max_pixels}",
                 )
-            orientation = _orientation(img)
+            coefficients = jpeg_coefficient_bytes(img)
             if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma
                 img.draft("L", (WORKING_SIZE, WORKING_SIZE))
-            img.load()
+            _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
+            orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
+            img.load()  # so Pillow decodes the whole image to look for it
             grey = _shrink(_to_grey(img))
     except FingerprintError:
         raise
@@ -130,7 +169,7 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
     except Image.DecompressionBombError as exc:
         raise FingerprintError("<bytes>", f"decompression bomb: {exc}") from exc
     except MemoryError as exc:
-        raise FingerprintError("<bytes>", "out of memory while decoding") from exc
+        raise FingerprintError("<bytes>", OVER_MEMORY) from exc
     except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
         raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
     if orientation in _TRANSPOSE:
@@ -138,6 +177,14 @@ def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int, str]:
         if orientation >= 5:
             width, height = height, width
     return grey, width, height, fmt
+
+
+def _check_memory(needed: int, limit: int) -> None:
+    if needed > limit:
+        raise FingerprintError(
+            "<bytes>", f"{OVER_MEMORY} (decoding needs about {needed >> 20} MiB, "
+            f"the limit is {limit >> 20} MiB)",
+        )  # fmt: skip
 
 
 def _orientation(img: Image.Image) -> int:
@@ -159,18 +206,22 @@ def _to_grey(img: Image.Image) -> Image.Image:
         img = img.convert("RGB")
     elif mode in ("RGBa", "La", "PA"):
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA"):
+    if img.mode in ("RGBA", "LA"):  # one copy at a time: see decodecost._CANON_BYTES
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
         background = Image.new("RGBA", img.size, (_BACKGROUND,) * 3 + (255,))
-        img = Image.alpha_composite(background, img.convert("RGBA"))
+        img = Image.alpha_composite(background, rgba)
+        del rgba, background
     return img.convert("L")
 
 
 def _stretch_to_l(img: Image.Image) -> Image.Image:
     """High-bit-depth grey → 8 bits. The hashes ignore brightness scale, so min-max suffices."""
-    pixels = np.asarray(img, dtype=np.float64)
+    pixels = np.array(img, dtype=np.float64)  # in place from here on: one float copy at most
     low, high = float(pixels.min()), float(pixels.max())
-    scaled = (pixels - low) * (255.0 / (high - low)) if high > low else pixels * 0.0
-    return Image.fromarray(scaled.round().astype(np.uint8))
+    pixels -= low
+    pixels *= 255.0 / (high - low) if high > low else 0.0
+    np.round(pixels, out=pixels)
+    return Image.fromarray(pixels.astype(np.uint8))
 
 
 def _shrink(img: Image.Image) -> Image.Image:

@@ -16,9 +16,9 @@ from pathlib import Path, PurePosixPath
 
 from imagewatchd import fileops
 from imagewatchd.act import QUARANTINE_MODE, Actor
+from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import UsageError
 from imagewatchd.fileops import FileOpsError, Location
-from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.models import ListKind, Role
 from imagewatchd.names import shown
 from imagewatchd.rows import ActionRow, NewEntry
@@ -132,7 +132,9 @@ def _best_effort(set_mode: Callable[[Location, int], None], dst: Location, mode:
         log.debug("%s: mode not set: %s", dst.path, exc.reason)
 
 
-def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role) -> Path:
+def reverse(
+    store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role, decoder: Decoder
+) -> Path:
     """Move a quarantined or moved file back; never overwrites (a free name is chosen).
 
     With ``allow``, the file's sha256 goes on the allow list ``restored`` so that this very
@@ -170,7 +172,7 @@ def reverse(store: Store, actor: Actor, action_id: int, *, allow: bool, role: Ro
         gid=action.gid,
     )  # fmt: skip
     store.finish(action.id, "undone", actor.clock())
-    _remember(store, restored, role, actor.clock())
+    _remember(store, decoder, restored, role, actor.clock())
     return moved.destination
 
 
@@ -185,10 +187,10 @@ def _allow(store: Store, action: ActionRow, now: float) -> list[int]:
     return added
 
 
-def _remember(store: Store, restored: Location, role: Role, now: float) -> None:
+def _remember(store: Store, decoder: Decoder, restored: Location, role: Role, now: float) -> None:
     """Record the restored file so that the daemon does not process it again."""
     try:
-        file_stat, fp = fingerprint_file(restored.path)
+        file_stat, fp = fingerprint_at(decoder, restored)
     except Exception as exc:
         log.debug("%s: not recorded: %s", restored.path, exc)
         return

@@ -11,13 +11,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from imagewatchd.act import Actor, Decision, Moved, decide
 from imagewatchd.config import Action, Config
+from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import FingerprintError
-from imagewatchd.fileops import FileChanged, FileOpsError
-from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.fileops import FileChanged, FileOpsError, Location
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     Fingerprint,
@@ -52,7 +52,8 @@ def evidence(match: Match, thresholds: Thresholds) -> str:
 
 
 class Pipeline:
-    """Processes settled files for one thread, with that thread's store."""
+    """Processes settled files for one thread, with that thread's store; ``decoder`` (shared
+    by every thread) fingerprints them."""
 
     def __init__(
         self,
@@ -60,10 +61,12 @@ class Pipeline:
         matcher: Matcher,
         actor: Actor,
         config: Config,
+        decoder: Decoder,
         clock: Callable[[], float] = time.time,
         retry: Callable[[SettledFile, str], float] | None = None,
     ) -> None:
         """``retry`` schedules another try of a file whose action failed; returns the delay."""
+        self.decoder = decoder
         self.store = store
         self.matcher = matcher
         self.actor = actor
@@ -85,9 +88,7 @@ class Pipeline:
             file_stat, fp = row.stat, stored
         else:
             try:
-                file_stat, fp = fingerprint_file(
-                    Path(settled.path), self.config.matching.max_pixels
-                )
+                file_stat, fp = fingerprint_at(self.decoder, self._location(settled))
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = SettledFile(settled.path, settled.watch, file_stat, settled.act)
@@ -151,6 +152,11 @@ class Pipeline:
             settled.path, verdict.kind, str(decision.action), str(moved.destination),
             moved.action_id,
         )  # fmt: skip
+
+    def _location(self, settled: SettledFile) -> Location:
+        """The file as reached from its watch's root: no directory below it is followed."""
+        root = self.config.watches[settled.watch].path
+        return Location(root, PurePosixPath(Path(settled.path).relative_to(root)))
 
     def _newcomer(self, settled: SettledFile, row: FileRow | None, role: Role) -> bool:
         """New to a library: no row for the path, and not a known file under a new name.

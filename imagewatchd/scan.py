@@ -7,18 +7,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from imagewatchd.decoding import Decoder, fingerprint_at
+from imagewatchd.decoding.pool import DecoderUnavailable
 from imagewatchd.errors import FingerprintError
+from imagewatchd.fileops import Location
 from imagewatchd.filters import Selection, walk
-from imagewatchd.fingerprint import fingerprint_file
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
 
-Fingerprinter = Callable[[Path], tuple[FileStat, Fingerprint]]
 ProgressHook = Callable[[int, int, str], None]
 
 
@@ -43,29 +44,39 @@ class ScanSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Todo:
+    root: Path
     path: Path
     stat: FileStat
     known: bool  # the store has a row for this path already
 
+    @property
+    def location(self) -> Location:
+        return Location(self.root, PurePosixPath(self.path.relative_to(self.root)))
+
 
 class Scanner:
-    """Indexes trees into the store and the matcher's library index."""
+    """Indexes trees into the store and the matcher's library index.
+
+    ``workers`` threads hand files to ``decoder`` (a pool of as many worker processes) and
+    wait for their fingerprints; each file is opened from its tree's root, following no
+    symlink on the way.
+    """
 
     def __init__(
         self,
         store: Store,
         matcher: Matcher,
         selection: Selection,
+        decoder: Decoder,
         *,
         workers: int = 2,
-        fingerprinter: Fingerprinter = fingerprint_file,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.matcher = matcher
         self.selection = selection
+        self.decoder = decoder
         self.workers = workers
-        self.fingerprinter = fingerprinter
         self.clock = clock
 
     def scan(self, roots: Iterable[Path], progress: ProgressHook | None = None) -> ScanSummary:
@@ -100,7 +111,7 @@ class Scanner:
                 summary.unchanged += 1
                 seen_ids.append(row.id)
             else:
-                todo.append(_Todo(path, stat, row is not None))
+                todo.append(_Todo(root, path, stat, row is not None))
         gone = [(i, p) for i, p in self.store.files_under(str(root)) if p not in present]
         for file_id, _ in gone:
             self.matcher.remove_library_file(file_id)
@@ -115,7 +126,7 @@ class Scanner:
             window = self.workers * 4  # bounded: never holds every decoded file at once
             futures: list[tuple[_Todo, Future[tuple[FileStat, Fingerprint]]]] = []
             for item in todo:
-                futures.append((item, pool.submit(self.fingerprinter, item.path)))
+                futures.append((item, pool.submit(fingerprint_at, self.decoder, item.location)))
                 if len(futures) >= window:
                     yield _result(*futures.pop(0))
             for item, future in futures:
@@ -154,6 +165,8 @@ def _result(
         return item, future.result()
     except FingerprintError as exc:
         return item, exc
+    except DecoderUnavailable:
+        raise  # not this file's fault: stop with the reason
     except Exception as exc:  # a bug for one file must not stop the run
         log.debug("fingerprinting %s failed", item.path, exc_info=True)
         return item, FingerprintError(item.path, f"internal error: {exc!r}")

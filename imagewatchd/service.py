@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from imagewatchd import commands, paths
 from imagewatchd.act import Actor, Decision
 from imagewatchd.config import Config, Watch
 from imagewatchd.daemon import Daemon
+from imagewatchd.decoding import Decoder, open_decoder
 from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError
@@ -72,13 +74,17 @@ def scan_act(args: argparse.Namespace) -> int:
         matcher = Matcher.load(store, config.matching.thresholds)
         quarantine = paths.quarantine_dir(config.quarantine_dir)
         actor = Actor(store, config, quarantine, dry_run=args.dry_run)
-        pipeline = Pipeline(store, matcher, actor, config)
+        decoder = open_decoder(config)
+        pipeline = Pipeline(store, matcher, actor, config, decoder)
         errors = 0
-        for root, index, watch in targets:
-            if watch.role is Role.LIBRARY:
-                errors += _dedupe(root, index, watch, store, matcher, actor)
-            else:
-                errors += _check_tree(root, index, watch, pipeline)
+        try:
+            for root, index, watch in targets:
+                if watch.role is Role.LIBRARY:
+                    errors += _dedupe(root, index, watch, store, matcher, actor, decoder)
+                else:
+                    errors += _check_tree(root, index, watch, pipeline)
+        finally:
+            decoder.close()
     return EXIT_ERROR if errors else EXIT_OK
 
 
@@ -92,10 +98,11 @@ def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int
 
 
 def _dedupe(
-    root: Path, index: int, watch: Watch, store: Store, matcher: Matcher, actor: Actor
-) -> int:
+    root: Path, index: int, watch: Watch, store: Store, matcher: Matcher, actor: Actor,
+    decoder: Decoder,
+) -> int:  # fmt: skip
     """Index the tree, then act on every copy but the best of each duplicate group."""
-    summary = Scanner(store, matcher, selection_of(watch)).scan([root])
+    summary = Scanner(store, matcher, selection_of(watch), decoder).scan([root])
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     errors = summary.errors
     on_known = Decision(watch.on_known, f"watches[{index}].on_known")
@@ -205,15 +212,19 @@ def _reverse_all(args: argparse.Namespace, *, allow: bool) -> int:
     failed = 0
     with commands.open_store(args, config) as store:
         actor = Actor(store, config, paths.quarantine_dir(config.quarantine_dir))
-        for action_id in args.ids:
-            try:
-                role = _role_at(config, store, action_id)
-                where = reverse(store, actor, action_id, allow=allow, role=role)
-            except (UsageError, FileOpsError) as exc:
-                log.error("action %d: %s", action_id, exc)
-                failed += 1
-                continue
-            _say(f"action {action_id}: back at {where}")
+        # started now: a restored file is recorded at once, before the daemon sees it
+        with closing(open_decoder(config, start=True)) as decoder:
+            for action_id in args.ids:
+                try:
+                    role = _role_at(config, store, action_id)
+                    where = reverse(
+                        store, actor, action_id, allow=allow, role=role, decoder=decoder
+                    )
+                except (UsageError, FileOpsError) as exc:
+                    log.error("action %d: %s", action_id, exc)
+                    failed += 1
+                    continue
+                _say(f"action {action_id}: back at {where}")
     return EXIT_ERROR if failed else EXIT_OK
 
 

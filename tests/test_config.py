@@ -42,7 +42,8 @@ def test_example_config_is_valid_and_means_what_it_says() -> None:
 
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
-    for key in (*config.TOP_KEYS, *config.MATCHING_KEYS, *config.WATCH_KEYS):
+    for key in (*config.TOP_KEYS, *config.MATCHING_KEYS, *config.DECODING_KEYS,
+                *config.WATCH_KEYS):  # fmt: skip
         assert f"{key}:" in text, key
 
 
@@ -98,6 +99,16 @@ def test_value_errors() -> None:
     assert "watches[3].move_to: must be outside the watched tree" in found
     assert "watches[4].path: required" in found
     assert "watches[5].path: /b is already watches[1]" in found
+
+
+def test_decoding_limits() -> None:
+    assert config.parse({}, "t").decoding == config.Decoding(memory_mb=128, timeout_seconds=30.0)
+    parsed = config.parse({"decoding": {"memory_mb": 256, "timeout_seconds": 5}}, "t")
+    assert parsed.decoding == config.Decoding(memory_mb=256, timeout_seconds=5.0)
+    found = problems({"decoding": {"memory_mb": 8, "timeout_seconds": 0, "memory": 1}})
+    assert "decoding.memory_mb: expected a whole number from 16 to 65536, got int 8" in found
+    assert "decoding.timeout_seconds: must be at least 1, got 0" in found
+    assert "decoding.memory: unknown key; did you mean 'memory_mb'?" in found
 
 
 def test_not_a_mapping() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from imagewatchd import config, fileops, journal
 from imagewatchd.act import Actor
+from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.models import FileStat, Role
 from imagewatchd.store import Store
@@ -46,7 +47,9 @@ def test_undo_exempts_the_file_before_it_moves_back(
         original(*args, **kwargs)
 
     monkeypatch.setattr(fileops, "move", move)
-    back = journal.reverse(store, actor, action_id, allow=False, role=Role.INCOMING)
+    back = journal.reverse(
+        store, actor, action_id, allow=False, role=Role.INCOMING, decoder=InlineDecoder()
+    )
     assert back == path
     (undo,) = store.actions(kind="restore")
     assert seen == [undo.id]
@@ -66,7 +69,9 @@ def test_a_failed_undo_keeps_no_exemption(
 
     monkeypatch.setattr(fileops, "move", move)
     with pytest.raises(FileOpsError):
-        journal.reverse(store, actor, action_id, allow=False, role=Role.INCOMING)
+        journal.reverse(
+            store, actor, action_id, allow=False, role=Role.INCOMING, decoder=InlineDecoder()
+        )
     (undo,) = store.actions(kind="restore")
     assert undo.state == "failed"
     assert store.exemption(str(path), sha) is None

@@ -117,6 +117,7 @@ COMMON = {
     "RestartPreventExitStatus": ["78 65"],
     "WatchdogSec": ["30"],
     "Environment": ["OPENBLAS_NUM_THREADS=1"],
+    "MemoryMax": ["1G"],  # the daemon and its decoding workers: docs/BENCHMARKS.md
     "NoNewPrivileges": ["yes"],
     "LockPersonality": ["yes"],
     "RestrictRealtime": ["yes"],

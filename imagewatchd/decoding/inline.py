@@ -1,0 +1,20 @@
+"""The in-process decoder: no isolation, for one-shot comparisons and tests."""
+
+from __future__ import annotations
+
+from imagewatchd.decoding import Settings
+from imagewatchd.fingerprint import fingerprint_fd
+from imagewatchd.models import FileStat, Fingerprint
+
+
+class InlineDecoder:
+    """Decodes in this process: no isolation, for one-shot comparisons and tests."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+        return fingerprint_fd(fd, self.settings.limits)
+
+    def close(self) -> None:
+        pass
