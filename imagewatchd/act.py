@@ -67,6 +67,14 @@ def ensure_quarantine(directory: Path) -> None:
 class Moved:
     action_id: int
     destination: Path
+    other_names: int = 0  # a hard link, copied: its other names were left untouched
+
+    @property
+    def note(self) -> str:
+        """What the log line adds to the destination, if anything."""
+        if not self.other_names:
+            return ""
+        return f"hard link: copied, {self.other_names} other name(s) untouched"
 
 
 class Actor:
@@ -146,7 +154,7 @@ class Actor:
         action_id = self.store.intend(action, self.clock())
         for _ in range(RENAME_TRIES):
             try:
-                fileops.move(src, dst, expect=expect, tmp_name=tmp_name, mode=mode)
+                result = fileops.move(src, dst, expect=expect, tmp_name=tmp_name, mode=mode)
                 break
             except TargetExists:
                 dst = _free(dst)
@@ -161,7 +169,7 @@ class Actor:
             self.store.finish(action_id, "failed", self.clock(), "no free destination name")
             raise FileOpsError(dst.path, "no free destination name")
         self.store.finish(action_id, "done", self.clock())
-        return Moved(action_id, dst.path)
+        return Moved(action_id, dst.path, result.other_names)
 
     def _journal_log(
         self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision

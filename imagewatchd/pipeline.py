@@ -109,7 +109,7 @@ class Pipeline:
                 self.store.forget_path(settled.path)
             outcome = Outcome(
                 settled.path, verdict.kind, str(decision.action), str(moved.destination),
-                moved.action_id,
+                moved.action_id, moved.note,
             )  # fmt: skip
         else:
             outcome = self._record(settled, fp, verdict, decision, watch.role)
@@ -172,4 +172,5 @@ class Pipeline:
         where = (
             f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
         )
+        where += f" ({outcome.detail})" if outcome.destination and outcome.detail else ""
         log.info("%s: %s -> %s%s", outcome.path, kind, outcome.action, where)
