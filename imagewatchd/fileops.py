@@ -195,7 +195,9 @@ def _open_child_dir(parent: int, name: str, where: Path, *, create: bool, mode: 
         os.close(parent)
 
 
-def _open_dir(root: Path, parts: tuple[str, ...], *, create: bool, mode: int) -> int:
+def open_dir(root: Path, parts: tuple[str, ...], *, create: bool = False, mode: int = 0o755) -> int:
+    """An fd of directory ``root/parts``: ``root`` opened as configured, each part below it
+    with ``O_NOFOLLOW`` from its parent's fd (UnsafePath if one is a symlink)."""
     with _reporting(root):
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     for depth, part in enumerate(parts, 1):
@@ -206,7 +208,7 @@ def _open_dir(root: Path, parts: tuple[str, ...], *, create: bool, mode: int) ->
 def open_parent(loc: Location, *, create: bool = False, mode: int = 0o755) -> int:
     """An fd of ``loc``'s parent directory, reached from the root without following symlinks."""
     _name(loc)  # a file, not the root itself
-    return _open_dir(loc.root, loc.relative.parts[:-1], create=create, mode=mode)
+    return open_dir(loc.root, loc.relative.parts[:-1], create=create, mode=mode)
 
 
 def _expected_parent(loc: Location) -> int:
@@ -517,7 +519,7 @@ def unique_name(directory: Location, name: str) -> str:
     """The first of ``name``, ``stem~1.ext``, ``stem~2.ext``… not present in ``directory``."""
     _check_component(name)
     try:
-        dfd = _open_dir(directory.root, directory.relative.parts, create=False, mode=0)
+        dfd = open_dir(directory.root, directory.relative.parts, create=False, mode=0)
     except FileOpsError as err:
         if err.os_errno == errno.ENOENT:
             return name
