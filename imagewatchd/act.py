@@ -70,6 +70,14 @@ class Moved:
     action_id: int
     destination: Path
     unrecorded: str | None = None  # why the journal does not say "done" yet
+    other_names: int = 0  # a hard link, copied: its other names were left untouched
+
+    @property
+    def note(self) -> str:
+        """What the log line adds to the destination, if anything."""
+        if not self.other_names:
+            return ""
+        return f"hard link: copied, {self.other_names} other name(s) untouched"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,24 +224,25 @@ class Actor:
         try:
             if exempt:
                 self.store.exempt(action_id, str(dst.path), sha256, self.clock())
-            dst = self._move(action_id, src, dst, expect, tmp_name, mode, exempt)
+            dst, other_names = self._move(action_id, src, dst, expect, tmp_name, mode, exempt)
         except FileChanged as exc:
             self._abandon(action_id, "rolled_back", str(exc), exempt)
             raise
         except FileOpsError as exc:
             self._abandon(action_id, "failed", exc.reason, exempt)
             raise
-        return self._done(action_id, src, dst)
+        return self._done(action_id, src, dst, other_names)
 
     def _move(
         self, action_id: int, src: Location, dst: Location, expect: FileStat, tmp_name: str,
         mode: int | None, exempt: bool,
-    ) -> Location:  # fmt: skip
-        """The move itself, under a fresh name while the chosen one is taken; where it went."""
+    ) -> tuple[Location, int]:  # fmt: skip
+        """The move itself, under a fresh name while the chosen one is taken: where it went,
+        and how many other names of the file were left untouched (a hard link is copied)."""
         for _ in range(RENAME_TRIES):
             try:
-                fileops.move(src, dst, expect=expect, tmp_name=tmp_name, mode=mode)
-                return dst
+                result = fileops.move(src, dst, expect=expect, tmp_name=tmp_name, mode=mode)
+                return dst, result.other_names
             except TargetExists:
                 dst = _free(dst)
                 self.store.retarget(action_id, str(dst.relative))
@@ -250,15 +259,15 @@ class Actor:
         except Exception as exc:  # the first error is the one to report
             log.debug("action %d: not finished as %s: %r", action_id, state, exc)
 
-    def _done(self, action_id: int, src: Location, dst: Location) -> Moved:
+    def _done(self, action_id: int, src: Location, dst: Location, other_names: int) -> Moved:
         """The file moved; its journal entry says so now, or as soon as it can be written."""
         now = self.clock()
         try:
             self.store.finish(action_id, "done", now)
         except StoreError as exc:
             self.backlog.add(Unrecorded(action_id, src.path, dst.path, now, str(exc)))
-            return Moved(action_id, dst.path, unrecorded=str(exc))
-        return Moved(action_id, dst.path)
+            return Moved(action_id, dst.path, str(exc), other_names)
+        return Moved(action_id, dst.path, None, other_names)
 
     def _journal_log(
         self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision

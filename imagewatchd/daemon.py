@@ -9,6 +9,7 @@ so that the service manager restarts it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import FrameType
 
 from imagewatchd import config as config_module
@@ -224,14 +225,22 @@ class Session:
                 self._dispatch(settled)
 
     def _walk(self, item: Rescan) -> list[Candidate]:
-        """The files below a directory that appeared, as the watch's selection sees them."""
+        """The files below a directory that appeared, as the watch's selection sees them.
+
+        It is reached from the watch root one directory fd at a time: swapped for a symlink
+        since its event, it is not followed.
+        """
         watch = self.config.watches[item.watch]
-        selection = selection_of(watch)
-        found = []
-        for path, _ in walk(Path(item.path), selection, watch.recursive):
-            if selection.wants(path.relative_to(watch.path).as_posix()):
-                found.append(Candidate(str(path), item.watch, Arrival.SCAN))
-        return found
+        below = PurePosixPath(os.path.relpath(item.path, watch.path))
+        if ".." in below.parts:
+            return []
+
+        def on_error(path: Path, exc: OSError) -> None:
+            level = logging.DEBUG if exc.errno == errno.ENOENT else logging.WARNING
+            log.log(level, "%s: not walked: %s", path, exc.strerror or exc)
+
+        found = walk(watch.path, selection_of(watch), watch.recursive, on_error, top=below)
+        return [Candidate(str(path), item.watch, Arrival.SCAN) for path, _ in found]
 
     def _dispatch(self, settled: SettledFile | None) -> None:
         if settled is None:

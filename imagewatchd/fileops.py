@@ -24,6 +24,11 @@ them. The journal records src, dst, ``tmp`` (``tmp_name`` in dst's directory) an
   (priv) yes  -     copied, src taken under ``private_name``   ``remove(priv, expect=expect)``
                     (beside src) before its unlink             when dst's sha256 agrees
 
+A file with other names (``st_nlink > 1``) that is given a ``mode`` (a quarantine, a restore) is
+never renamed: changing its inode would change every other name of it, outside every watch
+included. It takes the copy rows above on any filesystem, and recovery treats it as a copy.
+Nothing here changes the mode, owner or times of a file with other names.
+
 A dst that fails ``check_same`` with src absent is not ours: src was swapped just before the
 rename and was being put back. Directories created for dst stay after a roll-back.
 ``unique_name`` only proposes a name: a racing writer makes :func:`move` raise TargetExists.
@@ -88,6 +93,10 @@ class UnsafePath(FileOpsError):
     """A directory component is a symlink or not a directory."""
 
 
+class _GainedName(FileChanged):
+    """The file was hard-linked elsewhere between the check and the rename."""
+
+
 @dataclass(frozen=True, slots=True)
 class Location:
     """A file inside a tree; ``relative`` is ``"."`` only where the root directory is meant."""
@@ -109,6 +118,7 @@ class Location:
 @dataclass(frozen=True, slots=True)
 class MoveResult:
     cross_device: bool
+    other_names: int = 0  # a file with other names was copied: how many were left untouched
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +195,9 @@ def _open_child_dir(parent: int, name: str, where: Path, *, create: bool, mode: 
         os.close(parent)
 
 
-def _open_dir(root: Path, parts: tuple[str, ...], *, create: bool, mode: int) -> int:
+def open_dir(root: Path, parts: tuple[str, ...], *, create: bool = False, mode: int = 0o755) -> int:
+    """An fd of directory ``root/parts``: ``root`` opened as configured, each part below it
+    with ``O_NOFOLLOW`` from its parent's fd (UnsafePath if one is a symlink)."""
     with _reporting(root):
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     for depth, part in enumerate(parts, 1):
@@ -196,7 +208,7 @@ def _open_dir(root: Path, parts: tuple[str, ...], *, create: bool, mode: int) ->
 def open_parent(loc: Location, *, create: bool = False, mode: int = 0o755) -> int:
     """An fd of ``loc``'s parent directory, reached from the root without following symlinks."""
     _name(loc)  # a file, not the root itself
-    return _open_dir(loc.root, loc.relative.parts[:-1], create=create, mode=mode)
+    return open_dir(loc.root, loc.relative.parts[:-1], create=create, mode=mode)
 
 
 def _expected_parent(loc: Location) -> int:
@@ -330,7 +342,10 @@ def _finish_rename(m: _Move) -> None:
     try:
         fd = _open_regular(m.dfd, m.dname, m.dst.path, m.expect)
         with _closing(fd), _reporting(m.dst.path):
-            if m.mode is not None and stat.S_IMODE(os.fstat(fd).st_mode) != m.mode:
+            info = os.fstat(fd)
+            if m.mode is not None and info.st_nlink > 1:  # linked elsewhere since the check
+                raise _GainedName(m.src.path, "gained another name during the move")
+            if m.mode is not None and stat.S_IMODE(info.st_mode) != m.mode:
                 _chmod_if_allowed(fd, m.mode)
             os.fsync(fd)
             _sync_dirs(m.sfd, m.dfd)
@@ -341,9 +356,18 @@ def _finish_rename(m: _Move) -> None:
         except OSError as back:
             why = _os_error(m.src.path, back).reason
             raise FileOpsError(m.dst.path, f"{err.reason}; not put back: {why}") from err
+        if isinstance(err, _GainedName):
+            raise  # processed again, it is copied
         if isinstance(err, FileChanged | NotRegular):
             raise FileChanged(m.src.path, f"was replaced during the move ({err.reason})") from err
         raise
+
+
+def _sole_name(fd: int, path: Path) -> None:
+    """Refuse to change the attributes of a file with other names: they would change too."""
+    others = os.fstat(fd).st_nlink - 1
+    if others > 0:
+        raise FileOpsError(path, f"has {others} other name(s); its attributes are left alone")
 
 
 def _chmod_if_allowed(fd: int, mode: int) -> None:
@@ -468,14 +492,18 @@ def move(
 ) -> MoveResult:
     """Move exactly the expected file from ``src`` to ``dst``, never replacing anything.
 
-    ``mode``, if given, becomes the destination's permission bits. On any error the source is
-    where it was, whole, and no partial destination or temporary file is left behind.
+    ``mode``, if given, becomes the destination's permission bits; a file with other names is
+    then copied, and only this name removed (``MoveResult.other_names``). On any error the
+    source is where it was, whole, and no partial destination or temporary file is left behind.
     """
     _check_component(tmp_name)
     with _closing(_expected_parent(src)) as sfd:
-        _verify(_stat_expected(sfd, _name(src), src.path), src.path, expect)
+        st = _verify(_stat_expected(sfd, _name(src), src.path), src.path, expect)
         with _closing(open_parent(dst, create=True)) as dfd:
             m = _Move(src, dst, sfd, dfd, expect, mode, _name(src), _name(dst))
+            if mode is not None and st.st_nlink > 1:  # other names: never change their inode
+                _copy_move(m, tmp_name)
+                return MoveResult(os.fstat(dfd).st_dev != st.st_dev, st.st_nlink - 1)
             try:
                 _rename_noreplace(sfd, m.sname, dfd, m.dname)
             except OSError as err:
@@ -491,7 +519,7 @@ def unique_name(directory: Location, name: str) -> str:
     """The first of ``name``, ``stem~1.ext``, ``stem~2.ext``… not present in ``directory``."""
     _check_component(name)
     try:
-        dfd = _open_dir(directory.root, directory.relative.parts, create=False, mode=0)
+        dfd = open_dir(directory.root, directory.relative.parts, create=False, mode=0)
     except FileOpsError as err:
         if err.os_errno == errno.ENOENT:
             return name
@@ -525,15 +553,18 @@ def remove(loc: Location, *, expect: FileStat | None = None) -> None:
 
 
 def set_mode(loc: Location, mode: int) -> None:
-    """Set a regular file's permission bits (never through a symlink), durably."""
+    """Set a regular file's permission bits (never through a symlink, never with other names)."""
     with _closing(open_file(loc)) as fd, _reporting(loc.path):
+        _sole_name(fd, loc.path)
         os.fchmod(fd, mode)
         os.fsync(fd)
 
 
 def restore_times_owner(loc: Location, *, atime_ns: int, mtime_ns: int, uid: int, gid: int) -> None:
-    """Restore times, and the owner when allowed (root); set-id bits survive the chown."""
+    """Restore times, and the owner when allowed (root); set-id bits survive the chown. A file
+    with other names is refused: they would change too."""
     with _closing(open_file(loc)) as fd, _reporting(loc.path):
+        _sole_name(fd, loc.path)
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         _chown(fd, uid, gid)
         if stat.S_IMODE(os.fstat(fd).st_mode) != mode:

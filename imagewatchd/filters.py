@@ -1,16 +1,24 @@
-"""Which files in a tree are candidates: include/exclude globs, hidden and temporary names."""
+"""Which files in a tree are candidates: include/exclude globs, hidden and temporary names;
+and the walk that finds them, by directory fds (no symlink inside a tree is ever followed)."""
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from imagewatchd import fileops
 
 log = logging.getLogger(__name__)
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_ROOT = PurePosixPath()
+_OnError = Callable[[Path, OSError], None]
 
 # Names that writers use while a file is incomplete; never fingerprinted.
 TEMPORARY_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", ".download", ".swp", "~")
@@ -52,31 +60,88 @@ def walk(
     selection: Selection,
     recursive: bool = True,
     on_error: Callable[[Path, OSError], None] | None = None,
+    *,
+    top: PurePosixPath = _ROOT,
+) -> Generator[tuple[Path, os.stat_result], None, None]:
+    """Regular files below ``root / top`` that the selection wants, with their lstat; no symlinks.
+
+    ``root`` is opened as configured; every directory below it (``top``'s components included)
+    is opened from its parent's fd with ``O_NOFOLLOW``, so a directory swapped for a symlink is
+    never followed, whenever the swap happens. The selection sees paths relative to ``root``.
+    Only the fds of the current chain of directories are open; closing the generator closes them.
+    """
+    report = on_error or _ignore
+    fd = _open_top(root, top.parts, report)
+    chain: list[tuple[int, tuple[str, ...], list[str]]] = []
+    parts = top.parts
+    try:
+        while fd is not None or chain:
+            if fd is not None:
+                subdirs: list[str] = []
+                chain.append((fd, parts, subdirs))
+                yield from _listing(root, chain[-1], selection, recursive, report)
+                subdirs.reverse()  # popped from the end: in name order
+            while chain and not chain[-1][2]:
+                os.close(chain.pop()[0])
+            if chain:
+                parent, parent_parts, pending = chain[-1]
+                parts = (*parent_parts, pending.pop())
+                fd = _open_subdir(parent, root.joinpath(*parts), report)
+            else:
+                fd = None
+    finally:
+        for held, _, _ in chain:
+            os.close(held)
+
+
+def _ignore(path: Path, exc: OSError) -> None:
+    """The default ``on_error``: a directory that cannot be listed is skipped."""
+
+
+def _open_top(root: Path, parts: tuple[str, ...], report: _OnError) -> int | None:
+    try:
+        return fileops.open_dir(root, parts)
+    except fileops.FileOpsError as err:
+        report(Path(str(err.path)), OSError(err.os_errno or errno.EIO, err.reason))
+        return None
+
+
+def _open_subdir(parent: int, path: Path, report: _OnError) -> int | None:
+    """A directory listed in ``parent``; None if it has become a symlink (never followed)."""
+    try:
+        return os.open(path.name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            report(path, exc)
+        return None
+
+
+def _listing(
+    root: Path,
+    directory: tuple[int, tuple[str, ...], list[str]],
+    selection: Selection,
+    recursive: bool,
+    report: _OnError,
 ) -> Iterator[tuple[Path, os.stat_result]]:
-    """Regular files below ``root`` that the selection wants, with their lstat; no symlinks."""
-    pending = [root]
-    while pending:
-        directory = pending.pop()
+    """The wanted files of one open directory, in name order; its subdirectories to walk are
+    appended to ``directory``'s list."""
+    fd, parts, subdirs = directory
+    here = root.joinpath(*parts)
+    try:
+        with os.scandir(fd) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as exc:
+        report(here, exc)
+        return
+    for entry in entries:
+        relative = "/".join((*parts, entry.name))
         try:
-            with os.scandir(directory) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
+            info = entry.stat(follow_symlinks=False)
         except OSError as exc:
-            if on_error is not None:
-                on_error(directory, exc)
+            report(here / entry.name, exc)
             continue
-        subdirs = []
-        for entry in entries:
-            path = Path(entry.path)
-            relative = path.relative_to(root).as_posix()
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                if on_error is not None:
-                    on_error(path, exc)
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                if recursive and selection.wants_dir(relative):
-                    subdirs.append(path)
-            elif stat.S_ISREG(info.st_mode) and selection.wants(relative):
-                yield path, info
-        pending.extend(reversed(subdirs))
+        if stat.S_ISDIR(info.st_mode):
+            if recursive and selection.wants_dir(relative):
+                subdirs.append(entry.name)
+        elif stat.S_ISREG(info.st_mode) and selection.wants(relative):
+            yield here / entry.name, info

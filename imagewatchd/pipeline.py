@@ -150,7 +150,7 @@ class Pipeline:
                 log.debug("%s: row not forgotten yet: %r", settled.path, exc)
         return Outcome(
             settled.path, verdict.kind, str(decision.action), str(moved.destination),
-            moved.action_id,
+            moved.action_id, moved.note,
         )  # fmt: skip
 
     def _location(self, settled: SettledFile) -> Location:
@@ -214,10 +214,11 @@ class Pipeline:
         where = (
             f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
         )
+        if outcome.detail and (outcome.destination or outcome.action == "none"):
+            where += f" ({outcome.detail})"  # a hard link copied; a file an undo put back
         if moved is not None and moved.unrecorded is not None:
             log.warning("%s: %s -> %s%s, not yet recorded: %s; recorded once the database can "
                         "be written", outcome.path, kind, outcome.action, where,
                         moved.unrecorded)  # fmt: skip
             return
-        note = f" ({outcome.detail})" if outcome.action == "none" and outcome.detail else ""
-        log.info("%s: %s -> %s%s%s", outcome.path, kind, outcome.action, where, note)
+        log.info("%s: %s -> %s%s", outcome.path, kind, outcome.action, where)
