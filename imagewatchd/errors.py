@@ -40,6 +40,11 @@ class FingerprintError(ImagewatchdError):
         super().__init__(f"{path}: {reason}")
 
 
+class NotATreeFile(FingerprintError):
+    """Not a file of its tree (any more): it vanished, or a directory on its path has become a
+    symlink, which is never followed. Nothing is recorded of it."""
+
+
 class UsageError(ImagewatchdError):
     """A command was given arguments it cannot work with (a missing path, an unknown list)."""
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from imagewatchd.act import Actor, Decision, Moved, decide
 from imagewatchd.config import Action, Config
 from imagewatchd.decoding import Decoder, fingerprint_at
-from imagewatchd.errors import FingerprintError
+from imagewatchd.errors import FingerprintError, NotATreeFile
 from imagewatchd.fileops import FileChanged, FileOpsError, Location
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
@@ -192,8 +192,9 @@ class Pipeline:
         return Outcome(settled.path, verdict.kind, done)
 
     def _failed(self, settled: SettledFile, exc: FingerprintError) -> Outcome:
-        if "vanished" in exc.reason:
-            log.debug("%s: %s", settled.path, exc.reason)
+        if isinstance(exc, NotATreeFile):  # gone, or behind a symlink: nothing to record
+            level = logging.DEBUG if "vanished" in exc.reason else logging.WARNING
+            log.log(level, "%s: %s", settled.path, exc.reason)
             return Outcome(settled.path, None, "vanished")
         log.warning("%s: error: %s", settled.path, exc.reason)
         watch = self.config.watches[settled.watch]

@@ -42,9 +42,9 @@ def test_undo_exempts_the_file_before_it_moves_back(
     seen: list[int | None] = []
     original = fileops.move
 
-    def move(*args: Any, **kwargs: Any) -> None:
+    def move(*args: Any, **kwargs: Any) -> fileops.MoveResult:
         seen.append(store.exemption(str(path), sha))  # what a daemon would see at this instant
-        original(*args, **kwargs)
+        return original(*args, **kwargs)
 
     monkeypatch.setattr(fileops, "move", move)
     back = journal.reverse(

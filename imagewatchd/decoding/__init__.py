@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Protocol
 
 from imagewatchd.config import Config
-from imagewatchd.errors import FingerprintError
-from imagewatchd.fileops import FileChanged, FileOpsError, Location, open_file
+from imagewatchd.errors import FingerprintError, NotATreeFile
+from imagewatchd.fileops import FileChanged, FileOpsError, Location, UnsafePath, open_file
 from imagewatchd.fingerprint import Limits, open_path
 from imagewatchd.models import FileStat, Fingerprint
 
@@ -72,7 +72,9 @@ def fingerprint_at(decoder: Decoder, loc: Location) -> tuple[FileStat, Fingerpri
     try:
         fd = open_file(loc)
     except FileChanged as exc:
-        raise FingerprintError(loc.path, "no such file (it vanished?)") from exc
+        raise NotATreeFile(loc.path, "no such file (it vanished?)") from exc
+    except UnsafePath as exc:
+        raise NotATreeFile(loc.path, f"not read: {exc}") from exc
     except FileOpsError as exc:
         reason = "permission denied" if exc.os_errno in (errno.EACCES, errno.EPERM) else exc.reason
         where = "" if exc.path == loc.path else f"{exc.path}: "
