@@ -193,9 +193,11 @@ class Pipeline:
 
     def _failed(self, settled: SettledFile, exc: FingerprintError) -> Outcome:
         if isinstance(exc, NotATreeFile):  # gone, or behind a symlink: nothing to record
-            level = logging.DEBUG if "vanished" in exc.reason else logging.WARNING
-            log.log(level, "%s: %s", settled.path, exc.reason)
-            return Outcome(settled.path, None, "vanished")
+            if "vanished" in exc.reason:
+                log.debug("%s: %s", settled.path, exc.reason)
+                return Outcome(settled.path, None, "vanished")
+            log.warning("%s: %s", settled.path, exc.reason)
+            return Outcome(settled.path, None, "skipped", detail=exc.reason)
         log.warning("%s: error: %s", settled.path, exc.reason)
         watch = self.config.watches[settled.watch]
         self.store.save_file_error(settled.path, settled.stat, watch.role, exc.reason, self.clock())
