@@ -1,6 +1,6 @@
 """One settled file through fingerprint → match → act → record, with one log line.
 
-The stages run inline here; threads and queues belong to ``daemon.py``, so tests and one-shot
+The stages run inline here; threads and queues belong to ``session.py``, so tests and one-shot
 commands run exactly the same code.
 """
 

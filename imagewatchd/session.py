@@ -1,0 +1,374 @@
+"""One configuration's run of the daemon: its threads, queues and per-file flow.
+
+Threads: watchdog's observers (enqueue only) → the settler (one thread, owns the ``Settler``)
+→ a bounded work queue → N workers (each with its own store connection and ``Pipeline``, all
+sharing one pool of decoding processes). A rescanner walks the trees at start-up, on a timer
+and after an overflow; a housekeeper records what the journal lags behind and keeps the WAL
+small. A reload replaces the whole session (``daemon.py``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from imagewatchd import store_check
+from imagewatchd.act import Actor, Backlog
+from imagewatchd.config import Config
+from imagewatchd.decoding import open_decoder
+from imagewatchd.errors import DatabaseDamaged
+from imagewatchd.filters import walk
+from imagewatchd.housekeeping import keep_house, record_the_rest
+from imagewatchd.match import Matcher
+from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
+from imagewatchd.pipeline import Pipeline
+from imagewatchd.reconcile import finish_first_index, reconcile
+from imagewatchd.retry import Retries
+from imagewatchd.settle import Settler
+from imagewatchd.store import Store
+from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
+
+log = logging.getLogger(__name__)
+
+EVENT_QUEUE_SIZE = 100_000
+TICK = 0.05  # the settler's longest sleep: settle deadlines are met within this
+STALL = 60.0  # seconds without finishing a file, with files waiting: stalled, no more pings
+
+
+@dataclass
+class Stats:
+    processed: int = 0
+    matches: int = 0
+    errors: int = 0
+    last_reconcile: float | None = None
+
+
+class Session:
+    """Everything that runs for one configuration; a reload replaces the whole session."""
+
+    def __init__(self, config: Config, db_path: Path, quarantine: Path, dry_run: bool) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.quarantine = quarantine
+        self.dry_run = dry_run
+        self.stop = threading.Event()
+        self.events: queue.Queue[Event] = queue.Queue(EVENT_QUEUE_SIZE)
+        self.work: queue.Queue[SettledFile | Gone | Renamed | None] = queue.Queue(
+            config.workers * 4
+        )
+        self.in_flight: set[str] = set()
+        self.again: set[str] = set()
+        self.lock = threading.Lock()
+        self.stats = Stats()
+        self.rescan_request = threading.Event()
+        self.closes_lost = threading.Event()
+        self.last_progress = time.monotonic()
+        self.retries = Retries()
+        self.backlog = Backlog()  # moves done whose journal entry could not be written yet
+        self.damaged: DatabaseDamaged | None = None
+        self.watcher = Watcher(config, self.events)
+        self.store = Store(db_path)
+        self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.decoder = open_decoder(config, start=True)  # worker processes
+        self.threads: list[threading.Thread] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for number in range(self.config.workers):
+            self._spawn(f"worker-{number}", self._work)
+        self._spawn("settler", self._settle)
+        self.watcher.start()
+        self._spawn("rescanner", self._rescan_loop)
+        self._spawn("housekeeper", self._keep_house)
+        self.rescan_request.set()  # the start-up reconcile
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def alive(self) -> bool:
+        dead = [t.name for t in self.threads if not t.is_alive()]
+        if not self.watcher.alive():
+            dead.append("watcher (was a watched directory removed?)")
+        for name in dead:
+            log.critical("thread %s is not running", name)
+        return not dead
+
+    def found_damage(self, exc: BaseException) -> bool:
+        """True when ``exc`` means a damaged database: then nothing more is processed."""
+        if isinstance(exc, DatabaseDamaged):
+            damaged: DatabaseDamaged | None = exc
+        else:
+            detail = store_check.damage(exc)
+            damaged = None if detail is None else DatabaseDamaged(self.db_path, detail)
+        if damaged is None:
+            return False
+        with self.lock:
+            if self.damaged is None:
+                self.damaged = damaged
+        self.stop.set()
+        return True
+
+    def moving(self) -> bool:
+        """Files are being finished, or none are waiting."""
+        return self.work.empty() or time.monotonic() - self.last_progress < STALL
+
+    def status(self) -> str:
+        s = self.stats
+        when = (
+            time.strftime("%H:%M:%S", time.localtime(s.last_reconcile))
+            if s.last_reconcile
+            else "running"
+        )
+        queued = self.events.qsize() + self.work.qsize()
+        unrecorded = len(self.backlog)
+        lagging = f"; {unrecorded} moves not yet recorded" if unrecorded else ""
+        away = "".join(
+            f"; degraded: {self.config.watches[i].path} not watched ({why})"
+            for i, why in sorted(self.watcher.away().items())
+        )
+        return (
+            f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
+            f"queue {queued}; {self.retries.summary()}{lagging}; last reconcile {when}{away}"
+        )
+
+    def shutdown(self) -> None:
+        """Finish the files in hand; whatever is still queued is found by the next reconcile."""
+        self.stop.set()
+        self.watcher.stop()
+        while True:
+            try:
+                self.work.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(self.config.workers):
+            self.work.put(None)
+        for thread in self.threads:
+            thread.join(timeout=10)
+        record_the_rest(self.store, self.backlog)
+        self.decoder.close()
+        self.store.close()
+
+    # -- main-thread duties ----------------------------------------------------------------
+
+    def supervise(self) -> None:
+        if self.matcher.refresh_entries():
+            log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
+        if self.watcher.check_roots():
+            self.rescan_request.set()  # what arrived while the root was away
+        for item in self.retries.due():
+            if isinstance(item, Candidate) and not os.path.lexists(item.path):
+                self.retries.done(item)  # gone meanwhile: nothing to retry
+                continue
+            try:
+                self.events.put_nowait(item)
+            except queue.Full:  # a rescan finds it; the retry stays scheduled
+                self.watcher.overflowed.set()
+        if self.watcher.overflowed.is_set():
+            self.watcher.overflowed.clear()
+            log.warning("events were lost (queue overflow): rescanning every watch")
+            self.closes_lost.set()
+            self.rescan_request.set()
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        config = self.config
+        settler = Settler(
+            quiet=lambda i: config.watches[i].settle_seconds,
+            has_close_events=self.watcher.has_close_events,
+            clock=time.monotonic,
+            wall=time.time,
+        )
+        while not self.stop.is_set():
+            deadline = settler.next_due()
+            wait = TICK if deadline is None else min(TICK, max(0.0, deadline - time.monotonic()))
+            try:
+                item = self.events.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if isinstance(item, Candidate):
+                self._dispatch(settler.offer(item))
+            elif isinstance(item, Gone):
+                settler.discard(item.path)
+                self._put(item)
+            elif isinstance(item, Renamed):
+                settler.discard(item.src)
+                self._put(item)
+            elif isinstance(item, Rescan):
+                for candidate in self._walk(item):
+                    self._dispatch(settler.offer(candidate))
+            if self.closes_lost.is_set():
+                self.closes_lost.clear()
+                settler.closes_lost()
+            elif settler.lossy and self.events.empty() and self.watcher.drained():
+                settler.closes_trusted()
+            for settled in settler.due():
+                self._dispatch(settled)
+
+    def _walk(self, item: Rescan) -> list[Candidate]:
+        """The files below a directory that appeared, as the watch's selection sees them.
+
+        It is reached from the watch root one directory fd at a time: swapped for a symlink
+        since its event, it is not followed.
+        """
+        watch = self.config.watches[item.watch]
+        below = PurePosixPath(os.path.relpath(item.path, watch.path))
+        if ".." in below.parts:
+            return []
+
+        def on_error(path: Path, exc: OSError) -> None:
+            level = logging.DEBUG if exc.errno == errno.ENOENT else logging.WARNING
+            log.log(level, "%s: not walked: %s", path, exc.strerror or exc)
+
+        found = walk(watch.path, selection_of(watch), watch.recursive, on_error, top=below)
+        return [Candidate(str(path), item.watch, Arrival.SCAN) for path, _ in found]
+
+    def _dispatch(self, settled: SettledFile | None) -> None:
+        if settled is None:
+            return
+        with self.lock:
+            if settled.path in self.in_flight:
+                self.again.add(settled.path)  # being processed: look again once it is done
+                return
+            self.in_flight.add(settled.path)
+        self._put(settled)
+
+    def _put(self, item: SettledFile | Gone | Renamed) -> None:
+        while not self.stop.is_set():
+            try:
+                self.work.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _work(self) -> None:
+        try:
+            store = Store(self.db_path)
+        except DatabaseDamaged as exc:
+            self.found_damage(exc)
+            return
+        try:
+            matcher = self.matcher.bind(store)
+            actor = Actor(
+                store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
+            )
+            pipeline = Pipeline(
+                store, matcher, actor, self.config, self.decoder, retry=self.retries.later
+            )
+            while True:
+                item = self.work.get()
+                if item is None:
+                    return
+                if self.damaged is not None:  # act on nothing read from a damaged database
+                    continue
+                if isinstance(item, Gone):
+                    self._forget(store, matcher, item)
+                    continue
+                if isinstance(item, Renamed):
+                    self._rename(store, item)
+                    continue
+                self._finish(item, self._process(pipeline, item))
+        finally:
+            store.close()
+
+    def _process(self, pipeline: Pipeline, settled: SettledFile) -> Outcome | None:
+        try:
+            return pipeline.process(settled, act=settled.act)
+        except Exception as exc:  # one file's failure never stops the daemon
+            if self.found_damage(exc):
+                return None
+            delay = self.retries.later(settled, repr(exc))
+            log.error("%s: not processed: %r; retrying in %.0f s", settled.path, exc, delay)
+            log.debug("traceback", exc_info=True)
+            return None
+
+    def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
+        with self.lock:
+            self.last_progress = time.monotonic()
+            if outcome is not None and outcome.action not in ("unchanged", "vanished"):
+                self.stats.processed += 1
+                self.stats.matches += outcome.verdict in ("known", "duplicate")
+                self.stats.errors += outcome.action == "error"
+            self.in_flight.discard(settled.path)
+            if outcome is not None and outcome.action != "error":
+                self.retries.done(settled)  # a failed action has scheduled its retry
+            again = settled.path in self.again or (
+                outcome is not None and outcome.action == "changed"
+            )
+            self.again.discard(settled.path)
+        if again:
+            try:
+                self.events.put_nowait(
+                    Candidate(settled.path, settled.watch, Arrival.SCAN, settled.act)
+                )
+            except queue.Full:  # never block on the settler, which may be waiting on us
+                self.watcher.overflowed.set()
+
+    def _rename(self, store: Store, item: Renamed) -> None:
+        try:
+            store.rename_paths(item.src, item.dest)
+        except Exception as exc:
+            if self.found_damage(exc):
+                return
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: renamed to %s, not yet recorded: %r; retrying in %.0f s", item.src,
+                      item.dest, exc, delay)  # fmt: skip
+            return
+        self.retries.done(item)
+
+    def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
+        try:
+            ids = [file_id for file_id, _ in store.files_under(item.path)]
+            for file_id in ids:
+                matcher.remove_library_file(file_id)
+            store.forget_files(ids)
+        except Exception as exc:  # e.g. the database locked for too long
+            if self.found_damage(exc):
+                return
+            delay = self.retries.later(item, repr(exc))
+            log.error("%s: gone, but not forgotten yet: %r; retrying in %.0f s", item.path, exc,
+                      delay)  # fmt: skip
+            return
+        self.retries.done(item)
+
+    def _keep_house(self) -> None:
+        try:
+            keep_house(self.db_path, self.backlog, self.retries, self.stop)
+        except Exception as exc:
+            if not self.found_damage(exc):
+                raise
+
+    def _rescan_loop(self) -> None:
+        try:
+            self._rescan_until_stopped()
+        except Exception as exc:
+            if not self.found_damage(exc):
+                raise
+
+    def _rescan_until_stopped(self) -> None:
+        store = Store(self.db_path)
+        try:
+            while not self.stop.is_set():
+                if not self.rescan_request.wait(timeout=0.5):
+                    continue
+                self.rescan_request.clear()
+                found = reconcile(
+                    self.config, store, self.matcher.bind(store), self.events, self.stop,
+                    skip=self.watcher.away(),
+                )  # fmt: skip
+                self.stats.last_reconcile = time.time()
+                log.info("reconcile: %d file(s) to process", found.queued)
+                for root, paths in found.first_index.items():
+                    finish_first_index(store, root, paths, self.stop)
+        finally:
+            store.close()
