@@ -23,7 +23,7 @@ from PIL import Image
 from imagewatchd import decodecost
 from imagewatchd.act import Actor
 from imagewatchd.config import parse
-from imagewatchd.decoding import Settings, fingerprint_path
+from imagewatchd.decoding import Settings, fingerprint_path, sandbox
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.decoding.pool import POISON_AFTER, WorkerPool
 from imagewatchd.decoding.worker import TEST_HOOKS, TEST_PREFIX
@@ -132,9 +132,52 @@ def test_unbounded_allocation_hits_the_workers_memory_ceiling(
 def test_workers_cannot_grow_any_file(pool: WorkerPool, tmp_path: Path) -> None:
     target = tmp_path / "target.txt"
     target.write_bytes(b"")
-    with pytest.raises(FingerprintError, match="cannot write: File too large"):
+    # refused by Landlock where the kernel has it (EACCES), else by RLIMIT_FSIZE (EFBIG)
+    with pytest.raises(FingerprintError, match=r"cannot write: (Permission denied|File too large)"):
         fingerprint_path(pool, hook(tmp_path / "writer.png", f"write {target}"))
     assert target.read_bytes() == b""
+
+
+def test_workers_cannot_create_anything(pool: WorkerPool, tmp_path: Path) -> None:
+    if not sandbox.abi():
+        pytest.skip("this kernel has no Landlock: workers keep their resource limits only")
+    created = tmp_path / "created.txt"
+    with pytest.raises(FingerprintError, match="cannot write: Permission denied"):
+        fingerprint_path(pool, hook(tmp_path / "creator.png", f"write {created}"))
+    assert not created.exists()
+
+
+def test_the_sandbox_refuses_every_change_and_every_execution(tmp_path: Path) -> None:
+    if not sandbox.abi():
+        pytest.skip("this kernel has no Landlock")
+    existing = tmp_path / "existing.txt"
+    existing.write_text("kept")
+    script = f"""
+import os, subprocess, sys
+from imagewatchd.decoding import sandbox
+print(sandbox.restrict())
+print(open({str(existing)!r}).read())
+for attempt in (
+    lambda: open({str(tmp_path / "new.txt")!r}, "w"),
+    lambda: open({str(existing)!r}, "a"),
+    lambda: os.unlink({str(existing)!r}),
+    lambda: os.rename({str(existing)!r}, {str(tmp_path / "moved.txt")!r}),
+    lambda: os.mkdir({str(tmp_path / "dir")!r}),
+    lambda: subprocess.run(["/bin/true"], check=True),
+):
+    try:
+        attempt()
+    except PermissionError:
+        print("refused")
+    else:
+        print("allowed")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert out[0].startswith("landlock ABI")
+    assert out[1:] == ["kept"] + ["refused"] * 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.txt"]
 
 
 def test_worker_limits_are_set_for_good(pool: WorkerPool, tmp_path: Path) -> None:

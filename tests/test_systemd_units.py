@@ -124,7 +124,11 @@ COMMON = {
     "MemoryDenyWriteExecute": ["yes"],
     "SystemCallArchitectures": ["native"],
     "RestrictAddressFamilies": ["AF_UNIX"],
-    "SystemCallFilter": ["@system-service", "~@privileged @resources"],
+    "SystemCallFilter": [
+        "@system-service",
+        "~@privileged @resources",
+        "landlock_create_ruleset landlock_add_rule landlock_restrict_self",
+    ],
 }
 
 

@@ -86,8 +86,9 @@ class _Worker:
         except _Died as died:
             self.close()
             raise DecoderUnavailable(f"a decoding worker failed to start: {died.reason}") from None
-        log.debug("decoding worker %d started (address space %s)", self.proc.pid,
-                  hello.get("address_space"))  # fmt: skip
+        self.sandbox = str(hello.get("sandbox"))
+        log.debug("decoding worker %d started (address space %s; %s)", self.proc.pid,
+                  hello.get("address_space"), self.sandbox)  # fmt: skip
 
     def ask(self, fd: int, timeout: float) -> dict[str, Any]:
         if self.proc.poll() is not None:

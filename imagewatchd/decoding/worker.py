@@ -2,7 +2,8 @@
 
 A fresh interpreter started by :mod:`imagewatchd.decoding.pool`. It loads the decoders, then
 gives itself limits it can never raise again (no core dumps, no file may grow, few open files,
-a memory ceiling), says hello, and serves: each request is one file descriptor passed over the
+a memory ceiling; with Landlock, no filesystem change and no execution at all: ``sandbox.py``),
+says hello, and serves: each request is one file descriptor passed over the
 socket (``SCM_RIGHTS``); each reply is one small JSON message, the fingerprint or the reason it
 failed. It knows no path, holds no store, and exits at end of file on its socket.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 from PIL import Image
 
+from imagewatchd.decoding import sandbox
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import Limits, fingerprint_bytes, read_fd
 
@@ -39,9 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(args.max_pixels, args.memory_bytes, args.max_bytes)
     _warm_up()
     ceiling = _limit_self(args.memory_bytes + args.slack_bytes)
+    sandboxed = sandbox.restrict()
     warnings.simplefilter("ignore")  # a decoder's complaint about one file is not news
     hooks = os.environ.get(TEST_HOOKS) == "1"
-    sock.send(json.dumps({"hello": os.getpid(), "address_space": ceiling}).encode())
+    hello = {"hello": os.getpid(), "address_space": ceiling, "sandbox": sandboxed}
+    sock.send(json.dumps(hello).encode())
     while True:
         message, fds, _, _ = socket.recv_fds(sock, MESSAGE, 1)
         if not message:
