@@ -160,7 +160,8 @@ def compare(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return EXIT_OK
     for name, fp in zip((args.first, args.second), prints, strict=True):
-        print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x} {fp.width}x"
+        pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
+        print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
     verdict = "match" if result["match"] else "different"
     print(
@@ -168,6 +169,7 @@ def compare(args: argparse.Namespace) -> int:
         f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
         f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
     )
+    print(report.compare_pdq_text(result, thresholds))
     return EXIT_OK
 
 
@@ -263,7 +265,8 @@ def known_add(args: argparse.Namespace) -> int:
             # label and source are display text: a name is kept as it is shown (names.shown)
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
-                                    flat=fp.flat))  # fmt: skip
+                                    flat=fp.flat, pdq=fp.pdq,
+                                    pdq_quality=fp.pdq_quality))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name)
         added, skipped = store.add_entries(list_id, entries, time.time())
@@ -279,7 +282,7 @@ def known_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{args.file}: cannot read: {exc}") from exc
     fmt = hashlists.detect_format(text) if args.format == "auto" else args.format
-    parsed = (hashlists.parse_csv if fmt == "csv" else hashlists.parse_hex)(text, source)
+    parsed = hashlists.PARSERS[fmt](text, source)
     for problem in parsed.problems:
         log.error("%s: %s", args.file, problem)
     if parsed.problems and not args.skip_invalid:
@@ -300,7 +303,7 @@ def known_export(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         _require_list(store, args.list_name)
         rows = store.entries(args.list_name)
-    text = (hashlists.format_csv if args.format == "csv" else hashlists.format_hex)(rows)
+    text = hashlists.FORMATTERS[args.format](rows)
     if args.output == "-":
         sys.stdout.write(text)
     else:
