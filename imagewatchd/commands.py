@@ -163,13 +163,7 @@ def compare(args: argparse.Namespace) -> int:
         pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
         print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
-    verdict = "match" if result["match"] else "different"
-    print(
-        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
-        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
-        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
-    )
-    print(report.compare_pdq_text(result, thresholds))
+    print(report.compare_text(result, thresholds))
     return EXIT_OK
 
 

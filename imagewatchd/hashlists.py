@@ -21,11 +21,12 @@ from imagewatchd.fingerprint import flat_hash
 from imagewatchd.rows import EntryRow, NewEntry
 
 CSV_COLUMNS = (
-    "id", "sha256", "dhash", "phash", "pdq", "pdq_quality", "label", "source", "added",
-    "enabled", "hits",
+    "id", "sha256", "dhash", "phash", "label", "source", "added", "enabled", "hits", "flat",
+    "pdq", "pdq_quality",
 )  # fmt: skip
-_CSV_READ = frozenset(CSV_COLUMNS) | {"list", "kind", "last_hit", "flat"}
+_CSV_READ = frozenset(CSV_COLUMNS) | {"list", "kind", "last_hit"}
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGITS = re.compile(r"[0-9]{1,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +125,7 @@ def _csv_entry(row: dict[str, str | None], source: str) -> NewEntry:
 
 
 def _quality(value: str) -> int:
-    if not value.isdigit() or not 0 <= int(value) <= 100:
+    if not _DIGITS.fullmatch(value) or not 0 <= int(value) <= 100:
         raise ValueError(f"a PDQ quality is a whole number from 0 to 100, got {value[:20]!r}")
     return int(value)
 
@@ -151,7 +152,7 @@ def _pdq_entry(line: str, source: str) -> NewEntry:
     else:
         token, _, rest = line.partition(" ")
         quality_text, _, label = rest.strip().partition(" ")
-        if quality_text and not quality_text.isdigit():  # no quality: the label starts here
+        if quality_text and not _DIGITS.fullmatch(quality_text):  # no quality: a label follows
             quality_text, label = "", rest
     if not _HEX.fullmatch(token) or len(token) != 64:
         raise ValueError(f"a PDQ must be 64 hex digits, got {token[:70]!r}")
@@ -189,15 +190,15 @@ def format_pdq(entries: Iterable[EntryRow]) -> str:
 def format_csv(entries: Iterable[EntryRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow((*CSV_COLUMNS, "flat"))
+    writer.writerow(CSV_COLUMNS)
     for e in entries:
         writer.writerow((
             e.id, e.sha256 or "",
             "" if e.dhash is None else f"{e.dhash:016x}",
             "" if e.phash is None else f"{e.phash:016x}",
+            e.label, e.source, f"{e.added:.3f}", int(e.enabled), e.hits, int(e.flat),
             "" if e.pdq is None else f"{e.pdq:064x}",
             "" if e.pdq_quality is None else e.pdq_quality,
-            e.label, e.source, f"{e.added:.3f}", int(e.enabled), e.hits, int(e.flat),
         ))  # fmt: skip
     return out.getvalue()
 

@@ -64,10 +64,6 @@ def _check_lines(result: CheckResult, thresholds: Thresholds) -> list[str]:
     if verdict.flat:
         head += " (flat image: only an identical file can match it)"
     lines = [head]
-    fp = result.fingerprint
-    if fp is not None and fp.pdq is not None:
-        gate = "" if fp.pdq_quality >= thresholds.pdq_quality else ", below the quality floor"
-        lines.append(f"  PDQ {pdq_hex(fp.pdq)} quality {fp.pdq_quality}{gate}")
     lines += [f"  {describe_match(m, thresholds)}" for m in verdict.matches]
     if verdict.suppressed:
         lines += [f"  allowed by {describe_match(m, thresholds)}" for m in verdict.allowed_by]
@@ -141,18 +137,29 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
     }
 
 
-def compare_pdq_text(result: dict[str, object], thresholds: Thresholds) -> str:
-    """The PDQ line of ``compare``: distance, qualities, and whether a PDQ-only entry matches."""
+def compare_text(result: dict[str, object], thresholds: Thresholds) -> str:
+    """The last line of ``compare``: each distance against its threshold, and the outcome."""
+    verdict = "match" if result["match"] else "different"
+    return (
+        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
+        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
+        f"{_compare_pdq(result, thresholds)}, "
+        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
+    )
+
+
+def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:
+    """PDQ distance, qualities, and whether a PDQ-only list entry of one would match the other."""
     if result["pdq_distance"] is None:
-        return "PDQ: not computed for both images"
+        return "PDQ not computed"
     qualities = result["pdq_quality"]
     assert isinstance(qualities, list)
     qa, qb = (int(q) for q in qualities)
-    outcome = "a PDQ list entry would match" if result["pdq_match"] else "no PDQ match"
-    low = " (below the quality floor)" if min(qa, qb) < thresholds.pdq_quality else ""
+    low = ", below the floor" if min(qa, qb) < thresholds.pdq_quality else ""
+    entry = "a PDQ entry would match" if result["pdq_match"] else "no PDQ match"
     return (
-        f"PDQ distance {result['pdq_distance']} (threshold {thresholds.pdq}), quality {qa} and "
-        f"{qb} (floor {thresholds.pdq_quality}){low}: {outcome}"
+        f"PDQ distance {result['pdq_distance']} (threshold {thresholds.pdq}; quality {qa} and "
+        f"{qb}, floor {thresholds.pdq_quality}{low}; {entry})"
     )
 
 
