@@ -277,3 +277,24 @@ def test_pdq_list_import_check_export_and_compare(
         r"a PDQ entry would match\), identical bytes: no: match$"
     )
     assert re.search(pattern, line), line
+
+
+def test_files_fingerprinted_by_an_older_version_are_redone_by_the_next_scan(
+    cli: Callable[..., Run], tmp_path: Path, make_image: MakeImage
+) -> None:
+    for seed in (1, 2):
+        make_image(f"lib/p{seed}.jpg", seed=seed, quality=90)
+    first = json.loads(cli("scan", str(tmp_path / "lib"), "--json", check=0).out)
+    assert (first["new"], first["changed"]) == (2, 0)
+    db = sqlite3.connect(tmp_path / "state" / "imagewatchd.db")
+    with db:  # as an imagewatchd from before PDQ left them
+        db.execute("UPDATE files SET canon_version = 1, pdq = NULL, pdq_quality = NULL")
+    db.close()
+    again = json.loads(cli("scan", str(tmp_path / "lib"), "--json", check=0).out)
+    assert (again["changed"], again["unchanged"], again["duplicate_groups"]) == (2, 0, 0)
+    db = sqlite3.connect(tmp_path / "state" / "imagewatchd.db")
+    rows = db.execute("SELECT canon_version, length(pdq), pdq_quality FROM files").fetchall()
+    db.close()
+    assert rows == [(CANON_VERSION, 32, rows[0][2]), (CANON_VERSION, 32, rows[1][2])]
+    third = json.loads(cli("scan", str(tmp_path / "lib"), "--json", check=0).out)
+    assert third["unchanged"] == 2
