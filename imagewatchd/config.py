@@ -32,8 +32,9 @@ class Action(enum.StrEnum):
 # (imagehash's pHash sets exactly 32 of its 64 bits, so its distances are always even.)
 DEFAULT_DHASH_THRESHOLD = 6
 DEFAULT_PHASH_THRESHOLD = 4
-# PDQ-only list entries: bits of 256 (Meta's documented default is 31; ours is measured on the
-# benchmark set, docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides need (Meta: 50).
+# List entries with a PDQ also match by it: bits of 256 (Meta's documented default, 31, is what
+# the benchmark set supports: docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides
+# need (Meta recommends 50).
 DEFAULT_PDQ_THRESHOLD = 31
 DEFAULT_PDQ_MIN_QUALITY = 50
 IMAGE_EXTENSIONS = (

@@ -1,10 +1,11 @@
 """Match stage: Fingerprint → Verdict, against the hash lists and the library. Reads only.
 
 A match needs agreeing evidence: an identical sha256, or dHash and pHash both within their
-thresholds. A PDQ-only list entry (from an exchanged PDQ list) matches by PDQ within its
-threshold, when both its quality and the query's reach the quality floor. Flat images (no
-structure to hash) match only by sha256. An allow-list entry that matches suppresses every
-block match.
+thresholds, or, for a list entry that has a PDQ (an exchanged PDQ list, or a picture added to a
+list), PDQ within its threshold when both the entry's quality and the query's reach the quality
+floor (docs/BENCHMARKS.md, "Issue 8: PDQ": more recall, no false match). Library duplicates
+still need dHash and pHash. Flat images (no structure to hash) match only by sha256. An
+allow-list entry that matches suppresses every block match.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Indexes:
 
     entries: HammingIndex = field(default_factory=HammingIndex)
     library: HammingIndex = field(default_factory=HammingIndex)
-    pdq: PdqIndex = field(default_factory=PdqIndex)  # PDQ-only entries above the quality floor
+    pdq: PdqIndex = field(default_factory=PdqIndex)  # entries with a PDQ above the quality floor
     counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
     last_entry_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -142,7 +143,7 @@ class Matcher:
         return tuple(sorted(found, key=_strength))
 
     def _search_pdq(self, fp: Fingerprint) -> list[tuple[int, int]]:
-        """PDQ-only entries within the PDQ threshold, if the query's PDQ is good enough."""
+        """Entries within the PDQ threshold, if the query's PDQ is good enough."""
         t = self.thresholds
         if fp.pdq is None or fp.pdq_quality < t.pdq_quality:
             return []

@@ -61,8 +61,9 @@ class Fingerprint:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """A near match needs both distances within their threshold; a PDQ-only entry needs its
-    PDQ within ``pdq``, and both its and the query's PDQ quality at least ``pdq_quality``."""
+    """A near match needs both distances within their threshold, or (list entries with a PDQ)
+    the PDQ within ``pdq`` and both the entry's and the query's quality at least
+    ``pdq_quality``."""
 
     dhash: int
     phash: int
@@ -85,7 +86,7 @@ class Match:
     file_id: int | None = None
     path: str | None = None
     pdq_distance: int | None = None  # when both sides have a PDQ
-    by_pdq: bool = False  # matched on PDQ alone (a PDQ-only list entry)
+    by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
 
 
 @dataclass(frozen=True, slots=True)

@@ -116,7 +116,7 @@ def _thresholds_json(t: Thresholds) -> dict[str, int]:
 
 
 def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
-    """How two fingerprints compare; ``pdq_match``: would a PDQ-only list entry made from one
+    """How two fingerprints compare; ``pdq_match``: would a list entry made from one
     match the other (distance within the threshold, both qualities at the floor or above)."""
     dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
     identical = a.sha256 == b.sha256
@@ -149,7 +149,7 @@ def compare_text(result: dict[str, object], thresholds: Thresholds) -> str:
 
 
 def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:
-    """PDQ distance, qualities, and whether a PDQ-only list entry of one would match the other."""
+    """PDQ distance, qualities, and whether a list entry of one would match the other by PDQ."""
     if result["pdq_distance"] is None:
         return "PDQ not computed"
     qualities = result["pdq_quality"]

@@ -443,12 +443,11 @@ class Store:
             yield row[0], to_unsigned(row[1]), to_unsigned(row[2])
 
     def pdq_entry_hashes_after(self, last_id: int, min_quality: int) -> Iterator[tuple[int, int]]:
-        """(id, PDQ) of enabled PDQ-only entries (no dHash+pHash pair) whose quality is unknown
-        or at least ``min_quality``: the ones that may near-match by PDQ."""
+        """(id, PDQ) of enabled, non-flat entries with a PDQ whose quality is unknown or at
+        least ``min_quality``: the ones that may near-match by PDQ."""
         query = (
-            "SELECT id, pdq FROM entries WHERE id > ? AND enabled = 1 AND pdq IS NOT NULL"
-            " AND (dhash IS NULL OR phash IS NULL)"
-            " AND (pdq_quality IS NULL OR pdq_quality >= ?)"
+            "SELECT id, pdq FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
+            " AND pdq IS NOT NULL AND (pdq_quality IS NULL OR pdq_quality >= ?)"
         )
         for row in self._db.execute(query, (last_id, min_quality)):
             yield row[0], int.from_bytes(row[1], "big")

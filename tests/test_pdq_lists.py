@@ -298,3 +298,13 @@ def test_files_fingerprinted_by_an_older_version_are_redone_by_the_next_scan(
     assert rows == [(CANON_VERSION, 32, rows[0][2]), (CANON_VERSION, 32, rows[1][2])]
     third = json.loads(cli("scan", str(tmp_path / "lib"), "--json", check=0).out)
     assert third["unchanged"] == 2
+
+
+def test_an_entry_with_pixels_also_matches_by_pdq_alone(store: Store) -> None:
+    """The rule is dHash+pHash OR PDQ for list entries: here the pair is far, PDQ is close."""
+    fp = fp_of(photo(6))
+    far = NewEntry(None, fp.dhash ^ (2**64 - 1), fp.phash, pdq=fp.pdq, pdq_quality=100)
+    flat = NewEntry(None, None, None, flat=True, pdq=fp.pdq, pdq_quality=100)
+    far_id, _ = _block(store, [far, flat])
+    (m,) = Matcher.load(store, THRESHOLDS).match(fp_of(photo(6), "JPEG", quality=80)).matches
+    assert (m.entry_id, m.by_pdq) == (far_id, True), "a flat entry never near-matches"
