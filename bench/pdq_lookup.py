@@ -51,7 +51,7 @@ def main() -> None:
     index = PdqIndex()
     index.add_many(range(len(hashes)), hashes)
     built = time.perf_counter() - start
-    held = index._probe.nbytes + index._hashes.nbytes + index._keys.nbytes
+    held = sum(a.nbytes for a in (index._rows, index._starts, index._hashes, index._keys))
     print(f"# PDQ lookup, N = {len(hashes):,}\n")
     print(f"build {built:.1f} s, {held / len(hashes):.0f} bytes per hash held by the index\n")
     all_words = words(hashes)

@@ -2,14 +2,14 @@
 
 Each hash is cut into 16 chunks of 16 bits. If a hash is within ``d`` bits of the query, then
 by pigeonhole one of its chunks is within ``d // 16`` bits of the query's chunk: at Meta's
-threshold of 31 bits, one chunk differs by at most one bit. **main** keeps every (chunk number,
-chunk value) of every row in one sorted ``uint64`` array (value in the high bits, row in the low
-ones), so one ``searchsorted`` call finds the rows behind every probe; the candidates are
-verified on all 256 bits with XOR and popcount. **recent** is a small buffer scanned linearly;
-when it outgrows an eighth of main it is merged by a rebuild. Entries are only added (a removal
-or a disable rebuilds the whole index from the store, as for the dHash+pHash index).
-When probing would cost more than a scan (wide thresholds), main is scanned. The answer is
-exact either way.
+threshold of 31 bits, one chunk differs by at most one bit. **main** keeps, for each of the
+2**20 (chunk number, chunk value) buckets, the rows whose chunk has that value: one ``uint32``
+array of rows grouped by bucket, and the offset where each bucket starts, so a probe is two
+array reads, no search. The candidates are verified on all 256 bits with XOR and popcount.
+**recent** is a small buffer scanned linearly; when it outgrows an eighth of main it is merged
+by a rebuild. Entries are only added (a removal or a disable rebuilds the whole index from the
+store, as for the dHash+pHash index). When probing would cost more than a scan (wide
+thresholds), main is scanned. The answer is exact either way.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["PdqIndex", "words"]
 
 _CHUNKS: Final = 16
 _CHUNK_BITS: Final = 16
-_ROW_BITS: Final = 28  # rows below 2**28; above the row: chunk number (4 bits), value (16)
+_BUCKETS: Final = _CHUNKS << _CHUNK_BITS  # (chunk number, chunk value)
 _MERGE_MIN: Final = 4096
 _PROBE_COST: Final = 64  # in rows of a linear scan, for one probe (a binary search)
 
@@ -66,7 +66,8 @@ class PdqIndex:
         self._lock = threading.Lock()
         self._keys = np.zeros(0, dtype=np.int64)
         self._hashes = np.zeros((0, 4), dtype=np.uint64)
-        self._probe = np.zeros(0, dtype=np.uint64)  # sorted (chunk tag, value) << 28 | row
+        self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
+        self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
         self._recent_keys: list[int] = []
         self._recent: list[int] = []
 
@@ -83,14 +84,17 @@ class PdqIndex:
     def _merge(self) -> None:
         keys = np.concatenate([self._keys, np.asarray(self._recent_keys, dtype=np.int64)])
         hashes = np.concatenate([self._hashes, words(self._recent)])
-        if len(keys) >= 1 << _ROW_BITS:
+        if len(keys) >= 1 << 32:
             raise OverflowError("too many PDQ hashes for one index")
         rows = np.arange(len(keys), dtype=np.uint64)
         tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-        tagged = (_chunks(hashes) | tags) << np.uint64(_ROW_BITS) | rows[:, None]
-        probe = tagged.ravel()
-        probe.sort()
-        self._keys, self._hashes, self._probe = keys, hashes, probe
+        buckets = _chunks(hashes) | tags
+        packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
+        packed.sort()
+        self._rows = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._keys, self._hashes = keys, hashes
         self._recent_keys, self._recent = [], []
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
@@ -119,14 +123,12 @@ class PdqIndex:
 
     def _candidates(self, q: Words, masks: NDArray[np.uint64]) -> NDArray[np.intp]:
         tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-        values = ((_chunks(q)[0] | tags)[:, None] ^ masks[None, :]).ravel()
-        low = np.searchsorted(self._probe, values << np.uint64(_ROW_BITS))
-        high = np.searchsorted(self._probe, (values + np.uint64(1)) << np.uint64(_ROW_BITS))
+        buckets = ((_chunks(q)[0] | tags)[:, None] ^ masks[None, :]).ravel().astype(np.intp)
+        low, high = self._starts[buckets], self._starts[buckets + 1]
         counts = high - low
         total = int(counts.sum())
         if total == 0:
             return np.zeros(0, dtype=np.intp)
         starts = np.repeat(low - np.cumsum(counts) + counts, counts)
-        picks = self._probe[starts + np.arange(total)]
-        rows = picks & np.uint64((1 << _ROW_BITS) - 1)
+        rows = self._rows[starts + np.arange(total)]
         return np.unique(rows).astype(np.intp)
