@@ -316,7 +316,8 @@ def known_list(args: argparse.Namespace) -> int:
             {"id": e.id, "list": e.list_name, "kind": e.list_kind.value, "sha256": e.sha256,
              "dhash": None if e.dhash is None else f"{e.dhash:016x}",
              "phash": None if e.phash is None else f"{e.phash:016x}", "label": e.label,
-             "source": e.source, "added": e.added, "enabled": e.enabled, "hits": e.hits}
+             "source": e.source, "added": e.added, "enabled": e.enabled, "hits": e.hits,
+             "pdq": None if e.pdq is None else f"{e.pdq:064x}", "pdq_quality": e.pdq_quality}
             for e in rows
         ]))  # fmt: skip
         return EXIT_OK
@@ -324,7 +325,7 @@ def known_list(args: argparse.Namespace) -> int:
         hashes = (
             f"{e.dhash:016x}{e.phash:016x}"
             if e.dhash is not None and e.phash is not None
-            else (e.sha256 or "")
+            else (e.sha256 or ("" if e.pdq is None else f"pdq:{e.pdq:064x}"))
         )
         state = "enabled" if e.enabled else "disabled"
         print(f"{e.id}\t{shown(e.list_name)}\t{hashes}\t{state}\thits {e.hits}\t{shown(e.label)}")

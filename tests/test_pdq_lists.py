@@ -266,6 +266,10 @@ def test_pdq_list_import_check_export_and_compare(
     data = json.loads(cli("check", "--json", str(copy), check=1).out)
     assert data["matches"][0]["by_pdq"] is True and data["thresholds"]["pdq"] == 31
     assert data["fingerprint"]["pdq_quality"] >= 50 and len(data["fingerprint"]["pdq"]) == 64
+    (entry,) = json.loads(cli("known", "list", "--list", "exchanged", "--json", check=0).out)
+    assert (entry["pdq"], entry["pdq_quality"]) == (f"{fp.pdq:064x}", fp.pdq_quality)
+    listed_text = cli("known", "list", "--list", "exchanged", check=0).out
+    assert f"\tpdq:{fp.pdq:064x}\tenabled\t" in listed_text
     exported = cli("known", "export", "--list", "exchanged", "--format", "pdq", check=0).out
     assert exported == f"{fp.pdq:064x} {fp.pdq_quality} partner-case-17\n"
     cli("known", "add", "--list", "mine", str(banned), check=0)
