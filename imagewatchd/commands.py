@@ -160,14 +160,10 @@ def compare(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return EXIT_OK
     for name, fp in zip((args.first, args.second), prints, strict=True):
-        print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x} {fp.width}x"
+        pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
+        print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
-    verdict = "match" if result["match"] else "different"
-    print(
-        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
-        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
-        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
-    )
+    print(report.compare_text(result, thresholds))
     return EXIT_OK
 
 
@@ -263,7 +259,8 @@ def known_add(args: argparse.Namespace) -> int:
             # label and source are display text: a name is kept as it is shown (names.shown)
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
-                                    flat=fp.flat))  # fmt: skip
+                                    flat=fp.flat, pdq=fp.pdq,
+                                    pdq_quality=fp.pdq_quality))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name)
         added, skipped = store.add_entries(list_id, entries, time.time())
@@ -279,7 +276,7 @@ def known_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{args.file}: cannot read: {exc}") from exc
     fmt = hashlists.detect_format(text) if args.format == "auto" else args.format
-    parsed = (hashlists.parse_csv if fmt == "csv" else hashlists.parse_hex)(text, source)
+    parsed = hashlists.PARSERS[fmt](text, source)
     for problem in parsed.problems:
         log.error("%s: %s", args.file, problem)
     if parsed.problems and not args.skip_invalid:
@@ -300,7 +297,7 @@ def known_export(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         _require_list(store, args.list_name)
         rows = store.entries(args.list_name)
-    text = (hashlists.format_csv if args.format == "csv" else hashlists.format_hex)(rows)
+    text = hashlists.FORMATTERS[args.format](rows)
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -319,7 +316,8 @@ def known_list(args: argparse.Namespace) -> int:
             {"id": e.id, "list": e.list_name, "kind": e.list_kind.value, "sha256": e.sha256,
              "dhash": None if e.dhash is None else f"{e.dhash:016x}",
              "phash": None if e.phash is None else f"{e.phash:016x}", "label": e.label,
-             "source": e.source, "added": e.added, "enabled": e.enabled, "hits": e.hits}
+             "source": e.source, "added": e.added, "enabled": e.enabled, "hits": e.hits,
+             "pdq": None if e.pdq is None else f"{e.pdq:064x}", "pdq_quality": e.pdq_quality}
             for e in rows
         ]))  # fmt: skip
         return EXIT_OK
@@ -327,7 +325,7 @@ def known_list(args: argparse.Namespace) -> int:
         hashes = (
             f"{e.dhash:016x}{e.phash:016x}"
             if e.dhash is not None and e.phash is not None
-            else (e.sha256 or "")
+            else (e.sha256 or ("" if e.pdq is None else f"pdq:{e.pdq:064x}"))
         )
         state = "enabled" if e.enabled else "disabled"
         print(f"{e.id}\t{shown(e.list_name)}\t{hashes}\t{state}\thits {e.hits}\t{shown(e.label)}")

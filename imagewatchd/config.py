@@ -32,6 +32,11 @@ class Action(enum.StrEnum):
 # (imagehash's pHash sets exactly 32 of its 64 bits, so its distances are always even.)
 DEFAULT_DHASH_THRESHOLD = 6
 DEFAULT_PHASH_THRESHOLD = 4
+# List entries with a PDQ also match by it: bits of 256 (Meta's documented default, 31, is what
+# the benchmark set supports: docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides
+# need (Meta recommends 50).
+DEFAULT_PDQ_THRESHOLD = 31
+DEFAULT_PDQ_MIN_QUALITY = 50
 IMAGE_EXTENSIONS = (
     "jpg", "jpeg", "jpe", "png", "gif", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
     "avif",
@@ -58,10 +63,14 @@ class Matching:
     dhash_threshold: int = DEFAULT_DHASH_THRESHOLD
     phash_threshold: int = DEFAULT_PHASH_THRESHOLD
     max_pixels: int = DEFAULT_MAX_PIXELS
+    pdq_threshold: int = DEFAULT_PDQ_THRESHOLD
+    pdq_min_quality: int = DEFAULT_PDQ_MIN_QUALITY
 
     @property
     def thresholds(self) -> Thresholds:
-        return Thresholds(self.dhash_threshold, self.phash_threshold)
+        return Thresholds(
+            self.dhash_threshold, self.phash_threshold, self.pdq_threshold, self.pdq_min_quality
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +96,9 @@ class Config:
 TOP_KEYS = (
     "database", "quarantine_dir", "matching", "decoding", "watches", "rescan_interval", "workers",
 )  # fmt: skip
-MATCHING_KEYS = ("dhash_threshold", "phash_threshold", "max_pixels")
+MATCHING_KEYS = (
+    "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
+)  # fmt: skip
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
@@ -223,6 +234,12 @@ def _parse_matching(reader: _Reader, value: object) -> Matching:
             section, "phash_threshold", "matching", DEFAULT_PHASH_THRESHOLD, 0, 32
         ),
         max_pixels=reader.integer(section, "max_pixels", "matching", DEFAULT_MAX_PIXELS, 1, 2**40),
+        pdq_threshold=reader.integer(
+            section, "pdq_threshold", "matching", DEFAULT_PDQ_THRESHOLD, 0, 128
+        ),
+        pdq_min_quality=reader.integer(
+            section, "pdq_min_quality", "matching", DEFAULT_PDQ_MIN_QUALITY, 0, 100
+        ),
     )
 
 

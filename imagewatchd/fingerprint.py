@@ -1,8 +1,10 @@
-"""Fingerprint stage: bytes of one image → sha256, dHash, pHash and dimensions.
+"""Fingerprint stage: bytes of one image → sha256, dHash, pHash, PDQ and dimensions.
 
 Pure: it reads the file and nothing else. Every image is canonicalised before hashing (EXIF
 orientation applied, transparency composited onto white, first frame, colour mode converted),
 and decoded at reduced scale where the format allows, since the hashes need only tiny images.
+PDQ is computed from the decoded image before it is shrunk further: a JPEG's reduced-scale
+decode changes its PDQ by a few bits at most (docs/BENCHMARKS.md, "Issue 8: PDQ").
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import hashlib
 import io
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
 import numpy as np
 import pillow_heif
+from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
+from imagewatchd import pdq
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -58,6 +63,15 @@ _TRANSPOSE: dict[int, Image.Transpose] = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+_ORIENT_ARRAY: dict[int, Callable[[NDArray[np.uint8]], NDArray[np.uint8]]] = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.T,
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].T,
+    8: lambda a: np.rot90(a, 1),
+}  # the same turns as _TRANSPOSE, on arrays
 _BACKGROUND = 255  # transparency is composited onto white
 OVER_MEMORY = "over the memory limit"
 
@@ -136,15 +150,29 @@ def fingerprint_bytes(
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise FingerprintError("<bytes>", "empty file")
-    grey, width, height, fmt = _decode(data, max_pixels, memory_bytes)
+    decoded = _decode(data, max_pixels, memory_bytes)
+    grey = decoded.grey
     dhash = _hash_to_int(imagehash.dhash(grey))
     phash = _hash_to_int(imagehash.phash(grey))
     flat = _is_flat(grey)
-    return Fingerprint(sha256, dhash, phash, width, height, fmt, flat)
+    return Fingerprint(
+        sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
+        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality,
+    )  # fmt: skip
 
 
-def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> tuple[Image.Image, int, int, str]:
-    """Decode to a small canonical greyscale image; returns it with the oriented size."""
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    grey: Image.Image  # small, canonical, oriented
+    width: int  # the oriented size of the image
+    height: int
+    format: str
+    pdq: int
+    pdq_quality: int
+
+
+def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
+    """Decode to a small canonical greyscale image, and PDQ from the decoded image."""
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
             fmt = img.format or "unknown"
@@ -161,7 +189,13 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> tuple[Image.Imag
             _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
             orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
             img.load()  # so Pillow decodes the whole image to look for it
-            grey = _shrink(_to_grey(img))
+            grey = _to_grey(img)
+        pdq_hash, quality = _pdq(grey, orientation)
+        if orientation in _TRANSPOSE:  # before shrinking, as if the pixels had been turned
+            grey = grey.transpose(_TRANSPOSE[orientation])
+            if orientation >= 5:
+                width, height = height, width
+        grey = _shrink(grey)
     except FingerprintError:
         raise
     except UnidentifiedImageError as exc:
@@ -172,11 +206,14 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> tuple[Image.Imag
         raise FingerprintError("<bytes>", OVER_MEMORY) from exc
     except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
         raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
-    if orientation in _TRANSPOSE:
-        grey = grey.transpose(_TRANSPOSE[orientation])
-        if orientation >= 5:
-            width, height = height, width
-    return grey, width, height, fmt
+    return _Decoded(grey, width, height, fmt, pdq_hash, quality)
+
+
+def _pdq(grey: Image.Image, orientation: int) -> tuple[int, int]:
+    """PDQ of the decoded image, turned by its EXIF orientation (a numpy view, no copy)."""
+    pixels = np.asarray(grey)
+    turn = _ORIENT_ARRAY.get(orientation)
+    return pdq.pdq(turn(pixels) if turn else pixels)
 
 
 def _check_memory(needed: int, limit: int) -> None:

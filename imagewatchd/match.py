@@ -1,8 +1,11 @@
 """Match stage: Fingerprint → Verdict, against the hash lists and the library. Reads only.
 
 A match needs agreeing evidence: an identical sha256, or dHash and pHash both within their
-thresholds. Flat images (no structure to hash) match only by sha256. An allow-list entry that
-matches suppresses every block match.
+thresholds, or, for a list entry that has a PDQ (an exchanged PDQ list, or a picture added to a
+list), PDQ within its threshold when both the entry's quality and the query's reach the quality
+floor (docs/BENCHMARKS.md, "Issue 8: PDQ": more recall, no false match). Library duplicates
+still need dHash and pHash. Flat images (no structure to hash) match only by sha256. An
+allow-list entry that matches suppresses every block match.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
+from imagewatchd.pdqindex import PdqIndex
 from imagewatchd.rows import EntryRow, FileRow
 from imagewatchd.store import Store
 
@@ -27,6 +31,7 @@ class Indexes:
 
     entries: HammingIndex = field(default_factory=HammingIndex)
     library: HammingIndex = field(default_factory=HammingIndex)
+    pdq: PdqIndex = field(default_factory=PdqIndex)  # entries with a PDQ above the quality floor
     counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
     last_entry_id: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,13 +88,18 @@ class Matcher:
             incremental = counters[1] == old[1]
             since = self.indexes.last_entry_id if incremental else 0
             rows = list(self.store.near_entry_hashes_after(since))  # read after the counters
+            floor = self.thresholds.pdq_quality
+            pdq_rows = list(self.store.pdq_entry_hashes_after(since, floor))
             if incremental:
                 self.indexes.entries.add_many(*_columns(rows))
             else:
                 fresh = HammingIndex()
                 fresh.add_many(*_columns(rows))
                 self.indexes.entries = fresh
-            self.indexes.last_entry_id = max([since, *(r[0] for r in rows)])
+                self.indexes.pdq = PdqIndex()
+            self.indexes.pdq.add_many([r[0] for r in pdq_rows], [r[1] for r in pdq_rows])
+            ids = [since, *(r[0] for r in rows), *(r[0] for r in pdq_rows)]
+            self.indexes.last_entry_id = max(ids)
             self.indexes.counters = counters
             return True
 
@@ -118,14 +128,26 @@ class Matcher:
 
     def list_matches(self, fp: Fingerprint) -> tuple[Match, ...]:
         exact = {row.id: row for row in self.store.entries_by_sha256(fp.sha256)}
-        near: dict[int, tuple[int, int]] = {}
+        near: set[int] = set()
+        by_pdq: set[int] = set()
         if not fp.flat:
-            for key, dd, pd in self._search(self.entries, fp):
-                near[key] = (dd, pd)
-        missing = [key for key in near if key not in exact]
+            near = {key for key, _, _ in self._search(self.entries, fp)}
+            by_pdq = {key for key, _ in self._search_pdq(fp)}
+        missing = [key for key in near | by_pdq if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
-        found = [_entry_match(rows[key], fp, key in exact) for key in rows if rows[key].enabled]
+        found = [
+            _entry_match(rows[key], fp, key in exact, key in by_pdq and key not in near)
+            for key in rows
+            if rows[key].enabled
+        ]
         return tuple(sorted(found, key=_strength))
+
+    def _search_pdq(self, fp: Fingerprint) -> list[tuple[int, int]]:
+        """Entries within the PDQ threshold, if the query's PDQ is good enough."""
+        t = self.thresholds
+        if fp.pdq is None or fp.pdq_quality < t.pdq_quality:
+            return []
+        return self.indexes.pdq.search(fp.pdq, t.pdq)
 
     def library_matches(
         self, fp: Fingerprint, *, exclude_file: int | None = None
@@ -158,11 +180,16 @@ def _distances(fp: Fingerprint, dhash: int | None, phash: int | None) -> tuple[i
     return hamming(fp.dhash, dhash), hamming(fp.phash, phash)
 
 
-def _entry_match(row: EntryRow, fp: Fingerprint, exact: bool) -> Match:
+def _pdq_distance(fp: Fingerprint, pdq: int | None) -> int | None:
+    return None if fp.pdq is None or pdq is None else hamming(fp.pdq, pdq)
+
+
+def _entry_match(row: EntryRow, fp: Fingerprint, exact: bool, by_pdq: bool = False) -> Match:
     dd, pd = _distances(fp, row.dhash, row.phash)
     return Match(
         source="list", exact=exact, dhash_distance=dd, phash_distance=pd,
         list_name=row.list_name, list_kind=row.list_kind, entry_id=row.id, label=row.label,
+        pdq_distance=_pdq_distance(fp, row.pdq), by_pdq=by_pdq and not exact,
     )  # fmt: skip
 
 
@@ -170,12 +197,13 @@ def _file_match(row: FileRow, fp: Fingerprint, exact: bool) -> Match:
     dd, pd = _distances(fp, row.dhash, row.phash)
     return Match(
         source="library", exact=exact, dhash_distance=dd, phash_distance=pd,
-        file_id=row.id, path=row.path,
+        file_id=row.id, path=row.path, pdq_distance=_pdq_distance(fp, row.pdq),
     )  # fmt: skip
 
 
-def _strength(match: Match) -> tuple[bool, int, int]:
-    return (not match.exact, match.dhash_distance + match.phash_distance, match.entry_id or 0)
+def _strength(match: Match) -> tuple[bool, bool, int, int]:
+    near = match.dhash_distance + match.phash_distance
+    return (not match.exact, match.by_pdq, near, match.entry_id or 0)
 
 
 def entry_ids(matches: Iterable[Match]) -> list[int]:

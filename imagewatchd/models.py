@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
 # version are recomputed lazily instead of silently mismatching.
-CANON_VERSION = 1
+# 2: PDQ (256 bits and its quality) joins dHash and pHash.
+CANON_VERSION = 2
 
 
 class Role(enum.StrEnum):
@@ -53,15 +54,21 @@ class Fingerprint:
     height: int
     format: str
     flat: bool  # near-featureless (solid colour, blank scan): never near-matched
+    pdq: int | None = None  # Meta's 256-bit PDQ (None: fingerprinted before it existed)
+    pdq_quality: int = 0  # PDQ's own quality score, 0 (no structure) .. 100
     canon_version: int = CANON_VERSION
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """A near match needs both distances within their threshold."""
+    """A near match needs both distances within their threshold, or (list entries with a PDQ)
+    the PDQ within ``pdq`` and both the entry's and the query's quality at least
+    ``pdq_quality``."""
 
     dhash: int
     phash: int
+    pdq: int = 31
+    pdq_quality: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,8 @@ class Match:
     label: str | None = None
     file_id: int | None = None
     path: str | None = None
+    pdq_distance: int | None = None  # when both sides have a PDQ
+    by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,20 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
     else:
         what = f"library {match.path}"
     if match.exact:
-        return f"{what}: identical sha256"
+        return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
+    if match.by_pdq:
+        return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq})"
     return (
         f"{what}: dHash distance {match.dhash_distance} (threshold {thresholds.dhash}), "
         f"pHash distance {match.phash_distance} (threshold {thresholds.phash})"
+        f"{_pdq_part(match, thresholds)}"
     )
+
+
+def _pdq_part(match: Match, thresholds: Thresholds) -> str:
+    if match.pdq_distance is None:
+        return ""
+    return f", PDQ distance {match.pdq_distance} (threshold {thresholds.pdq})"
 
 
 def check_text(result: CheckResult, thresholds: Thresholds) -> list[str]:
@@ -68,6 +77,8 @@ def match_json(match: Match) -> dict[str, object]:
         "exact": match.exact,
         "dhash_distance": match.dhash_distance,
         "phash_distance": match.phash_distance,
+        "pdq_distance": match.pdq_distance,
+        "by_pdq": match.by_pdq,
     }
     if match.source == "list":
         kind = match.list_kind.value if match.list_kind else None
@@ -81,6 +92,7 @@ def fingerprint_json(fp: Fingerprint) -> dict[str, object]:
     return {
         "sha256": fp.sha256, "dhash": hex64(fp.dhash), "phash": hex64(fp.phash),
         "width": fp.width, "height": fp.height, "format": fp.format, "flat": fp.flat,
+        "pdq": None if fp.pdq is None else pdq_hex(fp.pdq), "pdq_quality": fp.pdq_quality,
     }  # fmt: skip
 
 
@@ -93,24 +105,66 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
         "allowed_by": [match_json(m) for m in verdict.allowed_by],
         "suppressed": [match_json(m) for m in verdict.suppressed],
         "error": result.error,
-        "thresholds": {"dhash": thresholds.dhash, "phash": thresholds.phash},
+        "thresholds": _thresholds_json(thresholds),
         "fingerprint": fingerprint_json(result.fingerprint) if result.fingerprint else None,
     }
     return json.dumps(data)
 
 
+def _thresholds_json(t: Thresholds) -> dict[str, int]:
+    return {"dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality}
+
+
 def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
+    """How two fingerprints compare; ``pdq_match``: would a list entry made from one
+    match the other (distance within the threshold, both qualities at the floor or above)."""
     dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
     identical = a.sha256 == b.sha256
-    near = not (a.flat or b.flat) and dd <= thresholds.dhash and pd <= thresholds.phash
+    flat = a.flat or b.flat
+    near = not flat and dd <= thresholds.dhash and pd <= thresholds.phash
+    qd = None if a.pdq is None or b.pdq is None else hamming(a.pdq, b.pdq)
+    good = min(a.pdq_quality, b.pdq_quality) >= thresholds.pdq_quality
     return {
         "identical": identical,
         "dhash_distance": dd,
         "phash_distance": pd,
-        "thresholds": {"dhash": thresholds.dhash, "phash": thresholds.phash},
+        "pdq_distance": qd,
+        "pdq_quality": [a.pdq_quality, b.pdq_quality],
+        "thresholds": _thresholds_json(thresholds),
         "match": identical or near,
-        "flat": a.flat or b.flat,
+        "pdq_match": identical or (qd is not None and not flat and good and qd <= thresholds.pdq),
+        "flat": flat,
     }
+
+
+def compare_text(result: dict[str, object], thresholds: Thresholds) -> str:
+    """The last line of ``compare``: each distance against its threshold, and the outcome."""
+    verdict = "match" if result["match"] else "different"
+    return (
+        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
+        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
+        f"{_compare_pdq(result, thresholds)}, "
+        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
+    )
+
+
+def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:
+    """PDQ distance, qualities, and whether a list entry of one would match the other by PDQ."""
+    if result["pdq_distance"] is None:
+        return "PDQ not computed"
+    qualities = result["pdq_quality"]
+    assert isinstance(qualities, list)
+    qa, qb = (int(q) for q in qualities)
+    low = ", below the floor" if min(qa, qb) < thresholds.pdq_quality else ""
+    entry = "a PDQ entry would match" if result["pdq_match"] else "no PDQ match"
+    return (
+        f"PDQ distance {result['pdq_distance']} (threshold {thresholds.pdq}; quality {qa} and "
+        f"{qb}, floor {thresholds.pdq_quality}{low}; {entry})"
+    )
+
+
+def pdq_hex(value: int) -> str:
+    return f"{value:064x}"
 
 
 def human_size(size: int) -> str:

@@ -1,6 +1,7 @@
 """The store's rows as frozen values, and their conversion from SQLite tuples.
 
-Hashes are unsigned 64-bit values kept in SQLite's signed INTEGER by two's complement. Paths are
+Hashes are unsigned 64-bit values kept in SQLite's signed INTEGER by two's complement; a PDQ is
+a 32-byte BLOB, big-endian (its hex is the hash's usual hex form). Paths are
 kept as the exact bytes of the name (a BLOB, ``os.fsencode``) and come back as ``str`` the way
 ``os`` gives them (``os.fsdecode``: bytes that are not UTF-8 ride as lone surrogates).
 """
@@ -16,11 +17,11 @@ from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, R
 
 FILE_COLUMNS = (
     "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
-    " format, flat, canon_version, error, first_seen, last_seen"
+    " format, flat, canon_version, error, first_seen, last_seen, pdq, pdq_quality"
 )
 ENTRY_COLUMNS = (
     "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
-    " e.enabled, e.hits, e.last_hit"
+    " e.enabled, e.hits, e.last_hit, e.pdq, e.pdq_quality"
 )
 
 
@@ -34,6 +35,14 @@ def to_unsigned(value: int) -> int:
 
 def _unsigned_or_none(value: int | None) -> int | None:
     return None if value is None else to_unsigned(value)
+
+
+def pdq_blob(value: int | None) -> bytes | None:
+    return None if value is None else value.to_bytes(32, "big")
+
+
+def pdq_of(value: bytes | None) -> int | None:
+    return None if value is None else int.from_bytes(value, "big")
 
 
 def path_of(value: bytes) -> str:
@@ -62,6 +71,8 @@ class FileRow:
     error: str | None
     first_seen: float
     last_seen: float
+    pdq: int | None = None
+    pdq_quality: int | None = None
 
     def unchanged(self, stat: FileStat) -> bool:
         """Already read at this very (size, mtime, inode), by the current hashing?
@@ -80,7 +91,8 @@ class FileRow:
             return None
         return Fingerprint(
             self.sha256, self.dhash, self.phash, self.width or 0, self.height or 0,
-            self.format or "", self.flat, self.canon_version or CANON_VERSION,
+            self.format or "", self.flat, self.pdq, self.pdq_quality or 0,
+            self.canon_version or CANON_VERSION,
         )  # fmt: skip
 
 
@@ -110,11 +122,14 @@ class EntryRow:
     enabled: bool
     hits: int
     last_hit: float | None
+    pdq: int | None = None
+    pdq_quality: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
-    """An entry to add: a sha256 (exact), a dHash+pHash pair (near), or both."""
+    """An entry to add: a sha256 (exact), a dHash+pHash pair (near), a PDQ (near, with its
+    quality when known), or several of these."""
 
     sha256: str | None
     dhash: int | None
@@ -123,6 +138,8 @@ class NewEntry:
     source: str = ""
     flat: bool = False
     enabled: bool = True
+    pdq: int | None = None
+    pdq_quality: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +207,7 @@ def file_row(row: Sequence[Any]) -> FileRow:
         role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
         phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
         flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
-        last_seen=row[17],
+        last_seen=row[17], pdq=pdq_of(row[18]), pdq_quality=row[19],
     )  # fmt: skip
 
 
@@ -199,5 +216,5 @@ def entry_row(row: Sequence[Any]) -> EntryRow:
         id=row[0], list_name=row[1], list_kind=ListKind(row[2]), sha256=row[3],
         dhash=_unsigned_or_none(row[4]), phash=_unsigned_or_none(row[5]), flat=bool(row[6]),
         label=row[7], source=row[8], added=row[9], enabled=bool(row[10]), hits=row[11],
-        last_hit=row[12],
+        last_hit=row[12], pdq=pdq_of(row[13]), pdq_quality=row[14],
     )  # fmt: skip

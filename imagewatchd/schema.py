@@ -217,4 +217,52 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        6,
+        "PDQ hashes (256-bit BLOB, with their quality) on files and entries; PDQ-only entries",
+        """
+        ALTER TABLE files ADD COLUMN pdq BLOB;
+        ALTER TABLE files ADD COLUMN pdq_quality INTEGER;
+        CREATE TABLE entries_v6 (
+            id INTEGER PRIMARY KEY,
+            list_id INTEGER NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
+            sha256 TEXT,
+            dhash INTEGER,
+            phash INTEGER,
+            flat INTEGER NOT NULL DEFAULT 0,
+            canon_version INTEGER,
+            label TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            added REAL NOT NULL,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            hits INTEGER NOT NULL DEFAULT 0,
+            last_hit REAL,
+            pdq BLOB CHECK (pdq IS NULL OR length(pdq) = 32),
+            pdq_quality INTEGER CHECK (pdq_quality IS NULL OR pdq_quality BETWEEN 0 AND 100),
+            CHECK (sha256 IS NOT NULL OR (dhash IS NOT NULL AND phash IS NOT NULL)
+                OR pdq IS NOT NULL)
+        );
+        INSERT INTO entries_v6 (id, list_id, sha256, dhash, phash, flat, canon_version, label,
+            source, added, enabled, hits, last_hit)
+            SELECT id, list_id, sha256, dhash, phash, flat, canon_version, label, source, added,
+            enabled, hits, last_hit FROM entries ORDER BY id;
+        DROP TABLE entries;
+        ALTER TABLE entries_v6 RENAME TO entries;
+        CREATE INDEX entries_sha256 ON entries (sha256);
+        CREATE INDEX entries_list ON entries (list_id);
+        CREATE INDEX entries_identity ON entries (list_id, sha256, dhash, phash, pdq);
+        CREATE INDEX entries_pdq ON entries (pdq) WHERE pdq IS NOT NULL;
+        CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_added';
+        END;
+        CREATE TRIGGER entries_update
+        AFTER UPDATE OF enabled, dhash, phash, sha256, pdq, pdq_quality ON entries
+        BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+            UPDATE counters SET value = value + 1 WHERE name = 'entries_changed';
+        END;
+        """,
+    ),
 )

@@ -35,6 +35,7 @@ from imagewatchd.rows import (
     entry_row,
     file_row,
     path_of,
+    pdq_blob,
     to_signed,
     to_unsigned,
 )  # fmt: skip
@@ -263,19 +264,21 @@ class Store:
         values = (
             stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, fp.sha256,
             to_signed(fp.dhash), to_signed(fp.phash), fp.width, fp.height, fp.format,
-            int(fp.flat), fp.canon_version,
+            int(fp.flat), fp.canon_version, pdq_blob(fp.pdq), fp.pdq_quality,
         )  # fmt: skip
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO files (path, device, inode, size, mtime_ns, role, sha256, dhash,"
-                " phash, width, height, format, flat, canon_version, error, first_seen,"
-                " last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+                " phash, width, height, format, flat, canon_version, pdq, pdq_quality, error,"
+                " first_seen, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = excluded.sha256, dhash = excluded.dhash,"
                 " phash = excluded.phash, width = excluded.width, height = excluded.height,"
                 " format = excluded.format, flat = excluded.flat,"
-                " canon_version = excluded.canon_version, error = NULL,"
+                " canon_version = excluded.canon_version, pdq = excluded.pdq,"
+                " pdq_quality = excluded.pdq_quality, error = NULL,"
                 " last_seen = excluded.last_seen RETURNING id",
                 (_blob(path), *values, now, now),
             ).fetchone()
@@ -291,8 +294,8 @@ class Store:
                 " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
-                " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL,"
-                " error = excluded.error, last_seen = excluded.last_seen",
+                " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL, pdq = NULL,"
+                " pdq_quality = NULL, error = excluded.error, last_seen = excluded.last_seen",
                 (_blob(path), stat.device, stat.inode, stat.size, stat.mtime_ns, role.value,
                  _text_or_none(error), now, now),
             )  # fmt: skip
@@ -363,20 +366,22 @@ class Store:
             for entry in entries:
                 dhash = None if entry.dhash is None else to_signed(entry.dhash)
                 phash = None if entry.phash is None else to_signed(entry.phash)
+                pdq = pdq_blob(entry.pdq)
                 same = db.execute(
                     "SELECT 1 FROM entries WHERE list_id = ? AND sha256 IS ? AND dhash IS ?"
-                    " AND phash IS ?",
-                    (list_id, entry.sha256, dhash, phash),
+                    " AND phash IS ? AND pdq IS ?",
+                    (list_id, entry.sha256, dhash, phash, pdq),
                 ).fetchone()
                 if same:
                     skipped += 1
                     continue
                 row = db.execute(
                     "INSERT INTO entries (list_id, sha256, dhash, phash, flat, canon_version,"
-                    " label, source, added, enabled) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " RETURNING id",
+                    " label, source, added, enabled, pdq, pdq_quality)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (list_id, entry.sha256, dhash, phash, int(entry.flat), CANON_VERSION,
-                     entry.label, entry.source, now, int(entry.enabled)),
+                     entry.label, entry.source, now, int(entry.enabled), pdq,
+                     entry.pdq_quality),
                 ).fetchone()  # fmt: skip
                 added.append(int(row[0]))
         return added, skipped
@@ -436,6 +441,16 @@ class Store:
         )
         for row in self._db.execute(query, (last_id,)):
             yield row[0], to_unsigned(row[1]), to_unsigned(row[2])
+
+    def pdq_entry_hashes_after(self, last_id: int, min_quality: int) -> Iterator[tuple[int, int]]:
+        """(id, PDQ) of enabled, non-flat entries with a PDQ whose quality is unknown or at
+        least ``min_quality``: the ones that may near-match by PDQ."""
+        query = (
+            "SELECT id, pdq FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
+            " AND pdq IS NOT NULL AND (pdq_quality IS NULL OR pdq_quality >= ?)"
+        )
+        for row in self._db.execute(query, (last_id, min_quality)):
+            yield row[0], int.from_bytes(row[1], "big")
 
     # -- the action journal ------------------------------------------------------------------
 

@@ -123,6 +123,9 @@ ROLE = _one_of(*(r.value for r in Role))
 KIND = _one_of(*(k.value for k in ListKind))
 
 
+PDQ = "typeof({c}) = 'blob' AND length({c}) = 32"
+
+
 def _opt(rule: str) -> str:
     return "{c} IS NULL OR " + rule
 
@@ -139,12 +142,14 @@ RULES: dict[str, dict[str, str]] = {
         "error": _opt(TEXT), "first_seen": NUM, "last_seen": NUM,
         **_columns(INT, "device", "inode", "size", "mtime_ns", "flat"),
         **_columns(_opt(INT), "dhash", "phash", "width", "height", "canon_version"),
+        "pdq": _opt(PDQ), "pdq_quality": _opt(INT),
     },
     "lists": {"name": TEXT, "kind": KIND, "description": TEXT, "created": NUM},
     "entries": {
         "list_id": INT, "sha256": _opt(SHA256), "label": TEXT, "source": TEXT, "added": NUM,
         "last_hit": _opt(NUM), **_columns(INT, "flat", "enabled", "hits"),
         **_columns(_opt(INT), "dhash", "phash", "canon_version"),
+        "pdq": _opt(PDQ), "pdq_quality": _opt(INT),
     },
     "actions": {
         "kind": TEXT, "state": TEXT, "src_root": PATH, "src_rel": PATH, "sha256": SHA256,

@@ -100,7 +100,9 @@ def test_lists_import_export_disable(cli: Cli, tmp_path: Path, make_image: MakeI
     banned = make_image("b.png", seed=6)
     cli("known", "add", "--list", "banned", str(banned), check=0)
     exported = cli("known", "export", "--list", "banned", "--format", "csv", check=0).out
-    assert exported.splitlines()[0] == "id,sha256,dhash,phash,label,source,added,enabled,hits,flat"
+    assert exported.splitlines()[0] == (
+        "id,sha256,dhash,phash,label,source,added,enabled,hits,flat,pdq,pdq_quality"
+    )
     (tmp_path / "list.csv").write_text(exported)
     hex_text = cli("known", "export", "--list", "banned", "--format", "hex", check=0).out
     (tmp_path / "list.txt").write_text(hex_text + "0123\n")

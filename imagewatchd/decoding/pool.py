@@ -268,14 +268,24 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         raise FingerprintError("<fd>", str(reply["error"])[:500])
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
-        sha256, dhash, phash, width, height, fmt, flat, canon = reply["fingerprint"]
+        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon = reply["fingerprint"]
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
-                         str(fmt), bool(flat), int(canon))  # fmt: skip
+                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon))  # fmt: skip
+        if not 0 <= fp.pdq_quality <= 100:
+            raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
         raise FingerprintError("<fd>", "the decoder sent a malformed reply") from None
     if stat != FileStat.of(os.fstat(fd)):  # what the worker read is what the file is now
         raise FingerprintError("<fd>", "file changed while being read")
     return stat, fp
+
+
+def _pdq(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 0 <= value < 1 << 256:
+        raise ValueError(value)
+    return value
 
 
 def _environment() -> dict[str, str]:

@@ -1,0 +1,134 @@
+"""In-memory near-match index over 256-bit PDQ hashes: multi-index hashing on 16-bit chunks.
+
+Each hash is cut into 16 chunks of 16 bits. If a hash is within ``d`` bits of the query, then
+by pigeonhole one of its chunks is within ``d // 16`` bits of the query's chunk: at Meta's
+threshold of 31 bits, one chunk differs by at most one bit. **main** keeps, for each of the
+2**20 (chunk number, chunk value) buckets, the rows whose chunk has that value: one ``uint32``
+array of rows grouped by bucket, and the offset where each bucket starts, so a probe is two
+array reads, no search. The candidates are verified on all 256 bits with XOR and popcount.
+**recent** is a small buffer scanned linearly; when it outgrows an eighth of main it is merged
+by a rebuild. Entries are only added (a removal or a disable rebuilds the whole index from the
+store, as for the dHash+pHash index). When probing would cost more than a scan (wide
+thresholds), main is scanned. The answer is exact either way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["PdqIndex", "words"]
+
+_CHUNKS: Final = 16
+_CHUNK_BITS: Final = 16
+_BUCKETS: Final = _CHUNKS << _CHUNK_BITS  # (chunk number, chunk value)
+_MERGE_MIN: Final = 4096
+_PROBE_COST: Final = 64  # in rows of a linear scan, for one probe (a binary search)
+
+Words = NDArray[np.uint64]
+
+
+def words(hashes: Sequence[int]) -> Words:
+    """256-bit hashes as an (n, 4) array of 64-bit words, least significant word first."""
+    data = b"".join(value.to_bytes(32, "little") for value in hashes)
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64).reshape(len(hashes), 4)
+
+
+def _chunks(hashes: Words) -> NDArray[np.uint64]:
+    """(n, 16) chunk values: chunk ``c`` is bits ``16c .. 16c + 15``."""
+    parts = [(hashes[:, c // 4] >> np.uint64(16 * (c % 4))) & np.uint64(0xFFFF) for c in
+             range(_CHUNKS)]  # fmt: skip
+    return np.stack(parts, axis=1)
+
+
+@lru_cache(maxsize=8)
+def _masks(radius: int) -> NDArray[np.uint64]:
+    values = np.arange(1 << _CHUNK_BITS, dtype=np.uint64)
+    masks: NDArray[np.uint64] = values[np.bitwise_count(values) <= radius]
+    return masks
+
+
+def _distances(hashes: Words, query: Words) -> NDArray[np.int64]:
+    counts = np.bitwise_count(np.bitwise_xor(hashes, query)).astype(np.int64)
+    total: NDArray[np.int64] = counts.sum(axis=1)
+    return total
+
+
+class PdqIndex:
+    """Keys (entry ids) with their PDQ; ``search`` gives every key within a Hamming radius."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._hashes = np.zeros((0, 4), dtype=np.uint64)
+        self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
+        self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
+        self._recent_keys: list[int] = []
+        self._recent: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._keys) + len(self._recent_keys)
+
+    def add_many(self, keys: Sequence[int], hashes: Sequence[int]) -> None:
+        with self._lock:
+            self._recent_keys.extend(keys)
+            self._recent.extend(hashes)
+            if len(self._recent) >= max(_MERGE_MIN, len(self._keys) // 8):
+                self._merge()
+
+    def _merge(self) -> None:
+        keys = np.concatenate([self._keys, np.asarray(self._recent_keys, dtype=np.int64)])
+        hashes = np.concatenate([self._hashes, words(self._recent)])
+        if len(keys) >= 1 << 32:
+            raise OverflowError("too many PDQ hashes for one index")
+        rows = np.arange(len(keys), dtype=np.uint64)
+        tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
+        buckets = _chunks(hashes) | tags
+        packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
+        packed.sort()
+        self._rows = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
+        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._keys, self._hashes = keys, hashes
+        self._recent_keys, self._recent = [], []
+
+    def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
+        """(key, distance) of every hash within ``threshold`` bits of ``query``."""
+        q = words([query])
+        with self._lock:
+            found = self._search_main(q, threshold)
+            if self._recent:
+                dist = _distances(words(self._recent), q)
+                found += [
+                    (self._recent_keys[i], int(dist[i])) for i in np.flatnonzero(dist <= threshold)
+                ]
+        return found
+
+    def _search_main(self, q: Words, threshold: int) -> list[tuple[int, int]]:
+        if not len(self._keys):
+            return []
+        masks = _masks(threshold // _CHUNKS)
+        if len(masks) * _CHUNKS * _PROBE_COST > len(self._keys):
+            rows = np.arange(len(self._keys))
+        else:
+            rows = self._candidates(q, masks)
+        dist = _distances(self._hashes[rows], q)
+        hit = dist <= threshold
+        return [(int(k), int(d)) for k, d in zip(self._keys[rows[hit]], dist[hit], strict=True)]
+
+    def _candidates(self, q: Words, masks: NDArray[np.uint64]) -> NDArray[np.intp]:
+        tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
+        buckets = ((_chunks(q)[0] | tags)[:, None] ^ masks[None, :]).ravel().astype(np.intp)
+        low, high = self._starts[buckets], self._starts[buckets + 1]
+        counts = high - low
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.intp)
+        starts = np.repeat(low - np.cumsum(counts) + counts, counts)
+        rows = self._rows[starts + np.arange(total)]
+        return np.unique(rows).astype(np.intp)
