@@ -119,6 +119,8 @@ class _Entries(NamedTuple):
         )
         if not len(entries.keys) == len(entries.dhashes) == len(entries.phashes):
             raise ValueError("keys, dhashes and phashes must have the same length")
+        if np.all(entries.keys[1:] > entries.keys[:-1]):
+            return entries  # already unique (e.g. ids in the store's order)
         _, last = np.unique(entries.keys[::-1], return_index=True)
         return entries.take(np.sort(len(entries.keys) - 1 - last))
 

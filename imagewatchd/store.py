@@ -14,7 +14,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from imagewatchd import store_check
 from imagewatchd.errors import DatabaseDamaged, StoreError
@@ -216,6 +220,24 @@ class Store:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
         return (file_row(row) for row in self._db.execute(query))
 
+    def library_hashes(self) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the library files that can match by hashes, as arrays.
+
+        Read column-wise: one query, its rows poured straight into one array (no object kept
+        per row), in id order.
+        """
+        query = (
+            "SELECT id, dhash, phash FROM files WHERE role = 'library' AND error IS NULL"
+            " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        with self._lock:
+            values = np.fromiter(chain.from_iterable(self._db.execute(query)), np.int64)
+        table = values.reshape(-1, 3)
+        ids = np.ascontiguousarray(table[:, 0])
+        dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
+        phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
+        return ids, dhashes, phashes
+
     def rename_paths(self, src: str, dest: str) -> int:
         """A file, or a directory's files, renamed: the rows follow. Returns how many moved.
 
@@ -321,17 +343,20 @@ class Store:
         return int(row[0])
 
     def get_list(self, name: str) -> ListRow | None:
-        return next((row for row in self.lists() if row.name == name), None)
+        return next(iter(self._lists("WHERE l.name = ?", (name,))), None)
 
     def lists(self) -> list[ListRow]:
+        return self._lists("", ())
+
+    def _lists(self, where: str, params: tuple[object, ...]) -> list[ListRow]:
         query = (
             "SELECT l.id, l.name, l.kind, l.description, l.created, COUNT(e.id),"
             " COALESCE(SUM(e.enabled), 0) FROM lists l LEFT JOIN entries e ON e.list_id = l.id"
-            " GROUP BY l.id ORDER BY l.name"
+            f" {where} GROUP BY l.id ORDER BY l.name"
         )
         return [
             ListRow(r[0], r[1], ListKind(r[2]), r[3], r[4], r[5], r[6])
-            for r in self._db.execute(query)
+            for r in self._db.execute(query, params)
         ]
 
     def delete_list(self, list_id: int) -> None:
@@ -392,6 +417,8 @@ class Store:
             params.append(list_name)
         if ids is not None:
             wanted = list(ids)
+            if not wanted:
+                return []  # "e.id IN ()" would scan every entry
             clauses.append(f"e.id IN ({','.join('?' * len(wanted))})")
             params.extend(wanted)
         if clauses:
