@@ -393,6 +393,15 @@ class HammingIndex:
                 return True
             return len(self._main.live_rows(np.array([checked], np.int64))) > 0
 
+    def merged(self) -> tuple[_Main, NDArray[np.bool_]]:
+        """Every live entry in one indexed main (recent merged into it), and a copy of its
+        ``alive`` mask: what a whole-index join (``hashjoin``) reads."""
+        with self._lock:
+            used, alive = self._recent.used()
+            if self._recent.count:
+                self._merge(used.take(alive))
+            return self._main, self._main.alive.copy()
+
     @property
     def nbytes(self) -> int:
         """Approximate memory held by the index, in bytes."""

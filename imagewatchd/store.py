@@ -216,6 +216,20 @@ class Store:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ? AND role = ? ORDER BY id"
         return [file_row(row) for row in self._db.execute(query, (sha256, role.value))]
 
+    def library_copies(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(ids, group numbers) of the library files whose sha256 another library file shares:
+        one grouped query; a group's ids in ascending order, groups numbered from 0."""
+        query = (
+            "SELECT group_concat(id) FROM (SELECT id, sha256 FROM files"
+            " WHERE role = 'library' AND sha256 IS NOT NULL ORDER BY sha256, id)"
+            " GROUP BY sha256 HAVING COUNT(*) > 1"
+        )
+        with self._lock:
+            groups = [row[0] for row in self._db.execute(query)]
+        ids = np.array(",".join(groups).split(",") if groups else [], np.int64)
+        sizes = np.array([group.count(",") + 1 for group in groups], np.int64)
+        return ids, np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
+
     def library_files(self) -> Iterator[FileRow]:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
         return (file_row(row) for row in self._db.execute(query))
