@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""How long ``Matcher.load`` takes over a store, and its peak memory: column-wise vs per row.
+"""How long loading the library index takes over a store, and its peak memory.
 
 Each way runs in a fresh process (so that peak RSS is its own): ``rows`` is the former load
-(a ``FileRow`` per library row, then one ``add_many`` of lists), ``columns`` today's
-(``Store.library_hashes``: one query into one array, one ``add_many``).
+(a ``FileRow`` per library row, then one ``add_many`` of lists); ``columns`` the column-wise
+load alone (``Store.library_hashes``: one query into one array, one ``add_many``);
+``snapshot-cold`` today's ``Matcher.load`` with no snapshot file (the column-wise load, then
+the snapshot written); ``snapshot`` today's ``Matcher.load`` with the snapshot in place (the
+file mapped, the changes since applied). Run the ways in this order: ``snapshot-cold`` removes
+the snapshot first.
 
     .venv/bin/python bench/index_load.py bench/data/store-1m.db
 """
@@ -16,8 +20,11 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from imagewatchd import snapshot
+from imagewatchd.hashindex import HammingIndex
 from imagewatchd.match import Matcher
 from imagewatchd.models import Thresholds
 from imagewatchd.store import Store
@@ -41,13 +48,36 @@ def load_rows(store: Store) -> int:
     return len(matcher.library)
 
 
+def load_columns(store: Store) -> int:
+    index = HammingIndex()
+    index.add_many(*store.library_hashes())
+    return len(index)
+
+
+def load_cold(store: Store) -> int:
+    snapshot.path_for(store).unlink(missing_ok=True)
+    return len(Matcher.load(store, THRESHOLDS).library)
+
+
+def load_today(store: Store) -> int:
+    return len(Matcher.load(store, THRESHOLDS).library)
+
+
+LOADS: dict[str, Callable[[Store], int]] = {
+    "rows": load_rows,
+    "columns": load_columns,
+    "snapshot-cold": load_cold,
+    "snapshot": load_today,
+}
+
+
 def measure(db: Path, way: str) -> dict[str, float]:
     """Run in this process: one load, its wall and CPU seconds and the peak RSS."""
     before = resource.getrusage(resource.RUSAGE_SELF)
     rss0 = before.ru_maxrss
     start = time.perf_counter()
     with Store(db) as store:
-        count = load_rows(store) if way == "rows" else len(Matcher.load(store, THRESHOLDS).library)
+        count = LOADS[way](store)
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "rows": count,
@@ -61,7 +91,7 @@ def measure(db: Path, way: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path)
-    parser.add_argument("--ways", default="rows,columns")
+    parser.add_argument("--ways", default=",".join(LOADS))
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

@@ -402,6 +402,32 @@ class HammingIndex:
                 self._merge(used.take(alive))
             return self._main, self._main.alive.copy()
 
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The index as named arrays (every live entry, merged and indexed), for a snapshot;
+        ``from_arrays`` makes the same index from them, without sorting anything."""
+        main, alive = self.merged()
+        if not alive.all():
+            main = _Main.build(main.live())
+        names = ("keys", "dhashes", "phashes")
+        fields = ("sorted_keys", "key_rows", "chunk_values", "chunk_rows")
+        return {
+            **dict(zip(names, main.entries, strict=True)),
+            **{f: getattr(main, f) for f in fields},
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> HammingIndex:
+        """The index ``arrays()`` gave (they may be read-only, e.g. memory-mapped: never
+        written, only replaced by merges)."""
+        index = cls()
+        entries = _Entries(arrays["keys"], arrays["dhashes"], arrays["phashes"])
+        alive = np.ones(len(entries.keys), np.bool_)
+        index._main = _Main(
+            entries, alive, sorted_keys=arrays["sorted_keys"], key_rows=arrays["key_rows"],
+            chunk_values=arrays["chunk_values"], chunk_rows=arrays["chunk_rows"],
+        )  # fmt: skip
+        return index
+
     @property
     def nbytes(self) -> int:
         """Approximate memory held by the index, in bytes."""

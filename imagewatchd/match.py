@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from imagewatchd import snapshot
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
 from imagewatchd.rows import EntryRow, FileRow
@@ -54,9 +55,12 @@ class Matcher:
     def load(cls, store: Store, thresholds: Thresholds) -> Matcher:
         matcher = cls(store, thresholds)
         matcher.refresh_entries()
-        ids, dhashes, phashes = store.library_hashes()  # column-wise: no object per row
-        matcher.library.add_many(ids, dhashes, phashes)
-        log.debug("loaded %d list entries and %d library files", len(matcher.entries), len(ids))
+        matcher.indexes.library = snapshot.load_library(store)  # column-wise or mapped
+        log.debug(
+            "loaded %d list entries and %d library files",
+            len(matcher.entries),
+            len(matcher.library),
+        )
         return matcher
 
     def bind(self, store: Store) -> Matcher:

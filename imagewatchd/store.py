@@ -234,8 +234,11 @@ class Store:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
         return (file_row(row) for row in self._db.execute(query))
 
-    def library_hashes(self) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
-        """(ids, dHashes, pHashes) of the library files that can match by hashes, as arrays.
+    def library_hashes(
+        self, ids: Sequence[int] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the library files that can match by hashes, as arrays
+        (of those of ``ids`` only, if given).
 
         Read column-wise: one query, its rows poured straight into one array (no object kept
         per row), in id order.
@@ -244,13 +247,43 @@ class Store:
             "SELECT id, dhash, phash FROM files WHERE role = 'library' AND error IS NULL"
             " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
         )
+        wanted = [] if ids is None else list(ids)
+        statements = [(query, wanted)] if ids is None else [
+            (query + f" AND id IN ({','.join('?' * len(part))})", part)
+            for part in (wanted[at : at + 500] for at in range(0, len(wanted), 500))
+        ]  # fmt: skip
         with self._lock:
-            values = np.fromiter(chain.from_iterable(self._db.execute(query)), np.int64)
+            rows = chain.from_iterable(self._db.execute(*statement) for statement in statements)
+            values = np.fromiter(chain.from_iterable(rows), np.int64)
         table = values.reshape(-1, 3)
-        ids = np.ascontiguousarray(table[:, 0])
+        found = np.ascontiguousarray(table[:, 0])
         dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
         phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
-        return ids, dhashes, phashes
+        return found, dhashes, phashes
+
+    def library_change_state(self) -> tuple[int, int, int]:
+        """(this store's id, the last library change's number, changes forgotten through):
+        what an index snapshot is keyed by."""
+        with self._lock:
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            row = self._db.execute("SELECT MAX(seq) FROM library_changes").fetchone()
+        trimmed = int(counters["library_trimmed"])
+        return int(counters["store_id"]), max(int(row[0] or 0), trimmed), trimmed
+
+    def library_changed_after(self, seq: int) -> list[int]:
+        """The ids of the library files added, changed or removed after change ``seq``."""
+        query = "SELECT DISTINCT file_id FROM library_changes WHERE seq > ? ORDER BY file_id"
+        with self._lock:
+            return [row[0] for row in self._db.execute(query, (seq,))]
+
+    def trim_library_changes(self, through: int) -> None:
+        """Forget the changes up to ``through``: a snapshot at that change holds them."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM library_changes WHERE seq <= ?", (through,))
+            db.execute(
+                "UPDATE counters SET value = MAX(value, ?) WHERE name = 'library_trimmed'",
+                (through,),
+            )
 
     def rename_paths(self, src: str, dest: str) -> int:
         """A file, or a directory's files, renamed: the rows follow. Returns how many moved.
