@@ -66,7 +66,7 @@ def load_library(store: Store, *, min_rows: int = MIN_ROWS) -> HammingIndex:
     for gone in np.setdiff1d(np.array(changed, np.int64), ids).tolist():
         index.remove(gone)
     index.add_many(ids, dhashes, phashes)
-    log.info("%s: library index loaded, %d changes applied", path, len(changed))
+    log.debug("%s: library index loaded, %d changes applied", path, len(changed))
     if len(changed) > RESAVE_CHANGES:
         save(store, index, Snapshot(store_id, last, {}))
     return index

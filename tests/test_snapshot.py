@@ -75,7 +75,7 @@ def test_the_snapshot_is_mapped_and_only_the_changes_are_read(
         snapshot.load_library(store, min_rows=0)
         store.save_file("/lib/new.jpg", STAT, Role.LIBRARY, Fingerprint("cd" * 32, 5, 6, 1, 1,
                         "PNG", False), 2.0)  # fmt: skip
-        with caplog.at_level(logging.INFO, logger="imagewatchd.snapshot"):
+        with caplog.at_level(logging.DEBUG, logger="imagewatchd.snapshot"):
             index = snapshot.load_library(store, min_rows=0)
         assert "1 changes applied" in caplog.text
         found = snapshot.read(snapshot.path_for(store))
