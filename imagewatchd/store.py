@@ -217,8 +217,8 @@ class Store:
         return [file_row(row) for row in self._db.execute(query, (sha256, role.value))]
 
     def library_copies(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """(ids, group numbers) of the library files whose sha256 another library file shares:
-        one grouped query; a group's ids in ascending order, groups numbered from 0."""
+        """(ids, group numbers) of the library files whose sha256 another library file shares,
+        by one grouped query: a group's ids side by side, groups numbered from 0."""
         query = (
             "SELECT group_concat(id) FROM (SELECT id, sha256 FROM files"
             " WHERE role = 'library' AND sha256 IS NOT NULL ORDER BY sha256, id)"
@@ -465,7 +465,7 @@ class Store:
         if ids is not None:
             wanted = list(ids)
             if not wanted:
-                return []  # "e.id IN ()" would scan every entry
+                return []  # an empty "e.id IN ()" is planned as a scan of every entry
             clauses.append(f"e.id IN ({','.join('?' * len(wanted))})")
             params.extend(wanted)
         if clauses:
