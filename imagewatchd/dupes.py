@@ -1,12 +1,24 @@
-"""Groups of near-duplicate library files, best copy first."""
+"""Groups of near-duplicate library files, best copy first, found in one pass over arrays.
+
+Links: every pair of indexed library files within both thresholds (``hashjoin.near_pairs``, a
+self-join of the near-match index) and every set of library files with one sha256 (one grouped
+query). Groups are the connected components of those links (an array union-find); only the
+groups' own rows are read from the store, to order them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
+from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
 from imagewatchd.rows import FileRow
+
+Ids = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,20 +35,41 @@ def _quality(row: FileRow) -> tuple[int, int, str]:
     return (-pixels, -row.stat.size, row.path)
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
+def components(first: Ids, second: Ids) -> tuple[Ids, Ids]:
+    """(nodes, label of each): the connected components of the links ``first[i]—second[i]``,
+    each labelled by its smallest node's position; hook-to-smaller and pointer jumping."""
+    nodes = np.unique(np.concatenate((first, second)))
+    a, b = np.searchsorted(nodes, first), np.searchsorted(nodes, second)
+    parent = np.arange(len(nodes))
+    while True:
+        ra, rb = parent[a], parent[b]
+        if np.array_equal(ra, rb):
+            return nodes, parent
+        low = np.minimum(ra, rb)
+        np.minimum.at(parent, ra, low)
+        np.minimum.at(parent, rb, low)
+        while not np.array_equal(jumped := parent[parent], parent):
+            parent = jumped
 
-    def find(self, key: int) -> int:
-        root = self.parent.setdefault(key, key)
-        while root != self.parent[root]:
-            root = self.parent[root]
-        while key != root:  # path compression
-            self.parent[key], key = root, self.parent[key]
-        return root
 
-    def union(self, a: int, b: int) -> None:
-        self.parent[self.find(a)] = self.find(b)
+def _links(matcher: Matcher, rows: Iterable[FileRow] | None) -> tuple[Ids, Ids]:
+    """Every link: near pairs, and each sha256 group as a star from its first file.
+
+    With ``rows``, only the links the old per-file search made: those touching a given file
+    (near: one that has structure; sha256: one that has a fingerprint)."""
+    t = matcher.thresholds
+    near_a, near_b = near_pairs(matcher.library, t.dhash, t.phash)
+    ids, group = matcher.store.library_copies()
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
+    hub = ids[starts][group] if len(group) else ids
+    if rows is not None:
+        given = [r for r in rows if None not in (r.sha256, r.dhash, r.phash)]
+        searched = np.array([r.id for r in given if not r.flat], np.int64)
+        near = np.isin(near_a, searched) | np.isin(near_b, searched)
+        near_a, near_b = near_a[near], near_b[near]
+        touched = np.isin(ids, np.array([r.id for r in given], np.int64))
+        hub, ids = hub[np.isin(group, group[touched])], ids[np.isin(group, group[touched])]
+    return np.concatenate((near_a, hub)), np.concatenate((near_b, ids))
 
 
 def duplicate_groups(matcher: Matcher, rows: Iterable[FileRow] | None = None) -> list[DupeGroup]:
@@ -44,25 +77,14 @@ def duplicate_groups(matcher: Matcher, rows: Iterable[FileRow] | None = None) ->
 
     With ``rows``, only groups that involve those files are returned.
     """
-    store = matcher.store
-    rows = list(store.library_files() if rows is None else rows)
-    links = _UnionFind()
-    for row in rows:
-        if row.sha256 is None or row.dhash is None or row.phash is None:
-            continue
-        for other in store.files_by_sha256(row.sha256, row.role):
-            links.union(row.id, other.id)
-        if not row.flat:
-            t = matcher.thresholds
-            for key, _, _ in matcher.library.search(row.dhash, row.phash, t.dhash, t.phash):
-                links.union(row.id, key)
-    members: dict[int, list[int]] = {}
-    for key in list(links.parent):
-        members.setdefault(links.find(key), []).append(key)
+    nodes, labels = components(*_links(matcher, rows))
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    members = [group for group in np.split(nodes[order], cuts) if len(group) > 1]
+    found = matcher.store.files_by_id(np.concatenate(members).tolist() if members else [])
     groups = []
-    for ids in members.values():
-        if len(ids) > 1:
-            found = store.files_by_id(ids)
-            groups.append(DupeGroup(tuple(sorted(found.values(), key=_quality))))
+    for ids in members:
+        rows_of = [found[i] for i in ids.tolist() if i in found]
+        groups.append(DupeGroup(tuple(sorted(rows_of, key=_quality))))
     groups.sort(key=lambda g: g.best.path)
     return groups

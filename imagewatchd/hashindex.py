@@ -119,6 +119,8 @@ class _Entries(NamedTuple):
         )
         if not len(entries.keys) == len(entries.dhashes) == len(entries.phashes):
             raise ValueError("keys, dhashes and phashes must have the same length")
+        if np.all(entries.keys[1:] > entries.keys[:-1]):
+            return entries  # already unique (e.g. ids in the store's order)
         _, last = np.unique(entries.keys[::-1], return_index=True)
         return entries.take(np.sort(len(entries.keys) - 1 - last))
 
@@ -390,6 +392,41 @@ class HammingIndex:
             if checked in self._recent.slots:
                 return True
             return len(self._main.live_rows(np.array([checked], np.int64))) > 0
+
+    def merged(self) -> tuple[_Main, NDArray[np.bool_]]:
+        """Every live entry in one indexed main (recent merged into it), and a copy of its
+        ``alive`` mask: what a whole-index join (``hashjoin``) reads."""
+        with self._lock:
+            used, alive = self._recent.used()
+            if self._recent.count:
+                self._merge(used.take(alive))
+            return self._main, self._main.alive.copy()
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The index as named arrays (every live entry, merged and indexed), for a snapshot;
+        ``from_arrays`` makes the same index from them, without sorting anything."""
+        main, alive = self.merged()
+        if not alive.all():
+            main = _Main.build(main.live())
+        names = ("keys", "dhashes", "phashes")
+        fields = ("sorted_keys", "key_rows", "chunk_values", "chunk_rows")
+        return {
+            **dict(zip(names, main.entries, strict=True)),
+            **{f: getattr(main, f) for f in fields},
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]]) -> HammingIndex:
+        """The index ``arrays()`` gave (they may be read-only, e.g. memory-mapped: never
+        written, only replaced by merges)."""
+        index = cls()
+        entries = _Entries(arrays["keys"], arrays["dhashes"], arrays["phashes"])
+        alive = np.ones(len(entries.keys), np.bool_)
+        index._main = _Main(
+            entries, alive, sorted_keys=arrays["sorted_keys"], key_rows=arrays["key_rows"],
+            chunk_values=arrays["chunk_values"], chunk_rows=arrays["chunk_rows"],
+        )  # fmt: skip
+        return index
 
     @property
     def nbytes(self) -> int:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from imagewatchd import snapshot
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
 from imagewatchd.pdqindex import PdqIndex
@@ -59,16 +60,12 @@ class Matcher:
     def load(cls, store: Store, thresholds: Thresholds) -> Matcher:
         matcher = cls(store, thresholds)
         matcher.refresh_entries()
-        ids: list[int] = []
-        dhashes: list[int] = []
-        phashes: list[int] = []
-        for row in store.library_files():
-            if row.dhash is not None and row.phash is not None and not row.flat:
-                ids.append(row.id)
-                dhashes.append(row.dhash)
-                phashes.append(row.phash)
-        matcher.library.add_many(ids, dhashes, phashes)
-        log.debug("loaded %d list entries and %d library files", len(matcher.entries), len(ids))
+        matcher.indexes.library = snapshot.load_library(store)  # column-wise or mapped
+        log.debug(
+            "loaded %d list entries and %d library files",
+            len(matcher.entries),
+            len(matcher.library),
+        )
         return matcher
 
     def bind(self, store: Store) -> Matcher:

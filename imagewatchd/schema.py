@@ -265,4 +265,29 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         END;
         """,
     ),
+    (
+        7,
+        "library changes are logged, so that an index snapshot is brought up to date",
+        """
+        CREATE TABLE library_changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL
+        );
+        INSERT INTO counters VALUES ('library_trimmed', 0),
+            ('store_id', abs(random()) % 9007199254740991);
+        CREATE TRIGGER files_library_insert AFTER INSERT ON files WHEN NEW.role = 'library'
+        BEGIN
+            INSERT INTO library_changes (file_id) VALUES (NEW.id);
+        END;
+        CREATE TRIGGER files_library_update AFTER UPDATE OF role, dhash, phash, flat, error
+        ON files WHEN OLD.role = 'library' OR NEW.role = 'library'
+        BEGIN
+            INSERT INTO library_changes (file_id) VALUES (NEW.id);
+        END;
+        CREATE TRIGGER files_library_delete AFTER DELETE ON files WHEN OLD.role = 'library'
+        BEGIN
+            INSERT INTO library_changes (file_id) VALUES (OLD.id);
+        END;
+        """,
+    ),
 )

@@ -14,7 +14,11 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
 
 from imagewatchd import store_check
 from imagewatchd.errors import DatabaseDamaged, StoreError
@@ -213,9 +217,74 @@ class Store:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ? AND role = ? ORDER BY id"
         return [file_row(row) for row in self._db.execute(query, (sha256, role.value))]
 
+    def library_copies(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(ids, group numbers) of the library files whose sha256 another library file shares,
+        by one grouped query: a group's ids side by side, groups numbered from 0."""
+        query = (
+            "SELECT group_concat(id) FROM (SELECT id, sha256 FROM files"
+            " WHERE role = 'library' AND sha256 IS NOT NULL ORDER BY sha256, id)"
+            " GROUP BY sha256 HAVING COUNT(*) > 1"
+        )
+        with self._lock:
+            groups = [row[0] for row in self._db.execute(query)]
+        ids = np.array(",".join(groups).split(",") if groups else [], np.int64)
+        sizes = np.array([group.count(",") + 1 for group in groups], np.int64)
+        return ids, np.repeat(np.arange(len(groups), dtype=np.int64), sizes)
+
     def library_files(self) -> Iterator[FileRow]:
         query = f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'library' AND error IS NULL"
         return (file_row(row) for row in self._db.execute(query))
+
+    def library_hashes(
+        self, ids: Sequence[int] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the library files that can match by hashes, as arrays
+        (of those of ``ids`` only, if given).
+
+        Read column-wise: one query, its rows poured straight into one array (no object kept
+        per row), in id order.
+        """
+        query = (
+            "SELECT id, dhash, phash FROM files WHERE role = 'library' AND error IS NULL"
+            " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        wanted = [] if ids is None else list(ids)
+        statements = [(query, wanted)] if ids is None else [
+            (query + f" AND id IN ({','.join('?' * len(part))})", part)
+            for part in (wanted[at : at + 500] for at in range(0, len(wanted), 500))
+        ]  # fmt: skip
+        with self._lock:
+            rows = chain.from_iterable(self._db.execute(*statement) for statement in statements)
+            values = np.fromiter(chain.from_iterable(rows), np.int64)
+        table = values.reshape(-1, 3)
+        found = np.ascontiguousarray(table[:, 0])
+        dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
+        phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
+        return found, dhashes, phashes
+
+    def library_change_state(self) -> tuple[int, int, int]:
+        """(this store's id, the last library change's number, changes forgotten through):
+        what an index snapshot is keyed by."""
+        with self._lock:
+            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            row = self._db.execute("SELECT MAX(seq) FROM library_changes").fetchone()
+        trimmed = int(counters["library_trimmed"])
+        return int(counters["store_id"]), max(int(row[0] or 0), trimmed), trimmed
+
+    def library_changed_after(self, seq: int) -> list[int]:
+        """The ids of the library files added, changed or removed after change ``seq``."""
+        query = "SELECT DISTINCT file_id FROM library_changes WHERE seq > ? ORDER BY file_id"
+        with self._lock:
+            return [row[0] for row in self._db.execute(query, (seq,))]
+
+    def trim_library_changes(self, through: int) -> None:
+        """Forget the changes up to ``through``: a snapshot at that change holds them."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM library_changes WHERE seq <= ?", (through,))
+            db.execute(
+                "UPDATE counters SET value = MAX(value, ?) WHERE name = 'library_trimmed'",
+                (through,),
+            )
 
     def rename_paths(self, src: str, dest: str) -> int:
         """A file, or a directory's files, renamed: the rows follow. Returns how many moved.
@@ -324,17 +393,20 @@ class Store:
         return int(row[0])
 
     def get_list(self, name: str) -> ListRow | None:
-        return next((row for row in self.lists() if row.name == name), None)
+        return next(iter(self._lists("WHERE l.name = ?", (name,))), None)
 
     def lists(self) -> list[ListRow]:
+        return self._lists("", ())
+
+    def _lists(self, where: str, params: tuple[object, ...]) -> list[ListRow]:
         query = (
             "SELECT l.id, l.name, l.kind, l.description, l.created, COUNT(e.id),"
             " COALESCE(SUM(e.enabled), 0) FROM lists l LEFT JOIN entries e ON e.list_id = l.id"
-            " GROUP BY l.id ORDER BY l.name"
+            f" {where} GROUP BY l.id ORDER BY l.name"
         )
         return [
             ListRow(r[0], r[1], ListKind(r[2]), r[3], r[4], r[5], r[6])
-            for r in self._db.execute(query)
+            for r in self._db.execute(query, params)
         ]
 
     def delete_list(self, list_id: int) -> None:
@@ -397,6 +469,8 @@ class Store:
             params.append(list_name)
         if ids is not None:
             wanted = list(ids)
+            if not wanted:
+                return []  # an empty "e.id IN ()" is planned as a scan of every entry
             clauses.append(f"e.id IN ({','.join('?' * len(wanted))})")
             params.extend(wanted)
         if clauses:

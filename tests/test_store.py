@@ -148,3 +148,26 @@ def test_disable_remove_and_hits(tmp_path: Path) -> None:
         assert store.remove_entries([first]) == 1
         store.delete_list(list_id)
         assert store.entries() == []
+
+
+def test_library_hashes_are_the_matchable_library_rows_column_wise(tmp_path: Path) -> None:
+    """Library rows with both hashes and structure, in id order; 64-bit hashes intact."""
+    stat = FileStat(device=1, inode=2, size=3, mtime_ns=4)
+    high = (1 << 64) - 5
+    with Store(tmp_path / "t.db") as store:
+        kept = store.save_file(
+            "/l/a.jpg", stat, Role.LIBRARY, Fingerprint("a" * 64, high, 7, 1, 1, "JPEG", False), 1.0
+        )
+        store.save_file(
+            "/l/flat.jpg", stat, Role.LIBRARY, Fingerprint("b" * 64, 1, 2, 1, 1, "PNG", True), 1.0
+        )
+        store.save_file(
+            "/in/c.jpg", stat, Role.INCOMING, Fingerprint("c" * 64, 1, 2, 1, 1, "PNG", False), 1.0
+        )
+        store.save_file_error("/l/bad.jpg", stat, Role.LIBRARY, "broken", 1.0)
+        last = store.save_file(
+            "/l/z.jpg", stat, Role.LIBRARY, Fingerprint("d" * 64, 0, high, 1, 1, "JPEG", False), 1.0
+        )
+        ids, dhashes, phashes = store.library_hashes()
+    assert ids.tolist() == [kept, last]
+    assert (dhashes.tolist(), phashes.tolist()) == ([high, 0], [7, high])

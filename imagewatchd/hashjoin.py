@@ -1,0 +1,109 @@
+"""Every pair of entries of a ``HammingIndex`` within both thresholds: a self-join, on arrays.
+
+The index keeps each hash cut into three chunks, every (tagged) chunk value sorted beside its
+row. Two hashes within ``d`` bits have some chunk within its radius (``hashindex._radii``), so
+every near pair shows up when each row's chunk value, XORed with each mask of at most that many
+bits, is looked up in the same sorted chunk array: one vectorised ``searchsorted`` per (chunk,
+mask) over a block of rows, the hits expanded to candidate pairs, then verified on both hashes
+with XOR and popcount. Only the hash with the fewer probes is probed, as in a search. Each pair
+is kept once (lower row first); the answer is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from imagewatchd.hashindex import (
+    _CHUNKS,
+    _TAG_SHIFT,
+    HammingIndex,
+    _Main,
+    _masks,
+    _probe_count,
+    _radii,
+    _ranges,
+)  # fmt: skip
+
+__all__ = ["near_pairs"]
+
+BLOCK = 1 << 18  # rows looked up per searchsorted call: bounds the candidates held at once
+PROBE_COST = 16  # a probe (a searchsorted over a block) costs about this many pair checks
+Pairs = tuple[NDArray[np.int64], NDArray[np.int64]]
+
+
+def near_pairs(index: HammingIndex, max_dhash: int, max_phash: int) -> Pairs:
+    """(keys, other keys): every pair of live entries whose dHashes are within ``max_dhash``
+    and pHashes within ``max_phash`` bits, each pair once, sorted."""
+    if max_dhash < 0 or max_phash < 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty.copy()
+    max_dhash, max_phash = min(max_dhash, 64), min(max_phash, 64)
+    main, alive = index.merged()
+    if _probe_count(min(max_dhash, max_phash)) * PROBE_COST >= len(alive):
+        return _keys(main, _brute_force(main, alive, max_dhash, max_phash))
+    probed = int(_probe_count(max_phash) <= _probe_count(max_dhash))  # 0 dHash, 1 pHash
+    radii = _radii(max_phash if probed else max_dhash)
+    found = [np.zeros(0, np.int64)]
+    for chunk, ((_, width), radius) in enumerate(zip(_CHUNKS, radii, strict=True)):
+        tag = probed * len(_CHUNKS) + chunk
+        low, high = np.searchsorted(main.chunk_values, [tag << _TAG_SHIFT, (tag + 1) << _TAG_SHIFT])
+        values, rows = main.chunk_values[low:high], main.chunk_rows[low:high]
+        for mask in _masks(width, radius).tolist():
+            for start in range(0, len(values), BLOCK):
+                block = slice(start, start + BLOCK)
+                pairs = _candidates(values, rows, block, np.uint32(mask))
+                found.append(_verified(main, alive, pairs, max_dhash, max_phash))
+    return _keys(main, np.unique(np.concatenate(found)))
+
+
+def _keys(main: _Main, packed: NDArray[np.int64]) -> Pairs:
+    return main.entries.keys[packed >> 32], main.entries.keys[packed & 0xFFFFFFFF]
+
+
+def _brute_force(
+    main: _Main, alive: NDArray[np.bool_], max_dhash: int, max_phash: int
+) -> NDArray[np.int64]:
+    """Every pair compared, a block of rows against all others: when probing costs more."""
+    rows = np.flatnonzero(alive)
+    step = max(1, BLOCK // max(1, len(rows)))
+    found = [np.zeros(0, np.int64)]
+    for start in range(0, len(rows), step):
+        own = np.repeat(rows[start : start + step], len(rows))
+        other = np.tile(rows, min(step, len(rows) - start))
+        found.append(_verified(main, alive, (own, other), max_dhash, max_phash))
+    return np.concatenate(found)
+
+
+def _candidates(
+    values: NDArray[np.uint32],
+    rows: NDArray[np.int32],
+    block: slice,
+    mask: np.uint32,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(row, other row) of every pair whose chunk values differ by exactly ``mask``."""
+    wanted = values[block] ^ mask
+    starts = np.searchsorted(values, wanted)
+    ends = np.searchsorted(values, wanted, side="right")
+    counts = ends - starts
+    positions = _ranges(starts, ends)
+    own = np.repeat(rows[block].astype(np.intp), counts)
+    return own, rows[positions].astype(np.intp)
+
+
+def _verified(
+    main: _Main,
+    alive: NDArray[np.bool_],
+    pairs: tuple[NDArray[np.intp], NDArray[np.intp]],
+    max_dhash: int,
+    max_phash: int,
+) -> NDArray[np.int64]:
+    """The pairs (lower row first, both alive, both hashes near), packed ``row << 32 | other``."""
+    own, other = pairs
+    keep = (own < other) & alive[own] & alive[other]
+    own, other = own[keep], other[keep]
+    dhashes, phashes = main.entries.dhashes, main.entries.phashes
+    keep = np.bitwise_count(dhashes[own] ^ dhashes[other]) <= max_dhash
+    keep &= np.bitwise_count(phashes[own] ^ phashes[other]) <= max_phash
+    packed: NDArray[np.int64] = (own[keep].astype(np.int64) << 32) | other[keep]
+    return packed
