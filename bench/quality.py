@@ -96,7 +96,9 @@ def false(d: I64, p: I64, td: int, tp: int) -> int:
 
 
 def load(jobs: int) -> tuple[Study, list[Path]]:
-    originals = json.loads((DATA / "originals" / "manifest.json").read_text())
+    manifest = json.loads((DATA / "originals" / "manifest.json").read_text())
+    # photos only: the recolour category and the synthetic gradients have no variants
+    originals = [m for m in manifest if m.get("category", "photo") == "photo"]
     variants = json.loads((DATA / "variants" / "manifest.json").read_text())
     target, kinds = variants["target_kinds"], variants["target_kinds"] + variants["extra_kinds"]
     ids = [str(m["photo_id"]) for m in originals]
