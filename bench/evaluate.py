@@ -59,6 +59,9 @@ def load(matcher: Candidate, jobs: int) -> Set:
         results = list(pool.map(partial(_prepare, matcher), paths, chunksize=16))
         copies = [DATA / "natural" / str(n["file"]) for n in natural]
         found = list(pool.map(partial(_prepare, matcher), copies))
+    for path, r in zip([*paths, *copies], [*results, *found], strict=True):
+        if isinstance(r, str):
+            print(f"- {path.relative_to(DATA)}: {r}")
     fp = {pid: r for (pid, kind), r in zip(keys, results, strict=True) if not kind}
     vfp = {key: r for key, r in zip(keys, results, strict=True) if key[1]}
     return Set(originals, variants["kinds"], fp, vfp, list(zip(natural, found, strict=True)))
@@ -189,6 +192,8 @@ def natural(s: Set, matcher: Candidate) -> None:
     rows: list[list[object]] = []
     hits = 0
     for copy, fp in s.natural:
+        if str(copy["photo_id"]) not in s.fp:
+            continue
         d = compare(matcher, s.fp[str(copy["photo_id"])], fp)
         hits += d.match
         rows.append([copy["photo_id"], copy["file"], copy["what"],

@@ -137,6 +137,7 @@ RECOLOURED: dict[str, list[str]] = {
     **{f"recoloured: gnome {a}": [f"gnome-{a}-l", f"gnome-{a}-d"] for a in GNOME_ARTWORKS},
     "recoloured: lxqt origami": ["lxqt-origami-light", "lxqt-origami-dark"],
     "recoloured: lxqt plasma logo": ["lxqt-plasma-logo-bright", "lxqt-plasma-logo-dark"],
+    "recoloured: lxqt waves": ["lxqt-waves-logo", "lxqt-waves-purple-logo"],
 }
 GRADIENTS = 12  # synthetic gradients (made by dataset.py, seeded): a look-alike group
 
@@ -237,6 +238,9 @@ def v2_picks(many: Callable[..., list[Pick]]) -> list[Pick]:
     recolour_lxqt = {
         n: f"usr/share/lxqt/wallpapers/{n}.png"
         for n in ("origami-light", "origami-dark", "plasma-logo-bright", "plasma-logo-dark")
+    } | {
+        "waves-logo": "usr/share/lxqt/wallpapers/waves-logo.png",
+        "waves-purple-logo": "usr/share/lxqt/wallpapers/waves-purple-logo.jpg",
     }
     return [
         *many("tux", "tuxpaint-data", {n: f"{TUX}{n}.jpg" for n in TUXPAINT}),
@@ -274,8 +278,9 @@ def v2_picks(many: Callable[..., list[Pick]]) -> list[Pick]:
     ]
 
 
-# Copies of set photos that the packages themselves ship: other crops and sizes of a Plasma
-# wallpaper, and the Maldives login theme's preview (its photo under the login dialog).
+# Copies of set photos that the packages themselves ship. (Plasma's other wallpaper sizes are
+# symlinks to the one 2560x1600 file in Debian 12, and KPhotoAlbum's category images are
+# 2-4 kB face crops: neither is a copy worth measuring.)
 @dataclass(frozen=True)
 class Natural:
     photo_id: str  # the original in the set
@@ -286,17 +291,6 @@ class Natural:
 
 
 def natural_copies() -> list[Natural]:
-    sizes = {
-        "1920x1080": "16:9 crop (top and bottom cut), downscaled",
-        "1280x1024": "5:4 crop (sides cut), downscaled",
-        "640x480": "4:3 crop (sides cut), 640 px",
-    }
-    plasma = [
-        Natural(f"plasma-{n}", size, "plasma-workspace-wallpapers",
-                f"{PLASMA}{n}/contents/images/{size}.jpg", what)
-        for n in PLASMA_PHOTOS
-        for size, what in sizes.items()
-    ]  # fmt: skip
     login = Natural(
         "maldives-background",
         "login-screen",
@@ -304,4 +298,4 @@ def natural_copies() -> list[Natural]:
         "usr/share/sddm/themes/maldives/maldives.jpg",
         "the login screen: a dialog and a clock over the photo, downscaled",
     )
-    return [*plasma, login]
+    return [login]

@@ -257,6 +257,8 @@ def lookalikes(s: Study, chosen: tuple[int, int, bool]) -> None:
     td, tp, _ = chosen
     for g in sorted({v for v in s.group if v}):
         sel = np.flatnonzero(s.look & (pair_group == g))
+        if not len(sel):  # a group with one photo left (the others failed)
+            continue
         b = sel[np.argmin(np.maximum(pd_[sel], pp[sel]))]
         hits = false(pd_[sel], pp[sel], td, tp)
         rows.append([g, len(sel), int(pd_[sel].min()), int(pp[sel].min()),
