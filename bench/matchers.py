@@ -10,6 +10,7 @@ write a class like ``CurrentRule`` and add it to ``MATCHERS``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -66,4 +67,4 @@ class CurrentRule:
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 
 
-MATCHERS: dict[str, type[CurrentRule]] = {"current": CurrentRule}
+MATCHERS: dict[str, Callable[[], Candidate]] = {"current": CurrentRule}
