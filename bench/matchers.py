@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from imagewatchd.config import default_config
-from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.fingerprint import Limits, fingerprint_file
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import Fingerprint, Thresholds
 
@@ -40,6 +40,7 @@ class Candidate(Protocol):
     def compare(self, a: object, b: object) -> Decision: ...
 
 
+DEFAULT_LIMITS = Limits()
 FLAT = Decision(False, 64, (("flat", 0, 0),))
 
 
@@ -47,13 +48,19 @@ class CurrentRule:
     """imagewatchd's rule at the configured defaults: the same sha256, or dHash and pHash both
     within their thresholds; a flat image matches by sha256 only (imagewatchd/match.py)."""
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, thresholds: Thresholds | None = None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.thresholds = thresholds or default_config().matching.thresholds
+        self.limits = limits
         self.name = f"imagewatchd defaults (dH <= {self.thresholds.dhash}, "
-        self.name += f"pH <= {self.thresholds.phash})"
+        self.name += f"pH <= {self.thresholds.phash}"
+        self.name += (
+            ")" if limits == DEFAULT_LIMITS else f", memory {limits.memory_bytes >> 20} MiB)"
+        )
 
     def prepare(self, path: Path) -> object:
-        return fingerprint_file(path)[1]
+        return fingerprint_file(path, self.limits)[1]
 
     def compare(self, a: object, b: object) -> Decision:
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
@@ -67,4 +74,8 @@ class CurrentRule:
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 
 
-MATCHERS: dict[str, Callable[[], Candidate]] = {"current": CurrentRule}
+MATCHERS: dict[str, Callable[[], Candidate]] = {
+    "current": CurrentRule,
+    # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
+    "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
+}
