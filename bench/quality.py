@@ -96,7 +96,9 @@ def false(d: I64, p: I64, td: int, tp: int) -> int:
 
 
 def load(jobs: int) -> tuple[Study, list[Path]]:
-    originals = json.loads((DATA / "originals" / "manifest.json").read_text())
+    manifest = json.loads((DATA / "originals" / "manifest.json").read_text())
+    # photos only: the recolour category and the synthetic gradients have no variants
+    originals = [m for m in manifest if m.get("category", "photo") == "photo"]
     variants = json.loads((DATA / "variants" / "manifest.json").read_text())
     target, kinds = variants["target_kinds"], variants["target_kinds"] + variants["extra_kinds"]
     ids = [str(m["photo_id"]) for m in originals]
@@ -255,6 +257,8 @@ def lookalikes(s: Study, chosen: tuple[int, int, bool]) -> None:
     td, tp, _ = chosen
     for g in sorted({v for v in s.group if v}):
         sel = np.flatnonzero(s.look & (pair_group == g))
+        if not len(sel):  # a group with one photo left (the others failed)
+            continue
         b = sel[np.argmin(np.maximum(pd_[sel], pp[sel]))]
         hits = false(pd_[sel], pp[sel], td, tp)
         rows.append([g, len(sel), int(pd_[sel].min()), int(pp[sel].min()),

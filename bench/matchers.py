@@ -1,0 +1,81 @@
+"""Matchers that bench/evaluate.py can measure: today's rule, and a slot for new ones.
+
+A matcher has a name, ``prepare(path)`` (runs in worker processes: returns a picklable
+fingerprint, or raises ``FingerprintError``) and ``compare(a, b)`` → ``Decision``: whether the
+two match, and the evidence. ``margin`` is how far the pair is from the rule's boundary, in
+the rule's own unit: ``<= 0`` is a match, the largest (least negative) margin among matches and
+the smallest among non-matches show how close the decision was. To measure a new matcher,
+write a class like ``CurrentRule`` and add it to ``MATCHERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from imagewatchd.config import default_config
+from imagewatchd.fingerprint import Limits, fingerprint_file
+from imagewatchd.hashindex import hamming
+from imagewatchd.models import Fingerprint, Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    match: bool
+    margin: int  # max over the evidence of (distance - threshold); <= 0 matches
+    evidence: tuple[tuple[str, int, int], ...]  # (what, distance, threshold)
+
+    def shown(self) -> str:
+        parts = [f"{what} {d}/{t}" for what, d, t in self.evidence]
+        return ", ".join(parts) or "no evidence"
+
+
+class Candidate(Protocol):
+    name: str
+
+    def prepare(self, path: Path) -> object: ...
+
+    def compare(self, a: object, b: object) -> Decision: ...
+
+
+DEFAULT_LIMITS = Limits()
+FLAT = Decision(False, 64, (("flat", 0, 0),))
+
+
+class CurrentRule:
+    """imagewatchd's rule at the configured defaults: the same sha256, or dHash and pHash both
+    within their thresholds; a flat image matches by sha256 only (imagewatchd/match.py)."""
+
+    def __init__(
+        self, thresholds: Thresholds | None = None, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
+        self.thresholds = thresholds or default_config().matching.thresholds
+        self.limits = limits
+        self.name = f"imagewatchd defaults (dH <= {self.thresholds.dhash}, "
+        self.name += f"pH <= {self.thresholds.phash}"
+        self.name += (
+            ")" if limits == DEFAULT_LIMITS else f", memory {limits.memory_bytes >> 20} MiB)"
+        )
+
+    def prepare(self, path: Path) -> object:
+        return fingerprint_file(path, self.limits)[1]
+
+    def compare(self, a: object, b: object) -> Decision:
+        assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
+        if a.sha256 == b.sha256:
+            return Decision(True, -64, (("sha256", 0, 0),))
+        if a.flat or b.flat:
+            return FLAT
+        t = self.thresholds
+        dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
+        margin = max(dd - t.dhash, pd - t.phash)
+        return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
+
+
+MATCHERS: dict[str, Callable[[], Candidate]] = {
+    "current": CurrentRule,
+    # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
+    "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
+}
