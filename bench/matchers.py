@@ -74,8 +74,32 @@ class CurrentRule:
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 
 
+class ListRule(CurrentRule):
+    """The rule for a list entry made from a picture (imagewatchd/match.py): today's rule, or
+    PDQ within its threshold when both PDQs have at least the minimum quality."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        matching = default_config().matching
+        self.pdq_threshold, self.pdq_min_quality = matching.pdq_threshold, matching.pdq_min_quality
+        self.name += f" or PDQ <= {self.pdq_threshold} (quality >= {self.pdq_min_quality})"
+
+    def compare(self, a: object, b: object) -> Decision:
+        decision = super().compare(a, b)
+        assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
+        if decision.match or a.pdq is None or b.pdq is None:
+            return decision
+        if min(a.pdq_quality, b.pdq_quality) < self.pdq_min_quality:
+            return decision
+        distance = hamming(a.pdq, b.pdq)
+        margin = distance - self.pdq_threshold
+        evidence = (*decision.evidence, ("PDQ", distance, self.pdq_threshold))
+        return Decision(margin <= 0, min(decision.margin, margin), evidence)
+
+
 MATCHERS: dict[str, Callable[[], Candidate]] = {
     "current": CurrentRule,
+    "lists": ListRule,
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }
