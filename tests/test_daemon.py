@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -412,7 +413,19 @@ def test_one_daemon_per_database(daemon: Daemon, tmp_path: Path) -> None:
          str(daemon.db), "run"], capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert second.returncode == 2
-    assert "another imagewatchd daemon is running on it" in second.stderr
+    assert daemon.proc is not None
+    lock = f"{daemon.db}.lock"
+    assert (
+        f"another imagewatchd daemon is running on it (PID {daemon.proc.pid}, holding {lock})"
+        in (second.stderr)
+    )
+    assert daemon.stop() == 0
+
+
+def test_the_daemon_stamps_its_lines_when_the_log_is_a_file(daemon: Daemon) -> None:
+    """Docker, supervisord, ``nohup``: nothing else adds the time to a line in a file."""
+    lines = daemon.wait_for(r"reconcile: \d+ file")
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO: reconcile: \d+ file", lines[0])
 
 
 def test_a_non_recursive_watch_ignores_subdirectories(

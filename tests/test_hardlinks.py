@@ -162,7 +162,7 @@ def test_the_journal_restores_a_quarantined_hard_link(linked: Linked, tmp_path: 
         actor.store,
         actor,
         moved.action_id,
-        allow=False,
+        force=False,
         role=Role.INCOMING,
         decoder=InlineDecoder(),
     )
@@ -189,7 +189,7 @@ def test_undoing_a_move_of_a_hard_link_puts_back_a_copy(linked: Linked, tmp_path
         actor.store,
         actor,
         moved.action_id,
-        allow=False,
+        force=False,
         role=Role.INCOMING,
         decoder=InlineDecoder(),
     )
