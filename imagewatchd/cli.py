@@ -22,6 +22,7 @@ from imagewatchd.names import shown
 
 log = logging.getLogger("imagewatchd")
 
+CREATE_HELP = "create the list (as a block list) if there is none by that name"
 FORCE_HELP = "also a file whose bytes are exactly a banned picture's (the ban stands for copies)"
 
 
@@ -146,11 +147,13 @@ def _known_parser(parser: argparse.ArgumentParser) -> None:
     p = _sub(sub, "add", "fingerprint images into a list (directories recurse)")
     p.add_argument("paths", nargs="+", metavar="FILE")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--create", action="store_true", help=CREATE_HELP)
     p.add_argument("--label", default="", help="a label for the new entries")
     p.set_defaults(handler=commands.known_add)
     p = _sub(sub, "import", "import a hash list (hex lines, PDQ lines or CSV)")
     p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--create", action="store_true", help=CREATE_HELP)
     p.add_argument("--format", choices=("auto", "hex", "pdq", "csv"), default="auto")
     p.add_argument("--source", default=None, help="recorded as each entry's source")
     p.add_argument("--skip-invalid", action="store_true", help="import the valid lines only")

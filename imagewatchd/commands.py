@@ -230,10 +230,16 @@ def _require_list(store: Store, name: str) -> ListRow:
     return row
 
 
-def _list_for_adding(store: Store, name: str) -> int:
+def _list_for_adding(store: Store, name: str, create: bool) -> int:
+    """The list to add to; a new one only with ``--create``: a typo must not start a list."""
     row = store.get_list(name)
     if row is not None:
         return row.id
+    if not create:
+        names = ", ".join(repr(r.name) for r in store.lists()) or "none"
+        raise UsageError(
+            f"no list named {name!r} (existing lists: {names}); add --create to create it"
+        )
     log.info("created block list %r", name)
     return store.create_list(name, ListKind.BLOCK, "", time.time())
 
@@ -262,7 +268,7 @@ def known_add(args: argparse.Namespace) -> int:
                                     flat=fp.flat, pdq=fp.pdq,
                                     pdq_quality=fp.pdq_quality))  # fmt: skip
     with open_store(args, config) as store:
-        list_id = _list_for_adding(store, args.list_name)
+        list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
     print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, errors {errors}")
     return EXIT_ERROR if errors else EXIT_OK
@@ -285,7 +291,7 @@ def known_import(args: argparse.Namespace) -> int:
             "(--skip-invalid imports the valid ones)"
         )
     with open_store(args, config) as store:
-        list_id = _list_for_adding(store, args.list_name)
+        list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, parsed.entries, time.time())
     print(f"{shown(args.list_name)}: imported {len(added)}, already listed {skipped}, "
           f"invalid {len(parsed.problems)}")  # fmt: skip
@@ -333,19 +339,29 @@ def known_list(args: argparse.Namespace) -> int:
 
 
 def _set_entries(args: argparse.Namespace, change: str) -> int:
+    """Disable, enable or remove entries; says how many changed and how many already were."""
     config = load_config(args)
     with open_store(args, config) as store:
-        found = {e.id for e in store.entries(ids=args.ids)}
-        missing = [i for i in args.ids if i not in found]
-        ids = [i for i in args.ids if i in found]
+        rows = {e.id: e for e in store.entries(ids=args.ids)}
+        missing = [i for i in args.ids if i not in rows]
+        wanted = change == "enable"
+        ids = [i for i in dict.fromkeys(args.ids) if i in rows]
         if change == "remove":
             store.remove_entries(ids)
+            already = []
         else:
-            store.set_entries_enabled(ids, change == "enable")
+            already = [i for i in ids if rows[i].enabled == wanted]
+            ids = [i for i in ids if rows[i].enabled != wanted]
+            store.set_entries_enabled(ids, wanted)
     for i in missing:
         log.error("no entry with id %d", i)
-    print(f"{change}d {len(ids)} entries")
+    note = f", {len(already)} already {change}d" if already else ""
+    print(f"{change}d {_entries(len(ids))}{note}")
     return EXIT_ERROR if missing else EXIT_OK
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
 
 
 def known_disable(args: argparse.Namespace) -> int:

@@ -89,11 +89,14 @@ def scan_act(args: argparse.Namespace) -> int:
 
 
 def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
+    """One line per file on standard output (a problem is the pipeline's own log line)."""
     errors = 0
+    pipeline.announce = _say
     for path, info in walk(root, selection_of(watch), watch.recursive):
         outcome = pipeline.process(SettledFile(str(path), index, FileStat.of(info)), recheck=True)
         errors += outcome.action == "error"
-        _say(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
+        if outcome.action == "unchanged":
+            _say(f"{path}: unchanged")
     return errors
 
 

@@ -496,7 +496,7 @@ def make_scene(make_daemon: MakeDaemon, tmp_path: Path, quarantine: Path) -> Sce
     daemon = make_daemon(quarantine, [incoming(watch, on_known="quarantine")])
     for seed in BANNED_SEEDS:
         banned_original(seed).save(banned / f"banned-{seed}.png")
-    daemon.cli("known", "add", "--list", "banned", str(banned))
+    daemon.cli("known", "add", "--create", "--list", "banned", str(banned))
     return Scene(watch, quarantine, stage, daemon)
 
 
