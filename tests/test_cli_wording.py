@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import MakeImage, Run
+from PIL import Image, ImageOps
+
+from tests.conftest import MakeImage, Run, photo
 
 Cli = Callable[..., Run]
 
@@ -68,3 +72,25 @@ def test_disable_and_enable_count_what_changed(
     )
     assert cli("known", "enable", "1", "2", check=0).out == "enabled 2 entries\n"
     assert cli("known", "remove", "2", check=0).out == "removed 1 entry\n"
+
+
+def corrupt_exif_jpeg(path: Path) -> Path:
+    """A JPEG whose EXIF block claims 40 tags and holds one: Pillow warns as it reads it."""
+    entry = struct.pack("<HHII", 0x010E, 2, 100, 0x1000)  # ImageDescription, far past the end
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 40) + entry + b"\0\0\0\0"
+    photo(21, (300, 200)).save(path, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    return path
+
+
+def test_library_warnings_never_reach_stderr(cli: Cli, tmp_path: Path) -> None:
+    bad = corrupt_exif_jpeg(tmp_path / "bad-exif.jpg")
+    with warnings.catch_warnings(record=True) as caught:  # the file does provoke it
+        warnings.simplefilter("always")
+        with Image.open(bad) as image:
+            ImageOps.exif_transpose(image)
+    assert any("Corrupt EXIF data" in str(w.message) for w in caught)
+    checked = cli("check", str(bad), check=0)
+    assert (checked.out, checked.err) == (f"{bad}: clean\n", "")
+    compared = cli("compare", str(bad), str(bad), check=0)
+    assert compared.err == ""
+    assert compared.out.count(f"{bad}: dHash ") == 2
