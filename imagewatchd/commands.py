@@ -22,9 +22,11 @@ from imagewatchd.decoding import Decoder, fingerprint_path, open_decoder, settin
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import (
+    EXIT_CONFIG,
     EXIT_ERROR,
     EXIT_MATCH,
     EXIT_OK,
+    ConfigError,
     DatabaseDamaged,
     FingerprintError,
     UsageError,
@@ -380,17 +382,30 @@ def known_remove(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Errors exit 78. A watch directory that does not exist is a warning (exit 0): the daemon
-    starts without it and watches it as soon as it appears (a mount, a directory made later)."""
+    """Every problem in one run. Errors exit 78. A watch directory that does not exist is a
+    warning (exit 0): the daemon starts without it and watches it as soon as it appears (a
+    mount, a directory made later); it is reported alongside errors too."""
     located = paths.config_path(args.file or args.config)
-    config = config_module.load(located)
-    missing = [(i, w.path) for i, w in enumerate(config.watches) if not w.path.is_dir()]
-    for index, path in missing:
-        where = f"{shown(config.source)}: warning: watches[{index}].path: {shown(path)}"
-        print(f"imagewatchd: {where}: no such directory; the daemon waits for it", file=sys.stderr)
-    note = f", {len(missing)} not there yet" if missing else ""
+    try:
+        config = config_module.load(located)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(shown(f"imagewatchd: {exc.source}: {problem}"), file=sys.stderr)
+        _missing_watches(exc.source, exc.watch_paths)
+        return EXIT_CONFIG
+    missing = _missing_watches(config.source, tuple(enumerate(w.path for w in config.watches)))
+    note = f", {missing} not there yet" if missing else ""
     print(f"{shown(config.source)}: ok, {len(config.watches)} watch(es){note}")
     return EXIT_OK
+
+
+def _missing_watches(source: str, watches: tuple[tuple[int, Path], ...]) -> int:
+    """Warn about each watch directory that is not there; returns how many."""
+    missing = [(index, path) for index, path in watches if not path.is_dir()]
+    for index, path in missing:
+        where = f"{shown(source)}: warning: watches[{index}].path: {shown(path)}"
+        print(f"imagewatchd: {where}: no such directory; the daemon waits for it", file=sys.stderr)
+    return len(missing)
 
 
 def db_check(args: argparse.Namespace) -> int:
