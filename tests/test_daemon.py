@@ -224,7 +224,7 @@ def test_restore_and_undo_round_trip_without_overwriting(
     assert back.stat().st_mode & 0o777 == 0o640
     assert back.stat().st_mtime_ns == mtime
     assert list(site["quarantine"].iterdir()) == []
-    time.sleep(1.5)  # the daemon sees the restored file and, allow-listed, leaves it alone
+    time.sleep(1.5)  # the daemon sees the restored file and, exempted, leaves it alone
     assert back.exists()
     banned_check = iw(daemon.db, "check", str(daemon.base / "banned.jpg"))
     assert banned_check.returncode == 1, banned_check.stdout  # the ban itself still holds

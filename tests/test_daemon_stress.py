@@ -754,7 +754,7 @@ def check_restore(scene: Scene) -> None:
     assert original.read_bytes() == item.data
     assert stat.S_IMODE(info.st_mode) == DROPPED_MODE
     assert info.st_mtime_ns == DROPPED_MTIME_NS
-    daemon.start()  # the restored picture is allow-listed: the daemon leaves it alone
+    daemon.start()  # the restored file is exempted where it is: the daemon leaves it alone
     daemon.wait_ready()
     daemon.wait_quiet(lambda: True, "a quiet daemon", 30)
     assert daemon.terminate() == 0
