@@ -94,7 +94,7 @@ def latency(base: Path, files: int, gap: float) -> dict[str, float]:
     banned = base / "banned.jpg"
     banned.write_bytes(jpeg(photo(1, (1024, 768)), 90))
     daemon = Daemon(base, watched)
-    iw(daemon.db, "known", "add", "--list", "banned", str(banned))
+    iw(daemon.db, "known", "add", "--create", "--list", "banned", str(banned))
     variants = [jpeg(photo(1, (1024, 768)), 60 + i % 35) + os.urandom(8) for i in range(files)]
     daemon.start()
     closed: dict[str, float] = {}

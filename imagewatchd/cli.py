@@ -22,6 +22,9 @@ from imagewatchd.names import shown
 
 log = logging.getLogger("imagewatchd")
 
+CREATE_HELP = "create the list (as a block list) if there is none by that name"
+FORCE_HELP = "also a file whose bytes are exactly a banned picture's (the ban stands for copies)"
+
 
 def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """Options accepted both before and after the command name."""
@@ -83,17 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     _lists_parser(command("lists", "manage named block and allow lists"))
     _known_parser(command("known", "add, import, export and manage list entries"))
 
-    p = command("quarantine", "list and restore quarantined files")
-    q = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = _sub(q, "list", "what is in quarantine, and why")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=service.quarantine_list)
-    p = _sub(q, "restore", "put files back (never overwriting) and allow-list them")
-    p.add_argument("ids", nargs="+", type=int, metavar="ID")
-    p.set_defaults(handler=service.quarantine_restore)
+    _quarantine_parser(command("quarantine", "list and restore quarantined files"))
 
     p = command("undo", "move a moved file back to where it was (never overwriting)")
     p.add_argument("ids", nargs="+", type=int, metavar="ACTION_ID")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(handler=service.undo)
 
     p = command("check-config", "validate a configuration file (exit 0, or 78 with errors)")
@@ -118,6 +115,17 @@ def _scan(args: argparse.Namespace) -> int:
     return service.scan_act(args) if args.act else commands.scan(args)
 
 
+def _quarantine_parser(parser: argparse.ArgumentParser) -> None:
+    q = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(q, "list", "what is in quarantine, and why")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=service.quarantine_list)
+    p = _sub(q, "restore", "put files back (never overwriting), kept there as they are")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.set_defaults(handler=service.quarantine_restore)
+
+
 def _lists_parser(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = _sub(sub, "create", "create a list")
@@ -139,11 +147,13 @@ def _known_parser(parser: argparse.ArgumentParser) -> None:
     p = _sub(sub, "add", "fingerprint images into a list (directories recurse)")
     p.add_argument("paths", nargs="+", metavar="FILE")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--create", action="store_true", help=CREATE_HELP)
     p.add_argument("--label", default="", help="a label for the new entries")
     p.set_defaults(handler=commands.known_add)
     p = _sub(sub, "import", "import a hash list (hex lines, PDQ lines or CSV)")
     p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
+    p.add_argument("--create", action="store_true", help=CREATE_HELP)
     p.add_argument("--format", choices=("auto", "hex", "pdq", "csv"), default="auto")
     p.add_argument("--source", default=None, help="recorded as each entry's source")
     p.add_argument("--skip-invalid", action="store_true", help="import the valid lines only")

@@ -22,9 +22,11 @@ from imagewatchd.decoding import Decoder, fingerprint_path, open_decoder, settin
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import (
+    EXIT_CONFIG,
     EXIT_ERROR,
     EXIT_MATCH,
     EXIT_OK,
+    ConfigError,
     DatabaseDamaged,
     FingerprintError,
     UsageError,
@@ -230,10 +232,16 @@ def _require_list(store: Store, name: str) -> ListRow:
     return row
 
 
-def _list_for_adding(store: Store, name: str) -> int:
+def _list_for_adding(store: Store, name: str, create: bool) -> int:
+    """The list to add to; a new one only with ``--create``: a typo must not start a list."""
     row = store.get_list(name)
     if row is not None:
         return row.id
+    if not create:
+        names = ", ".join(repr(r.name) for r in store.lists()) or "none"
+        raise UsageError(
+            f"no list named {name!r} (existing lists: {names}); add --create to create it"
+        )
     log.info("created block list %r", name)
     return store.create_list(name, ListKind.BLOCK, "", time.time())
 
@@ -262,7 +270,7 @@ def known_add(args: argparse.Namespace) -> int:
                                     flat=fp.flat, pdq=fp.pdq,
                                     pdq_quality=fp.pdq_quality))  # fmt: skip
     with open_store(args, config) as store:
-        list_id = _list_for_adding(store, args.list_name)
+        list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
     print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, errors {errors}")
     return EXIT_ERROR if errors else EXIT_OK
@@ -285,7 +293,7 @@ def known_import(args: argparse.Namespace) -> int:
             "(--skip-invalid imports the valid ones)"
         )
     with open_store(args, config) as store:
-        list_id = _list_for_adding(store, args.list_name)
+        list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, parsed.entries, time.time())
     print(f"{shown(args.list_name)}: imported {len(added)}, already listed {skipped}, "
           f"invalid {len(parsed.problems)}")  # fmt: skip
@@ -333,19 +341,29 @@ def known_list(args: argparse.Namespace) -> int:
 
 
 def _set_entries(args: argparse.Namespace, change: str) -> int:
+    """Disable, enable or remove entries; says how many changed and how many already were."""
     config = load_config(args)
     with open_store(args, config) as store:
-        found = {e.id for e in store.entries(ids=args.ids)}
-        missing = [i for i in args.ids if i not in found]
-        ids = [i for i in args.ids if i in found]
+        rows = {e.id: e for e in store.entries(ids=args.ids)}
+        missing = [i for i in args.ids if i not in rows]
+        wanted = change == "enable"
+        ids = [i for i in dict.fromkeys(args.ids) if i in rows]
         if change == "remove":
             store.remove_entries(ids)
+            already = []
         else:
-            store.set_entries_enabled(ids, change == "enable")
+            already = [i for i in ids if rows[i].enabled == wanted]
+            ids = [i for i in ids if rows[i].enabled != wanted]
+            store.set_entries_enabled(ids, wanted)
     for i in missing:
         log.error("no entry with id %d", i)
-    print(f"{change}d {len(ids)} entries")
+    note = f", {len(already)} already {change}d" if already else ""
+    print(f"{change}d {_entries(len(ids))}{note}")
     return EXIT_ERROR if missing else EXIT_OK
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
 
 
 def known_disable(args: argparse.Namespace) -> int:
@@ -364,17 +382,30 @@ def known_remove(args: argparse.Namespace) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Errors exit 78. A watch directory that does not exist is a warning (exit 0): the daemon
-    starts without it and watches it as soon as it appears (a mount, a directory made later)."""
+    """Every problem in one run. Errors exit 78. A watch directory that does not exist is a
+    warning (exit 0): the daemon starts without it and watches it as soon as it appears (a
+    mount, a directory made later); it is reported alongside errors too."""
     located = paths.config_path(args.file or args.config)
-    config = config_module.load(located)
-    missing = [(i, w.path) for i, w in enumerate(config.watches) if not w.path.is_dir()]
-    for index, path in missing:
-        where = f"{shown(config.source)}: warning: watches[{index}].path: {shown(path)}"
-        print(f"imagewatchd: {where}: no such directory; the daemon waits for it", file=sys.stderr)
-    note = f", {len(missing)} not there yet" if missing else ""
+    try:
+        config = config_module.load(located)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(shown(f"imagewatchd: {exc.source}: {problem}"), file=sys.stderr)
+        _missing_watches(exc.source, exc.watch_paths)
+        return EXIT_CONFIG
+    missing = _missing_watches(config.source, tuple(enumerate(w.path for w in config.watches)))
+    note = f", {missing} not there yet" if missing else ""
     print(f"{shown(config.source)}: ok, {len(config.watches)} watch(es){note}")
     return EXIT_OK
+
+
+def _missing_watches(source: str, watches: tuple[tuple[int, Path], ...]) -> int:
+    """Warn about each watch directory that is not there; returns how many."""
+    missing = [(index, path) for index, path in watches if not path.is_dir()]
+    for index, path in missing:
+        where = f"{shown(source)}: warning: watches[{index}].path: {shown(path)}"
+        print(f"imagewatchd: {where}: no such directory; the daemon waits for it", file=sys.stderr)
+    return len(missing)
 
 
 def db_check(args: argparse.Namespace) -> int:

@@ -204,7 +204,8 @@ def parse(data: object, source: str) -> Config:
     reader = _Reader()
     top = reader.mapping(data, "", TOP_KEYS)
     matching = _parse_matching(reader, top.get("matching"))
-    watches = _parse_watches(reader, top.get("watches"))
+    indexed = _parse_watches(reader, top.get("watches"))
+    watches = tuple(watch for _, watch in indexed)
     config = Config(
         source=source,
         database=reader.path(top, "database", ""),
@@ -216,11 +217,12 @@ def parse(data: object, source: str) -> Config:
         workers=reader.integer(top, "workers", "", 2, 1, 64),
     )
     quarantine = config.quarantine_dir
-    for index, watch in enumerate(watches):
+    for index, watch in indexed:
         if quarantine is not None and quarantine.is_relative_to(watch.path):
             reader.problem("quarantine_dir", f"inside watches[{index}] ({watch.path})")
     if reader.problems:
-        raise ConfigError(source, reader.problems)
+        found = tuple((index, watch.path) for index, watch in indexed)
+        raise ConfigError(source, reader.problems, found)
     return config
 
 
@@ -255,12 +257,13 @@ def _parse_decoding(reader: _Reader, value: object) -> Decoding:
     )
 
 
-def _parse_watches(reader: _Reader, value: object) -> tuple[Watch, ...]:
+def _parse_watches(reader: _Reader, value: object) -> list[tuple[int, Watch]]:
+    """The watches with a usable path, each with its index in the file."""
     if value is None:
-        return ()
+        return []
     if not isinstance(value, list):
         reader.problem("watches", f"expected a list of watches, got {_show(value)}")
-        return ()
+        return []
     watches: list[tuple[int, Watch]] = []
     for index, item in enumerate(value):
         watch = _parse_watch(reader, item, f"watches[{index}]")
@@ -268,7 +271,7 @@ def _parse_watches(reader: _Reader, value: object) -> tuple[Watch, ...]:
             watches.append((index, watch))
     _check_overlaps(reader, watches)
     _check_targets(reader, watches)
-    return tuple(watch for _, watch in watches)
+    return watches
 
 
 def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
@@ -278,12 +281,10 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
             reader.problem(at, "a watch needs at least a path")
         return None
     path = reader.path(section, "path", at)
-    if path is None:
-        if "path" not in section:
-            reader.problem(_join(at, "path"), "required")
-        return None
-    watch = Watch(
-        path=path,
+    if path is None and "path" not in section:
+        reader.problem(_join(at, "path"), "required")
+    watch = Watch(  # every key is checked, even when the path is not usable
+        path=path or Path("/"),
         role=reader.choice(section, "role", at, Role.LIBRARY),
         recursive=reader.boolean(section, "recursive", at, True),
         include=reader.globs(section, "include", at, DEFAULT_INCLUDE),
@@ -297,6 +298,8 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
     if moves and watch.move_to is None:
         reader.problem(_join(at, "move_to"), "required when an action is 'move'")
+    if path is None:
+        return None
     if watch.move_to is not None and watch.move_to.is_relative_to(watch.path):
         reader.problem(_join(at, "move_to"), "must be outside the watched tree")
     return watch

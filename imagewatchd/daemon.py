@@ -149,14 +149,21 @@ def _recover(db_path: Path) -> None:
 
 
 def _single_instance(db_path: Path) -> int:
-    """One daemon per database: a second one's crash recovery would undo the first's moves."""
+    """One daemon per database: a second one's crash recovery would undo the first's moves.
+
+    The holder writes its PID into the lock file, so that a refusal can name it.
+    """
     db_path.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(f"{db_path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = os.pread(lock, 32, 0).decode("ascii", "replace").strip()
         os.close(lock)
-        raise UsageError(f"{db_path}: another imagewatchd daemon is running on it") from None
+        by = f" (PID {holder}, holding {db_path}.lock)" if holder.isdigit() else ""
+        raise UsageError(f"{db_path}: another imagewatchd daemon is running on it{by}") from None
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, f"{os.getpid()}\n".encode("ascii"), 0)
     return lock
 
 

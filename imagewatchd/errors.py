@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Exit statuses, like clamscan for ``check`` and sysexits(3) for configuration.
 EXIT_OK = 0
 EXIT_MATCH = 1
@@ -21,9 +23,13 @@ class ConfigError(ImagewatchdError):
 
     exit_code = EXIT_CONFIG
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    def __init__(
+        self, source: str, problems: list[str], watch_paths: tuple[tuple[int, Path], ...] = ()
+    ) -> None:
+        """``watch_paths``: the watches whose path was valid, by index (check-config looks)."""
         self.source = source
         self.problems = problems
+        self.watch_paths = watch_paths
         super().__init__(f"{source}: " + "; ".join(problems))
 
 

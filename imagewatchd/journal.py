@@ -21,12 +21,10 @@ from imagewatchd.errors import UsageError
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.models import ListKind, Role
 from imagewatchd.names import shown
-from imagewatchd.rows import ActionRow, NewEntry
+from imagewatchd.rows import ActionRow
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
-
-RESTORED_LIST = "restored"  # allow list that keeps restored false positives from returning
 
 
 def source(action: ActionRow) -> Location:
@@ -133,39 +131,38 @@ def _best_effort(set_mode: Callable[[Location, int], None], dst: Location, mode:
 
 
 def reverse(
-    store: Store, actor: Actor, action_id: int, *, allow: bool, role: Role, decoder: Decoder
+    store: Store, actor: Actor, action_id: int, *, force: bool, role: Role, decoder: Decoder
 ) -> Path:
     """Move a quarantined or moved file back; never overwrites (a free name is chosen).
 
-    With ``allow``, the file's sha256 goes on the allow list ``restored`` so that this very
-    file is not acted on again, while the banned picture and its other copies still are.
-    Without, the file is exempted at the place it goes back to, with this content only (an
-    undo): a running daemon leaves it there, and a copy elsewhere or an edit is acted on.
-    Either decision is on record before the file moves: the daemon may see it at once.
+    The file is exempted at the place it goes back to, with this content only: a running
+    daemon leaves it there, while a copy elsewhere, an edit, and the ban itself are acted on as
+    before. The exemption is on record before the file moves: the daemon may see it at once.
+    A file whose bytes are exactly a block entry's goes back only with ``force``.
     """
     action = store.action(action_id)
     if action is None or action.kind not in ("quarantine", "move"):
         raise UsageError(f"no quarantine or move action with id {action_id}")
     if action.state != "done":
-        raise UsageError(f"action {action_id} is {action.state}, not done")
+        raise UsageError(_not_done(store, action))
     here, back = destination(action), source(action)
     current = fileops.lstat(here)
     if not stat.S_ISREG(current.st_mode):
         raise UsageError(f"{here.path}: not a regular file; not restoring")
     if fileops.sha256_of(here) != action.sha256:
         raise UsageError(f"{here.path}: content differs from the journal; not restoring")
+    banned = banned_exactly(store, action.sha256)
+    if banned and not force:
+        raise UsageError(
+            f"{here.path} is exactly the banned picture of {banned}; --force puts this one file "
+            "back and keeps it there, while the ban still holds for every other copy"
+        )
     kind = "restore" if action.kind == "quarantine" else "undo"
-    # allowed before it moves: a running daemon may see it back the instant it arrives
-    allowed = _allow(store, action, actor.clock()) if allow else []
-    try:
-        moved = actor.move(
-            here, back, fileops.file_stat(current), action.sha256, kind,
-            f'{{"reverses": {action.id}}}', "command", reverses=action.id,
-            mode=action.mode & 0o7777, exempt=not allow,
-        )  # fmt: skip
-    except BaseException:
-        store.remove_entries(allowed)
-        raise
+    moved = actor.move(
+        here, back, fileops.file_stat(current), action.sha256, kind,
+        f'{{"reverses": {action.id}}}', "command", reverses=action.id,
+        mode=action.mode & 0o7777, exempt=True,
+    )  # fmt: skip
     restored = Location(back.root, PurePosixPath(moved.destination.relative_to(back.root)))
     fileops.restore_times_owner(
         restored, atime_ns=action.atime_ns, mtime_ns=action.stat.mtime_ns, uid=action.uid,
@@ -176,15 +173,23 @@ def reverse(
     return moved.destination
 
 
-def _allow(store: Store, action: ActionRow, now: float) -> list[int]:
-    """Allow this very file (its sha256): the ban and the banned picture's copies stand."""
-    row = store.get_list(RESTORED_LIST)
-    list_id = row.id if row else store.create_list(RESTORED_LIST, ListKind.ALLOW, "", now)
-    label = f"restored from action {action.id}"
-    # the source is display text: the name as it is shown (names.shown)
-    entry = NewEntry(action.sha256, None, None, label=label, source=shown(source(action).path))
-    added, _ = store.add_entries(list_id, [entry], now)
-    return added
+def banned_exactly(store: Store, sha256: str) -> str:
+    """The enabled block entries listing exactly these bytes, for people ("" when none)."""
+    entries = [e for e in store.entries_by_sha256(sha256) if e.list_kind is ListKind.BLOCK]
+    return ", ".join(f"list {shown(e.list_name)} entry {e.id}" for e in entries)
+
+
+def _not_done(store: Store, action: ActionRow) -> str:
+    """Why an action cannot be reversed: already put back (by which action, to where), or not."""
+    if action.state == "undone":
+        by = [a for a in store.actions(state="done") if a.reverses == action.id]
+        verb = "restored" if action.kind == "quarantine" else "undone"
+        if by and by[-1].dst_root is not None:
+            return (
+                f"already {verb} by action {by[-1].id}: the file is at {destination(by[-1]).path}"
+            )
+        return f"already {verb}"
+    return f"action {action.id} is {action.state}: nothing to put back"
 
 
 def _remember(store: Store, decoder: Decoder, restored: Location, role: Role, now: float) -> None:

@@ -2,7 +2,9 @@
 
 When ``$JOURNAL_STREAM`` names the device and inode of our stderr, journald is reading it: each
 line gets an ``<N>`` syslog priority prefix (so the journal stores the right priority) and no
-timestamp (the journal adds its own). In a terminal the daemon's lines carry a human timestamp.
+timestamp (the journal adds its own). Anywhere else (a terminal, a log file, docker's or
+supervisord's pipe, ``nohup``) the daemon's lines carry a timestamp, since nothing else adds one;
+a one-shot command's lines do not.
 
 Every message is escaped as ``names.shown`` describes, whatever it holds: a file name can never
 forge a line, or reach the terminal or the journal as a control sequence. (A traceback, shown
@@ -57,8 +59,8 @@ def setup(debug: bool, daemon: bool, stream: TextIO = sys.stderr) -> None:
     formatter: Formatter
     if to_journal(stream):
         formatter = JournalFormatter("%(message)s")
-    elif daemon and stream.isatty():
-        formatter = Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    elif daemon:
+        formatter = Formatter("%(asctime)s %(levelname)s: %(message)s", "%Y-%m-%d %H:%M:%S")
     else:
         formatter = Formatter("%(levelname)s: %(message)s")
     handler.setFormatter(formatter)

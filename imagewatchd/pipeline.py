@@ -73,6 +73,8 @@ class Pipeline:
         self.config = config
         self.clock = clock
         self.retry = retry
+        # where the one line per processed file goes: the log, or (scan --act) standard output
+        self.announce: Callable[[str], None] = _log_line
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -224,4 +226,8 @@ class Pipeline:
                         "be written", outcome.path, kind, outcome.action, where,
                         moved.unrecorded)  # fmt: skip
             return
-        log.info("%s: %s -> %s%s", outcome.path, kind, outcome.action, where)
+        self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
+
+
+def _log_line(line: str) -> None:
+    log.info("%s", line)

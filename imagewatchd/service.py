@@ -89,11 +89,14 @@ def scan_act(args: argparse.Namespace) -> int:
 
 
 def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
+    """One line per file on standard output (a problem is the pipeline's own log line)."""
     errors = 0
+    pipeline.announce = _say
     for path, info in walk(root, selection_of(watch), watch.recursive):
         outcome = pipeline.process(SettledFile(str(path), index, FileStat.of(info)), recheck=True)
         errors += outcome.action == "error"
-        _say(f"{path}: {outcome.verdict or 'unchanged'} -> {outcome.action}")
+        if outcome.action == "unchanged":
+            _say(f"{path}: unchanged")
     return errors
 
 
@@ -207,7 +210,7 @@ def _first_evidence(evidence: str) -> str:
     return f"{where} dHash {m['dhash_distance']} pHash {m['phash_distance']}"
 
 
-def _reverse_all(args: argparse.Namespace, *, allow: bool) -> int:
+def _reverse_all(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
     failed = 0
     with commands.open_store(args, config) as store:
@@ -218,7 +221,7 @@ def _reverse_all(args: argparse.Namespace, *, allow: bool) -> int:
                 try:
                     role = _role_at(config, store, action_id)
                     where = reverse(
-                        store, actor, action_id, allow=allow, role=role, decoder=decoder
+                        store, actor, action_id, force=args.force, role=role, decoder=decoder
                     )
                 except (UsageError, FileOpsError) as exc:
                     log.error("action %d: %s", action_id, exc)
@@ -240,8 +243,8 @@ def _role_at(config: Config, store: Store, action_id: int) -> Role:
 
 
 def quarantine_restore(args: argparse.Namespace) -> int:
-    return _reverse_all(args, allow=True)
+    return _reverse_all(args)
 
 
 def undo(args: argparse.Namespace) -> int:
-    return _reverse_all(args, allow=False)
+    return _reverse_all(args)

@@ -79,10 +79,18 @@ def test_check_json_contract_and_exit_status(
 def test_known_add_check_and_flat(cli: Cli, tmp_path: Path, make_image: MakeImage) -> None:
     banned = make_image("banned/cat.jpg", seed=5, size=(1024, 768), quality=92)
     added = cli(
-        "known", "add", "--list", "banned", "--label", "cat", str(tmp_path / "banned"), check=0
+        "known",
+        "add",
+        "--create",
+        "--list",
+        "banned",
+        "--label",
+        "cat",
+        str(tmp_path / "banned"),
+        check=0,
     )
     assert "banned: added 1, already listed 0, errors 0" in added.out
-    cli("known", "add", "--list", "banned", str(banned), check=0)  # idempotent
+    cli("known", "add", "--create", "--list", "banned", str(banned), check=0)  # idempotent
     variant = make_image("up/small.png", seed=5, size=(300, 225))
     text = cli("check", str(variant), check=1).out.splitlines()
     assert text[0] == f"{variant}: known"
@@ -98,7 +106,7 @@ def test_lists_import_export_disable(cli: Cli, tmp_path: Path, make_image: MakeI
     cli("lists", "create", "ok", "--kind", "allow", check=0)
     cli("lists", "create", "ok", check=2)
     banned = make_image("b.png", seed=6)
-    cli("known", "add", "--list", "banned", str(banned), check=0)
+    cli("known", "add", "--create", "--list", "banned", str(banned), check=0)
     exported = cli("known", "export", "--list", "banned", "--format", "csv", check=0).out
     assert exported.splitlines()[0] == (
         "id,sha256,dhash,phash,label,source,added,enabled,hits,flat,pdq,pdq_quality"
@@ -106,13 +114,22 @@ def test_lists_import_export_disable(cli: Cli, tmp_path: Path, make_image: MakeI
     (tmp_path / "list.csv").write_text(exported)
     hex_text = cli("known", "export", "--list", "banned", "--format", "hex", check=0).out
     (tmp_path / "list.txt").write_text(hex_text + "0123\n")
-    bad = cli("known", "import", "--list", "other", str(tmp_path / "list.txt"), check=2)
+    bad = cli("known", "import", "--create", "--list", "other", str(tmp_path / "list.txt"), check=2)
     assert "line 2: expected 64 hex digits" in bad.err and "nothing imported" in bad.err
     partial = cli(
-        "known", "import", "--list", "other", "--skip-invalid", str(tmp_path / "list.txt"), check=0
+        "known",
+        "import",
+        "--create",
+        "--list",
+        "other",
+        "--skip-invalid",
+        str(tmp_path / "list.txt"),
+        check=0,
     )
     assert "imported 1" in partial.out
-    again = cli("known", "import", "--list", "other", str(tmp_path / "list.csv"), check=0)
+    again = cli(
+        "known", "import", "--create", "--list", "other", str(tmp_path / "list.csv"), check=0
+    )
     assert "imported 1, already listed 0" in again.out  # csv carries the sha256 too: a new entry
     listed = json.loads(cli("lists", "list", "--json", check=0).out)
     assert {(x["name"], x["kind"], x["entries"]) for x in listed} == {
@@ -128,9 +145,9 @@ def test_lists_import_export_disable(cli: Cli, tmp_path: Path, make_image: MakeI
 
 def test_allow_list_entry_suppresses(cli: Cli, make_image: MakeImage) -> None:
     picture = make_image("p.jpg", seed=8, quality=90)
-    cli("known", "add", "--list", "banned", str(picture), check=0)
+    cli("known", "add", "--create", "--list", "banned", str(picture), check=0)
     cli("lists", "create", "reviewed", "--kind", "allow", check=0)
-    cli("known", "add", "--list", "reviewed", str(picture), check=0)
+    cli("known", "add", "--create", "--list", "reviewed", str(picture), check=0)
     obj = cli("check", "--json", str(picture), check=0).json_lines()[0]
     assert obj["verdict"] == "clean"
     assert [m["list"] for m in obj["allowed_by"]] == ["reviewed"]
@@ -191,7 +208,7 @@ def test_scan_act_dedupes_a_library_keeping_the_best(
 ) -> None:
     photo(0, (1600, 1200)).save(library / "photo0-big.png")
     banned = make_image("banned.jpg", seed=3, size=(800, 600), quality=90)  # = lib/photo3.jpg
-    cli("known", "add", "--list", "banned", str(banned), check=0)
+    cli("known", "add", "--create", "--list", "banned", str(banned), check=0)
     config = tmp_path / "config.yaml"
     config.write_text(
         f"quarantine_dir: {tmp_path / 'q'}\n"
@@ -227,7 +244,9 @@ def test_scan_act_applies_new_bans_to_files_seen_before(
     )
     first = cli("--config", str(config), "scan", "--act", check=0).out
     assert f"{upload}: clean -> none" in first
-    cli("known", "add", "--list", "banned", str(upload), check=0)  # banned after it was seen
+    cli(
+        "known", "add", "--create", "--list", "banned", str(upload), check=0
+    )  # banned after it was seen
     cli("--config", str(config), "scan", "--act", check=0)
     assert not upload.exists()
     assert len(list((tmp_path / "q").iterdir())) == 1
@@ -238,9 +257,9 @@ def test_scan_act_applies_new_bans_to_files_seen_before(
 def test_hex_export_keeps_flat_entries_exact(cli: Cli, tmp_path: Path) -> None:
     red = tmp_path / "red.png"
     Image.new("RGB", (100, 100), "red").save(red)
-    cli("known", "add", "--list", "flat", str(red), check=0)
+    cli("known", "add", "--create", "--list", "flat", str(red), check=0)
     exported = cli("known", "export", "--list", "flat", "--format", "hex", check=0).out
     (tmp_path / "flat.txt").write_text(exported)
-    cli("known", "import", "--list", "again", str(tmp_path / "flat.txt"), check=0)
+    cli("known", "import", "--create", "--list", "again", str(tmp_path / "flat.txt"), check=0)
     cli("known", "disable", "1", check=0)
     assert cli("check", str(red), check=1).out.splitlines()[1].startswith("  list 'again'")

@@ -56,7 +56,7 @@ def test_check_shows_one_escaped_line_per_file_and_json_carries_the_exact_bytes(
 def test_lists_dupes_and_errors_show_names_escaped(cli: Cli, tmp_path: Path) -> None:
     library = tmp_path / "lib"
     hostile, copy = save(library, HOSTILE, 1), save(library, COPY, 1)
-    added = cli("known", "add", "--list", "banned", str(hostile), check=0)
+    added = cli("known", "add", "--create", "--list", "banned", str(hostile), check=0)
     listed = cli("known", "list", check=0)
     as_json = json.loads(cli("known", "list", "--json", check=0).out)
     assert_printable(added.out, added.err, listed.out)
@@ -80,7 +80,7 @@ def test_lists_dupes_and_errors_show_names_escaped(cli: Cli, tmp_path: Path) -> 
 def test_scan_act_quarantine_list_and_restore_show_names_escaped(cli: Cli, tmp_path: Path) -> None:
     uploads = tmp_path / "uploads"
     hostile, bad = save(uploads, HOSTILE, 4), save(uploads, BAD, 5)
-    cli("known", "add", "--list", "banned", str(hostile), check=0)
+    cli("known", "add", "--create", "--list", "banned", str(hostile), check=0)
     config = tmp_path / "config.yaml"
     config.write_text(
         f"quarantine_dir: {tmp_path / 'q'}\n"
@@ -88,10 +88,10 @@ def test_scan_act_quarantine_list_and_restore_show_names_escaped(cli: Cli, tmp_p
     )
     acted = cli("--config", str(config), "scan", "--act", check=0)
     assert_printable(acted.out, acted.err)
-    assert sorted(acted.out.splitlines()) == [
-        f"{uploads}/badutf8-\\xff\\xfe\\xc0.png: clean -> none",
-        f"{uploads}/{SHOWN_HOSTILE}: known -> quarantine",
-    ]
+    clean, known = sorted(acted.out.splitlines())
+    assert clean == f"{uploads}/badutf8-\\xff\\xfe\\xc0.png: clean -> none"
+    assert known.startswith(f"{uploads}/{SHOWN_HOSTILE}: known list=banned entry=1 ")
+    assert f" -> quarantine {tmp_path / 'q'}/" in known
     assert os.listdir(os.fsencode(uploads)) == [os.fsencode(bad.name)]
     listed = cli("--config", str(config), "quarantine", "list", check=0)
     assert_printable(listed.out)
@@ -99,6 +99,8 @@ def test_scan_act_quarantine_list_and_restore_show_names_escaped(cli: Cli, tmp_p
     assert line.split("\t")[2] == f"{uploads}/{SHOWN_HOSTILE}"
     (entry,) = json.loads(cli("--config", str(config), "quarantine", "list", "--json", check=0).out)
     assert os.fsencode(entry["original"]) == os.fsencode(hostile)
-    back = cli("--config", str(config), "quarantine", "restore", str(entry["id"]), check=0)
+    back = cli(
+        "--config", str(config), "quarantine", "restore", "--force", str(entry["id"]), check=0
+    )
     assert back.out == f"action {entry['id']}: back at {uploads}/{SHOWN_HOSTILE}\n"
     assert sorted(os.listdir(os.fsencode(uploads))) == sorted([BAD, HOSTILE])

@@ -159,6 +159,29 @@ def test_check_config_command(cli: Callable[..., Run], tmp_path: Path) -> None:
     assert "no such file" in missing.err
 
 
+def test_check_config_reports_every_problem_in_one_run(
+    cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """An invalid path does not hide its watch's other errors, nor a missing directory."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "watches:\n"
+        "  - path: relative/uploads\n    role: incomming\n    on_known: explode\n"
+        f"  - path: {tmp_path / 'not-yet'}\n    settle_seconds: ten\n"
+    )
+    result = cli("check-config", str(bad), check=78)
+    assert result.err.splitlines() == [
+        f"imagewatchd: {bad}: watches[0].path: must be an absolute path, got 'relative/uploads'",
+        f"imagewatchd: {bad}: watches[0].role: expected one of library | incoming, got 'incomming'",
+        f"imagewatchd: {bad}: watches[0].on_known: expected one of log | move | quarantine, "
+        "got 'explode'",
+        f"imagewatchd: {bad}: watches[1].settle_seconds: expected a non-negative number, got 'ten'",
+        f"imagewatchd: {bad}: warning: watches[1].path: {tmp_path / 'not-yet'}: no such "
+        "directory; the daemon waits for it",
+    ]
+    assert result.out == ""
+
+
 def test_move_targets_and_the_quarantine_stay_outside_every_watch() -> None:
     found = problems(
         {"quarantine_dir": "/srv/uploads/q",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -52,7 +53,7 @@ def banned(tmp_path: Path) -> Path:
 @pytest.fixture
 def daemon(tmp_path: Path, site: dict[str, Path], banned: Path) -> Iterator[Daemon]:
     d = Daemon(tmp_path, config_for(site))
-    assert iw(d.db, "known", "add", "--list", "banned", str(banned)).returncode == 0
+    assert iw(d.db, "known", "add", "--create", "--list", "banned", str(banned)).returncode == 0
     photo(200, (800, 600)).save(site["library"] / "holiday.jpg", quality=90)
     d.start()
     d.processed(site["library"] / "holiday.jpg")  # indexed by the start-up reconcile
@@ -107,7 +108,7 @@ def test_banned_variants_quarantined_duplicates_moved_clean_stays(
 
 def test_dry_run_moves_nothing(tmp_path: Path, site: dict[str, Path], banned: Path) -> None:
     d = Daemon(tmp_path, config_for(site), "--dry-run")
-    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    iw(d.db, "known", "add", "--create", "--list", "banned", str(banned))
     d.start()
     try:
         upload = write(site["uploads"] / "x.png", 100)
@@ -156,7 +157,7 @@ def test_files_that_arrived_while_down_are_processed_at_start(
     tmp_path: Path, site: dict[str, Path], banned: Path
 ) -> None:
     d = Daemon(tmp_path, config_for(site))
-    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    iw(d.db, "known", "add", "--create", "--list", "banned", str(banned))
     d.start()
     assert d.stop() == 0
     early = write(site["uploads"] / "while-down.png", 100)
@@ -172,7 +173,7 @@ def test_new_list_entries_take_effect_without_restart(
     daemon: Daemon, site: dict[str, Path], tmp_path: Path
 ) -> None:
     newly = write(tmp_path / "newly-banned.jpg", 300, quality=90)
-    assert iw(daemon.db, "known", "add", "--list", "banned", str(newly)).returncode == 0
+    assert iw(daemon.db, "known", "add", "--create", "--list", "banned", str(newly)).returncode == 0
     daemon.wait_for("lists changed", timeout=3)
     upload = write(site["uploads"] / "new-ban.png", 300, (320, 240))
     assert "known list=banned" in daemon.processed(upload)
@@ -223,7 +224,7 @@ def test_restore_and_undo_round_trip_without_overwriting(
     assert back.stat().st_mode & 0o777 == 0o640
     assert back.stat().st_mtime_ns == mtime
     assert list(site["quarantine"].iterdir()) == []
-    time.sleep(1.5)  # the daemon sees the restored file and, allow-listed, leaves it alone
+    time.sleep(1.5)  # the daemon sees the restored file and, exempted, leaves it alone
     assert back.exists()
     banned_check = iw(daemon.db, "check", str(daemon.base / "banned.jpg"))
     assert banned_check.returncode == 1, banned_check.stdout  # the ban itself still holds
@@ -314,7 +315,7 @@ def test_polling_watch_for_network_filesystems(
     tmp_path: Path, site: dict[str, Path], banned: Path
 ) -> None:
     d = Daemon(tmp_path, config_for(site, polling=True))
-    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    iw(d.db, "known", "add", "--create", "--list", "banned", str(banned))
     d.start()
     try:
         upload = write(site["uploads"] / "polled.png", 100)
@@ -334,7 +335,7 @@ def test_inotify_watch_limit_is_reported_and_polled_instead(
     for n in range(40):  # more directories than the lowered limit allows watches
         (site["uploads"] / f"d{n}").mkdir()
     d = Daemon(tmp_path, config_for(site))
-    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    iw(d.db, "known", "add", "--create", "--list", "banned", str(banned))
     old = limit.read_text()
     limit.write_text("16\n")
     try:
@@ -412,14 +413,26 @@ def test_one_daemon_per_database(daemon: Daemon, tmp_path: Path) -> None:
          str(daemon.db), "run"], capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert second.returncode == 2
-    assert "another imagewatchd daemon is running on it" in second.stderr
+    assert daemon.proc is not None
+    lock = f"{daemon.db}.lock"
+    assert (
+        f"another imagewatchd daemon is running on it (PID {daemon.proc.pid}, holding {lock})"
+        in (second.stderr)
+    )
+    assert daemon.stop() == 0
+
+
+def test_the_daemon_stamps_its_lines_when_the_log_is_a_file(daemon: Daemon) -> None:
+    """Docker, supervisord, ``nohup``: nothing else adds the time to a line in a file."""
+    lines = daemon.wait_for(r"reconcile: \d+ file")
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO: reconcile: \d+ file", lines[0])
 
 
 def test_a_non_recursive_watch_ignores_subdirectories(
     tmp_path: Path, site: dict[str, Path], banned: Path
 ) -> None:
     d = Daemon(tmp_path, config_for(site, recursive=False))
-    iw(d.db, "known", "add", "--list", "banned", str(banned))
+    iw(d.db, "known", "add", "--create", "--list", "banned", str(banned))
     d.start()
     try:
         staging = tmp_path / "staging" / "sub"

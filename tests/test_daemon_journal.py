@@ -48,7 +48,7 @@ def banned_daemon(
     daemon = Daemon(base, config, env=env)
     banned = base / "banned.jpg"
     photo(100, (800, 600)).save(banned, quality=90)
-    added = iw(daemon.db, "known", "add", "--list", "banned", str(banned))
+    added = iw(daemon.db, "known", "add", "--create", "--list", "banned", str(banned))
     assert added.returncode == 0, added.stderr
     return daemon
 

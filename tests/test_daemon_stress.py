@@ -50,6 +50,7 @@ TMP_GLOB = ".imagewatchd-*.tmp"
 DROPPED_MODE = 0o640  # neither the default 0644 nor quarantine's 0600
 DROPPED_MTIME_NS = 1_650_000_000_123_456_789
 BANNED_SEEDS = (501, 502, 503, 504)
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 PROCESSED = re.compile(
     r"^INFO: (?P<path>/\S+): (?P<verdict>clean|known|duplicate)\b.* -> (?P<action>\S+)"
     r"(?: (?P<destination>\S+) \[action (?P<action_id>\d+)\])?$"
@@ -132,7 +133,8 @@ class Daemon:
         if exited and self._partial:
             complete.append(self._partial)
             self._partial = b""
-        fresh = [line.decode(errors="replace") for line in complete]
+        # off the journal the daemon stamps each line with the time: read what follows it
+        fresh = [STAMP.sub("", line.decode(errors="replace"), count=1) for line in complete]
         self.lines.extend(fresh)
         for line in fresh:
             if m := PROCESSED.match(line):
@@ -494,7 +496,7 @@ def make_scene(make_daemon: MakeDaemon, tmp_path: Path, quarantine: Path) -> Sce
     daemon = make_daemon(quarantine, [incoming(watch, on_known="quarantine")])
     for seed in BANNED_SEEDS:
         banned_original(seed).save(banned / f"banned-{seed}.png")
-    daemon.cli("known", "add", "--list", "banned", str(banned))
+    daemon.cli("known", "add", "--create", "--list", "banned", str(banned))
     return Scene(watch, quarantine, stage, daemon)
 
 
@@ -752,7 +754,7 @@ def check_restore(scene: Scene) -> None:
     assert original.read_bytes() == item.data
     assert stat.S_IMODE(info.st_mode) == DROPPED_MODE
     assert info.st_mtime_ns == DROPPED_MTIME_NS
-    daemon.start()  # the restored picture is allow-listed: the daemon leaves it alone
+    daemon.start()  # the restored file is exempted where it is: the daemon leaves it alone
     daemon.wait_ready()
     daemon.wait_quiet(lambda: True, "a quiet daemon", 30)
     assert daemon.terminate() == 0

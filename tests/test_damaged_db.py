@@ -34,7 +34,12 @@ def site(tmp_path: Path) -> dict[str, Path]:
     photo(500, (160, 120)).save(dirs["uploads"] / "clean.png")
     photo(100, (160, 120)).save(tmp_path / "banned.png")
     db = tmp_path / "good.db"
-    assert iw(db, "known", "add", "--list", "banned", str(tmp_path / "banned.png")).returncode == 0
+    assert (
+        iw(
+            db, "known", "add", "--create", "--list", "banned", str(tmp_path / "banned.png")
+        ).returncode
+        == 0
+    )
     assert iw(db, "scan", str(dirs["library"])).returncode == 0
     with sqlite3.connect(db) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -306,7 +306,9 @@ def test_the_daemon_survives_crashes_hangs_and_starvation(tmp_path: Path) -> Non
     banned = tmp_path / "banned.jpg"
     photo(100, (800, 600)).save(banned, quality=90)
     daemon = Daemon(tmp_path, _config(tmp_path), env={TEST_HOOKS: "1"})
-    assert iw(daemon.db, "known", "add", "--list", "banned", str(banned)).returncode == 0
+    assert (
+        iw(daemon.db, "known", "add", "--create", "--list", "banned", str(banned)).returncode == 0
+    )
     daemon.start()
     try:
         bad = {name: hook(uploads / f"{name}.png", name) for name in ("segv", "hang", "alloc")}

@@ -162,7 +162,7 @@ def test_the_journal_restores_a_quarantined_hard_link(linked: Linked, tmp_path: 
         actor.store,
         actor,
         moved.action_id,
-        allow=False,
+        force=False,
         role=Role.INCOMING,
         decoder=InlineDecoder(),
     )
@@ -189,7 +189,7 @@ def test_undoing_a_move_of_a_hard_link_puts_back_a_copy(linked: Linked, tmp_path
         actor.store,
         actor,
         moved.action_id,
-        allow=False,
+        force=False,
         role=Role.INCOMING,
         decoder=InlineDecoder(),
     )
@@ -292,7 +292,9 @@ def test_the_daemon_quarantines_a_hard_linked_upload_without_touching_its_other_
                      "settle_seconds": 0.3}],
     }  # fmt: skip
     daemon = Daemon(tmp_path, config)
-    assert iw(daemon.db, "known", "add", "--list", "banned", str(outside)).returncode == 0
+    assert (
+        iw(daemon.db, "known", "add", "--create", "--list", "banned", str(outside)).returncode == 0
+    )
     daemon.start()
     try:
         os.link(outside, uploads / "upload.png")

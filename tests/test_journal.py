@@ -48,7 +48,7 @@ def test_undo_exempts_the_file_before_it_moves_back(
 
     monkeypatch.setattr(fileops, "move", move)
     back = journal.reverse(
-        store, actor, action_id, allow=False, role=Role.INCOMING, decoder=InlineDecoder()
+        store, actor, action_id, force=False, role=Role.INCOMING, decoder=InlineDecoder()
     )
     assert back == path
     (undo,) = store.actions(kind="restore")
@@ -70,7 +70,7 @@ def test_a_failed_undo_keeps_no_exemption(
     monkeypatch.setattr(fileops, "move", move)
     with pytest.raises(FileOpsError):
         journal.reverse(
-            store, actor, action_id, allow=False, role=Role.INCOMING, decoder=InlineDecoder()
+            store, actor, action_id, force=False, role=Role.INCOMING, decoder=InlineDecoder()
         )
     (undo,) = store.actions(kind="restore")
     assert undo.state == "failed"

@@ -253,7 +253,7 @@ def test_pdq_list_import_check_export_and_compare(
     assert fp.pdq is not None
     listed = f"# from a partner\n{fp.pdq:064x} {fp.pdq_quality} partner-case-17\n"
     (tmp_path / "list.pdq").write_text(listed)
-    out = cli("known", "import", "--list", "exchanged", "--format", "pdq",
+    out = cli("known", "import", "--create", "--list", "exchanged", "--format", "pdq",
               str(tmp_path / "list.pdq"), check=0).out  # fmt: skip
     assert "imported 1" in out
     hit = cli("check", str(copy), check=1).out.splitlines()
@@ -272,7 +272,7 @@ def test_pdq_list_import_check_export_and_compare(
     assert f"\tpdq:{fp.pdq:064x}\tenabled\t" in listed_text
     exported = cli("known", "export", "--list", "exchanged", "--format", "pdq", check=0).out
     assert exported == f"{fp.pdq:064x} {fp.pdq_quality} partner-case-17\n"
-    cli("known", "add", "--list", "mine", str(banned), check=0)
+    cli("known", "add", "--create", "--list", "mine", str(banned), check=0)
     mine = cli("known", "export", "--list", "mine", "--format", "pdq", check=0).out
     assert mine.startswith(f"{fp.pdq:064x} {fp.pdq_quality} ")
     line = cli("compare", str(banned), str(copy), check=0).out.splitlines()[-1]

@@ -137,9 +137,9 @@ def _one_file_after_another(
     store.save_retries([RetryRow("act", str(incoming / "x.jpg"), 1, 5.0, "busy")], [])
     store.save_retries([], [("act", str(incoming / "x.jpg"))])
     journal.reverse(
-        store, actor, quarantined[0].id, allow=False, role=Role.INCOMING, decoder=decoder
+        store, actor, quarantined[0].id, force=True, role=Role.INCOMING, decoder=decoder
     )
     assert store.exemption(str(incoming / "known.jpg"), quarantined[0].sha256) is not None
     pipeline.process(_settled(incoming / "known.jpg", 0), recheck=True)  # exempted: left
     moved = [a for a in store.actions(kind="move") if a.state == "done"]
-    journal.reverse(store, actor, moved[0].id, allow=True, role=Role.INCOMING, decoder=decoder)
+    journal.reverse(store, actor, moved[0].id, force=True, role=Role.INCOMING, decoder=decoder)

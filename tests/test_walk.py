@@ -170,7 +170,15 @@ def test_the_daemon_never_records_files_behind_swapped_new_directories(tmp_path:
                      "settle_seconds": 0.3}],
     }  # fmt: skip
     daemon = Daemon(tmp_path, config)
-    assert iw(daemon.db, "known", "add", "--list", "banned", str(outside / "outside-banned.png"))
+    assert iw(
+        daemon.db,
+        "known",
+        "add",
+        "--create",
+        "--list",
+        "banned",
+        str(outside / "outside-banned.png"),
+    )
     daemon.start()
     try:
         for n in range(20):

@@ -48,7 +48,10 @@ def banned_daemon(tmp_path: Path, uploads: Path) -> Daemon:
     daemon = Daemon(tmp_path, config(uploads, tmp_path / "quarantine"))
     photo(100, (320, 240)).save(tmp_path / "banned.png")
     assert (
-        iw(daemon.db, "known", "add", "--list", "b", str(tmp_path / "banned.png")).returncode == 0
+        iw(
+            daemon.db, "known", "add", "--create", "--list", "b", str(tmp_path / "banned.png")
+        ).returncode
+        == 0
     )
     return daemon
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from imagewatchd.decoding import Settings
 from imagewatchd.fingerprint import fingerprint_fd
 from imagewatchd.models import FileStat, Fingerprint
@@ -14,7 +16,11 @@ class InlineDecoder:
         self.settings = settings or Settings()
 
     def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
-        return fingerprint_fd(fd, self.settings.limits)
+        """A decoder's complaint about one file (Pillow's ``Corrupt EXIF data``) is dropped, as
+        the workers drop it: the file's own line says what matters, raw warnings never do."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fingerprint_fd(fd, self.settings.limits)
 
     def close(self) -> None:
         pass
