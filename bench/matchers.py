@@ -75,8 +75,8 @@ class CurrentRule:
 
 
 class ListRule(CurrentRule):
-    """The rule for a list entry made from a picture (imagewatchd/match.py): today's rule, or
-    PDQ within its threshold when both PDQs have at least the minimum quality."""
+    """The rule for a list entry made from a picture (imagewatchd/match.py): today's rule, or,
+    when neither picture is flat, PDQ within its threshold with both qualities at the floor."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,8 +87,8 @@ class ListRule(CurrentRule):
     def compare(self, a: object, b: object) -> Decision:
         decision = super().compare(a, b)
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
-        if decision.match or a.pdq is None or b.pdq is None:
-            return decision
+        if decision.match or a.flat or b.flat or a.pdq is None or b.pdq is None:
+            return decision  # as in match.py: a flat picture never near-matches, by PDQ neither
         if min(a.pdq_quality, b.pdq_quality) < self.pdq_min_quality:
             return decision
         distance = hamming(a.pdq, b.pdq)
