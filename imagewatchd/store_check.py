@@ -84,7 +84,7 @@ def expected_shape(version: int) -> Shape:
 def shape_problems(db: sqlite3.Connection, version: int) -> list[str]:
     want, have = expected_shape(version), shape(db)
     problems = []
-    for key in sorted(want.keys() | have.keys()):
+    for key in sorted(want.keys() | have.keys(), key=repr):  # a damaged name may be bytes
         kind, name = key
         if key not in have:
             problems.append(f"{kind} {name} is missing")
