@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
+import pytest
+
+from imagewatchd import fileops, journal
+from imagewatchd.fileops import Location
 from imagewatchd.models import FileStat
 from imagewatchd.rows import NewAction
 from imagewatchd.schema import MIGRATIONS
@@ -78,3 +83,50 @@ def test_batches_group_actions_and_queries_filter_them(tmp_path: Path) -> None:
         assert [r.id for r in store.actions_where(since=200.0)] == [b, c]
         assert [r.id for r in store.actions_where(ids=(a, b))] == [a, b]
         assert store.batch(999) is None
+
+
+def _quarantined(tmp_path: Path) -> tuple[Store, int, Path]:
+    """A quarantine action (done) whose file is in ``q``; (store, its id, the stored file)."""
+    (tmp_path / "q").mkdir()
+    stored = tmp_path / "q" / "20260101-000000-abab"
+    stored.write_bytes(b"x")
+    store = Store(tmp_path / "t.db")
+    action = replace(_action("quarantine"), dst_root=str(tmp_path / "q"), dst_rel=stored.name)
+    action_id = store.intend(action, now=1.0)
+    store.finish(action_id, "done", 2.0)
+    return store, action_id, stored
+
+
+@pytest.mark.parametrize("file_gone", [False, True])
+def test_recovery_settles_a_delete_a_crash_interrupted(tmp_path: Path, file_gone: bool) -> None:
+    store, quarantine_id, stored = _quarantined(tmp_path)
+    info = stored.stat()
+    delete = replace(_action("delete"), src_root=str(stored.parent), src_rel=stored.name,
+                     dst_root=None, dst_rel=None, stat=FileStat.of(info),
+                     reverses=quarantine_id)  # fmt: skip
+    delete_id = store.intend(delete, now=3.0)
+    if file_gone:
+        stored.unlink()  # the crash came after the unlink, before the journal said so
+    assert journal.recover(store) == 1
+    settled, quarantined = store.action(delete_id), store.action(quarantine_id)
+    assert settled is not None and quarantined is not None
+    want = ("done", "deleted") if file_gone else ("rolled_back", "done")
+    assert (settled.state, quarantined.state) == want
+    assert stored.exists() is not file_gone
+    store.close()
+
+
+def test_remove_empty_dirs_stops_at_files_symlinks_and_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "keep").mkdir()
+    (root / "keep" / "f").write_text("f")
+    (tmp_path / "elsewhere").mkdir()
+    (root / "keep" / "link").symlink_to(tmp_path / "elsewhere")
+    removed = fileops.remove_empty_dirs(Location(root, PurePosixPath("a/b/c")))
+    assert removed == [root / "a" / "b" / "c", root / "a" / "b", root / "a"]
+    assert root.is_dir()
+    assert fileops.remove_empty_dirs(Location(root, PurePosixPath("keep/link"))) == []
+    assert (tmp_path / "elsewhere").is_dir() and (root / "keep" / "link").is_symlink()
+    assert fileops.remove_empty_dirs(Location(root, PurePosixPath("keep"))) == []
+    assert fileops.remove_empty_dirs(Location(root, PurePosixPath("."))) == []
