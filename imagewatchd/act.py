@@ -151,6 +151,8 @@ class Actor:
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         backlog: Backlog | None = None,
+        batch_id: int | None = None,
+        prune: bool = False,
     ) -> None:
         self.store = store
         self.config = config
@@ -158,6 +160,8 @@ class Actor:
         self.dry_run = dry_run
         self.clock = clock
         self.backlog = backlog if backlog is not None else Backlog()
+        self.batch_id = batch_id  # journalled with each action: one ``scan --act`` run
+        self.prune = prune  # remove the directories a move empties (one-shot commands only)
 
     def act(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision
@@ -219,6 +223,7 @@ class Actor:
             dst_rel=str(dst.relative), tmp_name=tmp_name, sha256=sha256, stat=expect,
             atime_ns=info.st_atime_ns, uid=info.st_uid, gid=info.st_gid, mode=info.st_mode,
             verdict=verdict_kind, evidence=evidence, rule=rule, reverses=reverses,
+            batch_id=self.batch_id,
         )  # fmt: skip
         action_id = self.store.intend(action, self.clock())
         try:
@@ -231,7 +236,11 @@ class Actor:
         except FileOpsError as exc:
             self._abandon(action_id, "failed", exc.reason, exempt)
             raise
-        return self._done(action_id, src, dst, other_names)
+        moved = self._done(action_id, src, dst, other_names)
+        if self.prune:
+            for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
+                log.info("%s: removed, emptied by moving %s out", gone, src.path)
+        return moved
 
     def _move(
         self, action_id: int, src: Location, dst: Location, expect: FileStat, tmp_name: str,
@@ -277,6 +286,7 @@ class Actor:
             dst_rel=None, tmp_name=None, sha256=fp.sha256, stat=stat, atime_ns=0, uid=-1,
             gid=-1, mode=0, verdict=verdict.kind.value,
             evidence=evidence_json(verdict, self.config), rule=decision.rule,
+            batch_id=self.batch_id,
         )  # fmt: skip
         action_id = self.store.intend(action, self.clock())
         self.store.finish(action_id, "done", self.clock())

@@ -7,9 +7,17 @@ import logging
 import sqlite3
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from imagewatchd import __version__, commands, logsetup, service, store_check
+from imagewatchd import (
+    __version__,
+    commands,
+    history,
+    logsetup,
+    quarantine,
+    service,
+    store_check,
+)
 from imagewatchd.errors import (
     EXIT_CONFIG,
     EXIT_DAMAGED,
@@ -86,12 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lists_parser(command("lists", "manage named block and allow lists"))
     _known_parser(command("known", "add, import, export and manage list entries"))
 
-    _quarantine_parser(command("quarantine", "list and restore quarantined files"))
-
-    p = command("undo", "move a moved file back to where it was (never overwriting)")
-    p.add_argument("ids", nargs="+", type=int, metavar="ACTION_ID")
-    p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.set_defaults(handler=service.undo)
+    _history_parsers(command)
 
     p = command("check-config", "validate a configuration file (exit 0, or 78 with errors)")
     p.add_argument("file", nargs="?", metavar="FILE")
@@ -115,15 +118,48 @@ def _scan(args: argparse.Namespace) -> int:
     return service.scan_act(args) if args.act else commands.scan(args)
 
 
-def _quarantine_parser(parser: argparse.ArgumentParser) -> None:
-    q = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+def _history_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """The quarantine, undo and the action history."""
+    p = command("quarantine", "list, show, restore, delete and purge quarantined files")
+    q = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = _sub(q, "list", "what is in quarantine, and why")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=service.quarantine_list)
+    p.set_defaults(handler=quarantine.quarantine_list)
+    _quarantine_parser(q)
     p = _sub(q, "restore", "put files back (never overwriting), kept there as they are")
     p.add_argument("ids", nargs="+", type=int, metavar="ID")
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.set_defaults(handler=service.quarantine_restore)
+
+    p = command("undo", "move moved or quarantined files back (never overwriting)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="action IDs or ranges like 2-41")
+    p.add_argument("--batch", type=int, metavar="ID", help="every move of this batch")
+    p.add_argument("--last", action="store_true", help="every move of the last batch")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.set_defaults(handler=service.undo)
+
+    p = command("actions", "the action history")
+    a = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = _sub(a, "list", "past actions, oldest first")
+    p.add_argument("--since", metavar="T", help="an ISO date/time, or a duration ago like 2h")
+    p.add_argument("--batch", type=int, metavar="ID", help="only this batch's actions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=history.actions_list)
+
+
+def _quarantine_parser(q: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _sub(q, "show", "everything the journal knows about one quarantined file")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=quarantine.quarantine_show)
+    p = _sub(q, "delete", "delete quarantined files for good (journalled)")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.set_defaults(handler=quarantine.quarantine_delete)
+    p = _sub(q, "purge", "delete what has been in quarantine longer than a time (journalled)")
+    p.add_argument("--older-than", required=True, metavar="AGE", help="like 12h, 30d or 2w")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.set_defaults(handler=quarantine.quarantine_purge)
 
 
 def _lists_parser(parser: argparse.ArgumentParser) -> None:

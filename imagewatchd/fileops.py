@@ -571,3 +571,27 @@ def restore_times_owner(loc: Location, *, atime_ns: int, mtime_ns: int, uid: int
             os.fchmod(fd, mode)
         os.utime(fd, ns=(atime_ns, mtime_ns))
         os.fsync(fd)
+
+
+def remove_if_content(loc: Location, sha256: str) -> None:
+    """Unlink a regular file only while it still holds the bytes with this ``sha256``."""
+    before = file_stat(lstat(loc))
+    if sha256_of(loc) != sha256:
+        raise FileChanged(loc.path, "its content differs from the journal; left alone")
+    remove(loc, expect=before)
+
+
+def remove_empty_dirs(directory: Location) -> list[Path]:
+    """Remove ``directory`` and then its parents while each is empty, never the root itself;
+    a symlink is never followed (``rmdir`` of one fails). Returns what was removed."""
+    parts, removed = directory.relative.parts, []
+    while parts:
+        try:
+            with _closing(open_dir(directory.root, parts[:-1])) as dfd:
+                os.rmdir(parts[-1], dir_fd=dfd)
+                os.fsync(dfd)
+        except (FileOpsError, OSError):  # not empty, not a directory, gone: stop there
+            break
+        removed.append(directory.root.joinpath(*parts))
+        parts = parts[:-1]
+    return removed

@@ -51,7 +51,8 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
         if state != "done":
             store.drop_exemption(action.id)  # an undo that did not happen keeps nothing
         if state == "done" and action.reverses is not None:
-            store.finish(action.reverses, "undone", clock())
+            store.finish(action.reverses, "deleted" if action.kind == "delete" else "undone",
+                         clock())  # fmt: skip
         log.warning(
             "recovered action %d (%s %s): %s%s",
             action.id, action.kind, source(action).path, state, f" ({note})" if note else "",
@@ -60,6 +61,8 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
 
 
 def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR0911
+    if action.kind == "delete":  # from the quarantine: done once the file is gone
+        return ("rolled_back", None) if fileops.exists(source(action)) else ("done", None)
     if action.kind == "log" or action.dst_root is None:
         return "done", None
     src, dst = source(action), destination(action)

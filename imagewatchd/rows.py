@@ -146,7 +146,7 @@ class NewEntry:
 class NewAction:
     """An action about to be taken, with everything needed to finish or undo it after a crash."""
 
-    kind: str  # log | move | quarantine | restore | undo
+    kind: str  # log | move | quarantine | restore | undo | delete
     src_root: str
     src_rel: str
     dst_root: str | None
@@ -162,6 +162,7 @@ class NewAction:
     evidence: str  # JSON: the matches, with distances and thresholds
     rule: str  # e.g. "watches[0].on_known"
     reverses: int | None = None
+    batch_id: int | None = None  # the ``scan --act`` run (or other batch) it belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,9 +177,20 @@ class RetryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchRow:
+    """One run that acted on many files (a ``scan --act``): its actions share its id."""
+
+    id: int
+    command: str
+    started: float
+    finished: float | None
+    actions: int
+
+
+@dataclass(frozen=True, slots=True)
 class ActionRow(NewAction):
     id: int = 0
-    state: str = "intended"
+    state: str = "intended"  # intended | done | failed | rolled_back | undone | deleted
     error: str | None = None
     created: float = 0.0
     finished: float | None = None
@@ -187,7 +199,7 @@ class ActionRow(NewAction):
 ACTION_COLUMNS = (
     "kind, src_root, src_rel, dst_root, dst_rel, tmp_name, sha256, device, inode, size,"
     " mtime_ns, atime_ns, uid, gid, mode, verdict, evidence, rule, reverses, id, state, error,"
-    " created, finished"
+    " created, finished, batch_id"
 )
 
 
@@ -197,7 +209,7 @@ def action_row(r: Sequence[Any]) -> ActionRow:
         dst_rel=_path_or_none(r[4]), tmp_name=_path_or_none(r[5]),
         sha256=r[6], stat=FileStat(r[7], r[8], r[9], r[10]), atime_ns=r[11], uid=r[12],
         gid=r[13], mode=r[14], verdict=r[15], evidence=r[16], rule=r[17], reverses=r[18],
-        id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23],
+        id=r[19], state=r[20], error=r[21], created=r[22], finished=r[23], batch_id=r[24],
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Commands that act on files: ``run``, ``scan --act``, ``quarantine`` and ``undo``.
+"""Commands that act on files: ``run``, ``scan --act``, ``quarantine restore`` and ``undo``.
 
 Their lines for people show names escaped (``names.shown``); ``--json`` carries them exactly.
 """
@@ -6,10 +6,9 @@ Their lines for people show names escaped (``names.shown``); ``--json`` carries 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import time
 from contextlib import closing
-from datetime import UTC, datetime
 from pathlib import Path
 
 from imagewatchd import commands, paths
@@ -22,7 +21,8 @@ from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError
 from imagewatchd.filters import walk
 from imagewatchd.hashindex import hamming
-from imagewatchd.journal import destination, reverse, source
+from imagewatchd.history import undo_selection
+from imagewatchd.journal import reverse
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     FileStat,
@@ -73,7 +73,8 @@ def scan_act(args: argparse.Namespace) -> int:
     with commands.open_store(args, config) as store:
         matcher = Matcher.load(store, config.matching.thresholds)
         quarantine = paths.quarantine_dir(config.quarantine_dir)
-        actor = Actor(store, config, quarantine, dry_run=args.dry_run)
+        batch = None if args.dry_run else _start_batch(store, roots)
+        actor = Actor(store, config, quarantine, dry_run=args.dry_run, batch_id=batch, prune=True)
         decoder = open_decoder(config)
         pipeline = Pipeline(store, matcher, actor, config, decoder)
         errors = 0
@@ -85,7 +86,16 @@ def scan_act(args: argparse.Namespace) -> int:
                     errors += _check_tree(root, index, watch, pipeline)
         finally:
             decoder.close()
+            if batch is not None:
+                store.finish_batch(batch, time.time())
+                _say(f"batch {batch} done; undo it with: imagewatchd undo --batch {batch}")
     return EXIT_ERROR if errors else EXIT_OK
+
+
+def _start_batch(store: Store, roots: list[Path]) -> int:
+    batch = store.start_batch("scan --act " + " ".join(str(r) for r in roots), time.time())
+    _say(f"batch {batch}: scan --act {' '.join(str(r) for r in roots)}")
+    return batch
 
 
 def _check_tree(root: Path, index: int, watch: Watch, pipeline: Pipeline) -> int:
@@ -180,44 +190,18 @@ def _act_on(
     return 0
 
 
-def quarantine_list(args: argparse.Namespace) -> int:
-    config = commands.load_config(args)
-    with commands.open_store(args, config) as store:
-        rows = store.actions(kind="quarantine", state="done")
-    if args.json:
-        print(json.dumps([
-            {"id": a.id, "original": str(source(a).path), "quarantined": str(destination(a).path),
-             "sha256": a.sha256, "when": a.created, "verdict": a.verdict, "rule": a.rule,
-             "evidence": json.loads(a.evidence)}
-            for a in rows
-        ]))  # fmt: skip
-        return EXIT_OK
-    for a in rows:
-        when = datetime.fromtimestamp(a.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        fields = (str(a.id), when, source(a).path, a.verdict, _first_evidence(a.evidence))
-        print("\t".join(shown(field) for field in fields))
-    if not rows:
-        print("the quarantine is empty")
-    return EXIT_OK
-
-
-def _first_evidence(evidence: str) -> str:
-    matches = json.loads(evidence).get("matches", [])
-    if not matches:
-        return ""
-    m = matches[0]
-    where = f"list {m['list']}" if "list" in m else f"library {m.get('path')}"
-    return f"{where} dHash {m['dhash_distance']} pHash {m['phash_distance']}"
-
-
-def _reverse_all(args: argparse.Namespace) -> int:
+def _reverse_all(args: argparse.Namespace, *, selected: bool) -> int:
+    """Put files back: the IDs given (``quarantine restore``), or what ``undo`` selects
+    (IDs, ranges, ``--batch``, ``--last``)."""
     config = commands.load_config(args)
     failed = 0
     with commands.open_store(args, config) as store:
-        actor = Actor(store, config, paths.quarantine_dir(config.quarantine_dir))
+        ids = args.ids if not selected else undo_selection(args, store)
+        # an undo removes the directories of move_to that it empties (a restore: none)
+        actor = Actor(store, config, paths.quarantine_dir(config.quarantine_dir), prune=True)
         # started now: a restored file is recorded at once, before the daemon sees it
         with closing(open_decoder(config, start=True)) as decoder:
-            for action_id in args.ids:
+            for action_id in ids:
                 try:
                     role = _role_at(config, store, action_id)
                     where = reverse(
@@ -243,8 +227,8 @@ def _role_at(config: Config, store: Store, action_id: int) -> Role:
 
 
 def quarantine_restore(args: argparse.Namespace) -> int:
-    return _reverse_all(args)
+    return _reverse_all(args, selected=False)
 
 
 def undo(args: argparse.Namespace) -> int:
-    return _reverse_all(args)
+    return _reverse_all(args, selected=True)

@@ -29,6 +29,7 @@ from imagewatchd.rows import (
     ENTRY_COLUMNS,
     FILE_COLUMNS,
     ActionRow,
+    BatchRow,
     EntryRow,
     FileRow,
     ListRow,
@@ -535,12 +536,12 @@ class Store:
             row = db.execute(
                 "INSERT INTO actions (kind, state, src_root, src_rel, dst_root, dst_rel, tmp_name,"
                 " sha256, device, inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict,"
-                " evidence, rule, reverses, created) VALUES (?, 'intended', ?, ?, ?, ?, ?, ?, ?,"
-                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                " evidence, rule, reverses, created, batch_id) VALUES (?, 'intended', ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (a.kind, _blob(a.src_root), _blob(a.src_rel), _blob_or_none(a.dst_root),
                  _blob_or_none(a.dst_rel), _blob_or_none(a.tmp_name), a.sha256,
                  a.stat.device, a.stat.inode, a.stat.size, a.stat.mtime_ns, a.atime_ns, a.uid,
-                 a.gid, a.mode, a.verdict, a.evidence, a.rule, a.reverses, now),
+                 a.gid, a.mode, a.verdict, a.evidence, a.rule, a.reverses, now, a.batch_id),
             ).fetchone()  # fmt: skip
         return int(row[0])
 
@@ -575,6 +576,45 @@ class Store:
             query += " AND state = ?"
             params.append(state)
         return [action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
+
+    def actions_where(
+        self, *, since: float | None = None, batch: int | None = None,
+        ids: tuple[int, int] | None = None,
+    ) -> list[ActionRow]:  # fmt: skip
+        """Actions in id order: created at ``since`` or later, of one batch, ids in a range."""
+        query = f"SELECT {ACTION_COLUMNS} FROM actions WHERE 1 = 1"
+        params: list[object] = []
+        if since is not None:
+            query += " AND created >= ?"
+            params.append(since)
+        if batch is not None:
+            query += " AND batch_id = ?"
+            params.append(batch)
+        if ids is not None:
+            query += " AND id BETWEEN ? AND ?"
+            params.extend(ids)
+        return [action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
+
+    def start_batch(self, command: str, now: float) -> int:
+        with self.durable() as db:
+            row = db.execute(
+                "INSERT INTO batches (command, started) VALUES (?, ?) RETURNING id", (command, now)
+            ).fetchone()
+        return int(row[0])
+
+    def finish_batch(self, batch_id: int, now: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE batches SET finished = ? WHERE id = ?", (now, batch_id))
+
+    def batch(self, batch_id: int | None = None) -> BatchRow | None:
+        """One batch, or the last one (``None``), with how many actions it holds."""
+        where = "WHERE id = ?" if batch_id is not None else "ORDER BY id DESC LIMIT 1"
+        params = (batch_id,) if batch_id is not None else ()
+        row = self._db.execute(
+            "SELECT id, command, started, finished, (SELECT COUNT(*) FROM actions"
+            f" WHERE batch_id = b.id) FROM batches AS b {where}", params,
+        ).fetchone()  # fmt: skip
+        return None if row is None else BatchRow(*row)
 
     def forget_path(self, path: str) -> None:
         with self.transaction() as db:

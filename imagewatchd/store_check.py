@@ -84,7 +84,7 @@ def expected_shape(version: int) -> Shape:
 def shape_problems(db: sqlite3.Connection, version: int) -> list[str]:
     want, have = expected_shape(version), shape(db)
     problems = []
-    for key in sorted(want.keys() | have.keys()):
+    for key in sorted(want.keys() | have.keys(), key=repr):  # a damaged name may be bytes
         kind, name = key
         if key not in have:
             problems.append(f"{kind} {name} is missing")
@@ -154,10 +154,11 @@ RULES: dict[str, dict[str, str]] = {
     "actions": {
         "kind": TEXT, "state": TEXT, "src_root": PATH, "src_rel": PATH, "sha256": SHA256,
         "verdict": TEXT, "evidence": TEXT, "rule": TEXT, "error": _opt(TEXT), "created": NUM,
-        "finished": _opt(NUM), "reverses": _opt(INT),
+        "finished": _opt(NUM), "reverses": _opt(INT), "batch_id": _opt(INT),
         **_columns(_opt(PATH), "dst_root", "dst_rel", "tmp_name"),
         **_columns(INT, "device", "inode", "size", "mtime_ns", "atime_ns", "uid", "gid", "mode"),
     },
+    "batches": {"command": TEXT, "started": NUM, "finished": _opt(NUM)},
     "counters": {"name": TEXT, "value": INT},
     "watches": {"path": PATH, "indexed": NUM},
 }  # fmt: skip

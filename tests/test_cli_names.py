@@ -88,7 +88,7 @@ def test_scan_act_quarantine_list_and_restore_show_names_escaped(cli: Cli, tmp_p
     )
     acted = cli("--config", str(config), "scan", "--act", check=0)
     assert_printable(acted.out, acted.err)
-    clean, known = sorted(acted.out.splitlines())
+    clean, known = sorted(acted.out.splitlines()[1:-1])  # between the batch's lines
     assert clean == f"{uploads}/badutf8-\\xff\\xfe\\xc0.png: clean -> none"
     assert known.startswith(f"{uploads}/{SHOWN_HOSTILE}: known list=banned entry=1 ")
     assert f" -> quarantine {tmp_path / 'q'}/" in known
