@@ -77,7 +77,9 @@ def _quarantine_two(cli: Cli, tmp_path: Path, make_image: MakeImage) -> Path:
     banned = make_image("banned.jpg", seed=5, quality=90)
     make_image("uploads/one.jpg", seed=5, quality=90)
     make_image("uploads/tw\udcffo.jpg", seed=5, quality=80)
-    cli("known", "add", "--list", "bans", "--label", "the bad one", str(banned), check=0)
+    cli(
+        "known", "add", "--create", "--list", "bans", "--label", "the bad one", str(banned), check=0
+    )
     config = tmp_path / "config.yaml"
     config.write_text(
         f"quarantine_dir: {tmp_path / 'q'}\n"
