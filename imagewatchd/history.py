@@ -67,7 +67,7 @@ def actions_list(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
     with commands.open_store(args, config) as store:
         since = None if args.since is None else moment(args.since, time.time())
-        rows = store.actions_where(since=since, batch=args.batch)
+        rows = store.actions(since=since, batch=args.batch)
     if args.json:
         print(json.dumps([action_json(a) for a in rows]))
         return EXIT_OK
@@ -101,7 +101,7 @@ def undo_selection(args: argparse.Namespace, store: Store) -> list[int]:
     if batch is not None:
         if store.batch(batch) is None:
             raise UsageError(f"no batch with id {batch}")
-        chosen += _undoable(store.actions_where(batch=batch))
+        chosen += _undoable(store.actions(batch=batch))
     if not chosen:
         raise UsageError("nothing to undo: give action IDs, a range like 2-41, --batch or --last")
     return list(dict.fromkeys(chosen))
@@ -116,7 +116,7 @@ def _ids(word: str, store: Store) -> list[int]:
     low, high = int(found[1]), int(found[2])
     if low > high:
         raise UsageError(f"{word!r}: the range runs backwards")
-    return _undoable(store.actions_where(ids=(low, high)))
+    return _undoable(store.actions(ids=(low, high)))
 
 
 def _undoable(rows: list[ActionRow]) -> list[int]:

@@ -185,7 +185,7 @@ def banned_exactly(store: Store, sha256: str) -> str:
 def _not_done(store: Store, action: ActionRow) -> str:
     """Why an action cannot be reversed: already put back (by which action, to where), or not."""
     if action.state == "undone":
-        by = [a for a in store.actions(state="done") if a.reverses == action.id]
+        by = store.actions(state="done", reverses=action.id)
         verb = "restored" if action.kind == "quarantine" else "undone"
         if by and by[-1].dst_root is not None:
             return (

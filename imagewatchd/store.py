@@ -566,34 +566,23 @@ class Store:
         found = row.fetchone()
         return action_row(found) if found else None
 
-    def actions(self, *, kind: str | None = None, state: str | None = None) -> list[ActionRow]:
-        query = f"SELECT {ACTION_COLUMNS} FROM actions WHERE 1 = 1"
-        params: list[object] = []
-        if kind is not None:
-            query += " AND kind = ?"
-            params.append(kind)
-        if state is not None:
-            query += " AND state = ?"
-            params.append(state)
-        return [action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
-
-    def actions_where(
-        self, *, since: float | None = None, batch: int | None = None,
-        ids: tuple[int, int] | None = None,
+    def actions(
+        self, *, kind: str | None = None, state: str | None = None, since: float | None = None,
+        batch: int | None = None, ids: tuple[int, int] | None = None,
+        reverses: int | None = None,
     ) -> list[ActionRow]:  # fmt: skip
-        """Actions in id order: created at ``since`` or later, of one batch, ids in a range."""
-        query = f"SELECT {ACTION_COLUMNS} FROM actions WHERE 1 = 1"
-        params: list[object] = []
-        if since is not None:
-            query += " AND created >= ?"
-            params.append(since)
-        if batch is not None:
-            query += " AND batch_id = ?"
-            params.append(batch)
+        """Actions in id order, of whichever kind, state, batch or id range is given, created at
+        ``since`` or later, or reversing one action."""
+        given = {"kind = ?": kind, "state = ?": state, "created >= ?": since,
+                 "batch_id = ?": batch, "reverses = ?": reverses}  # fmt: skip
+        clauses = [clause for clause, value in given.items() if value is not None]
+        params = [value for value in given.values() if value is not None]
         if ids is not None:
-            query += " AND id BETWEEN ? AND ?"
+            clauses.append("id BETWEEN ? AND ?")
             params.extend(ids)
-        return [action_row(r) for r in self._db.execute(query + " ORDER BY id", params)]
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT {ACTION_COLUMNS} FROM actions{where} ORDER BY id"
+        return [action_row(r) for r in self._db.execute(query, params)]
 
     def start_batch(self, command: str, now: float) -> int:
         with self.durable() as db:

@@ -79,9 +79,9 @@ def test_batches_group_actions_and_queries_filter_them(tmp_path: Path) -> None:
         assert last is not None
         assert (last.id, last.command, last.finished, last.actions) == (second, "scan --act /v",
                                                                         None, 1)  # fmt: skip
-        assert [r.id for r in store.actions_where(batch=first)] == [a]
-        assert [r.id for r in store.actions_where(since=200.0)] == [b, c]
-        assert [r.id for r in store.actions_where(ids=(a, b))] == [a, b]
+        assert [r.id for r in store.actions(batch=first)] == [a]
+        assert [r.id for r in store.actions(since=200.0)] == [b, c]
+        assert [r.id for r in store.actions(ids=(a, b))] == [a, b]
         assert store.batch(999) is None
 
 
