@@ -48,23 +48,28 @@ def _hex_field(value: str, digits: int, name: str) -> int:
     return int(value, 16)
 
 
-def parse_hex(text: str, source: str) -> Parsed:
+def _parse_lines(text: str, entry: Callable[[str], NewEntry]) -> Parsed:
+    """One entry per line; blank lines and ``#`` comments skipped, each bad line named."""
     entries: list[NewEntry] = []
     problems: list[str] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        token, _, label = line.partition(" ")
-        token = token.lower().removeprefix("sha256:")
         try:
-            entries.append(_hex_entry(token, label.strip(), source))
+            entries.append(entry(line))
         except ValueError as exc:
             problems.append(f"line {number}: {exc}")
     return Parsed(entries, problems)
 
 
-def _hex_entry(token: str, label: str, source: str) -> NewEntry:
+def parse_hex(text: str, source: str) -> Parsed:
+    return _parse_lines(text, lambda line: _hex_entry(line, source))
+
+
+def _hex_entry(line: str, source: str) -> NewEntry:
+    token, _, label = line.partition(" ")
+    token, label = token.lower().removeprefix("sha256:"), label.strip()
     if not _HEX.fullmatch(token):
         raise ValueError(f"not a hex hash: {token[:70]!r}")
     if len(token) == 64:
@@ -132,17 +137,7 @@ def _quality(value: str) -> int:
 
 def parse_pdq(text: str, source: str) -> Parsed:
     """A PDQ list: ``HASH [QUALITY] [LABEL]`` or ``HASH,QUALITY,LABEL`` per line."""
-    entries: list[NewEntry] = []
-    problems: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            entries.append(_pdq_entry(line, source))
-        except ValueError as exc:
-            problems.append(f"line {number}: {exc}")
-    return Parsed(entries, problems)
+    return _parse_lines(text, lambda line: _pdq_entry(line, source))
 
 
 def _pdq_entry(line: str, source: str) -> NewEntry:
