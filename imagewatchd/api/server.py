@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from imagewatchd.store import Store
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 8
+SLOW = "api: a client took too long over its request: disconnected"
 POLL = 0.25  # how often stalled connections are looked for
 T = TypeVar("T")
 
@@ -112,7 +114,14 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.error("api: a request failed", exc_info=log.isEnabledFor(logging.DEBUG))
+        exc = sys.exc_info()[1]
+        if isinstance(exc, TimeoutError):
+            log.info(SLOW)
+            return
+        if isinstance(exc, OSError):  # the client went away, or was cut off
+            log.debug("api: connection lost: %r", exc)
+            return
+        log.error("api: a request failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
 
     def until(self, conn: socket.socket, seconds: float) -> None:
         """``conn`` is cut off if its request or response is not through in ``seconds``."""
@@ -126,7 +135,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             for conn in late:
                 del self.deadlines[conn]
         for conn in late:
-            log.debug("api: a client took too long; disconnected")
+            log.info(SLOW)
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
 
@@ -184,6 +193,7 @@ class Handler(BaseHTTPRequestHandler):
     """One connection: requests one after another (HTTP/1.1 keep-alive)."""
 
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # even a garbled request line gets a status line
     server_version = f"imagewatchd/{__version__}"
     sys_version = ""
     server: _Server
@@ -196,6 +206,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         self.server.until(self.connection, self.server.api.timeout_seconds)
         super().handle_one_request()
+
+    def log_error(self, format: str, *args: Any) -> None:
+        if format.startswith("Request timed out"):  # http.server's own catch of our timeout
+            log.info(SLOW)
+        else:
+            self.log_message(format, *args)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("api: %s", format % args)
