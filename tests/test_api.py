@@ -246,7 +246,8 @@ def trickled_until_cut_off(d: Daemon) -> float:
     start = time.monotonic()
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(str(d.socket))
-        for byte in b"GET /status HTTP/1.1\r\nX-Slow: " + b"a" * 100:
+        sock.sendall(b"GET /status HTTP/1.1\r\n")
+        for byte in b"X-Slow: " + b"a" * 100:
             try:
                 sock.send(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):

@@ -32,6 +32,8 @@ from imagewatchd import __version__
 from imagewatchd.api import answers, listener
 from imagewatchd.api.answers import Live
 from imagewatchd.config import Api
+from imagewatchd.decoding import Decoder
+from imagewatchd.models import FileStat, Fingerprint
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -204,11 +206,21 @@ class Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.api.timeout_seconds)
 
     def handle_one_request(self) -> None:
-        self.server.until(self.connection, self.server.api.timeout_seconds)
+        # waiting for the next request: an idle connection is closed by its read timeout
+        self.idle = True
+        self.server.until(self.connection, 2 * self.server.api.timeout_seconds)
         super().handle_one_request()
 
+    def parse_request(self) -> bool:
+        """The request line is in: the rest must follow within the timeout."""
+        self.idle = False
+        self.server.until(self.connection, self.server.api.timeout_seconds)
+        return super().parse_request()
+
     def log_error(self, format: str, *args: Any) -> None:
-        if format.startswith("Request timed out"):  # http.server's own catch of our timeout
+        if format.startswith("Request timed out") and self.idle:
+            log.debug("api: an idle connection closed")
+        elif format.startswith("Request timed out"):  # http.server's catch of our timeout
             log.info(SLOW)
         else:
             self.log_message(format, *args)
@@ -221,12 +233,14 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.reply(code, {"error": message or self.responses.get(code, ("error",))[0]})
 
-    def reply(self, code: int, data: object) -> None:
-        self.send_body(code, json.dumps(data).encode("utf-8"), "application/json")
+    def reply(self, code: int, data: object, **headers: str) -> None:
+        self.send_body(code, json.dumps(data).encode("utf-8"), "application/json", **headers)
 
-    def send_body(self, code: int, body: bytes, content_type: str) -> None:
+    def send_body(self, code: int, body: bytes, content_type: str, **headers: str) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -267,7 +281,9 @@ class Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         try:
-            self.reply(200, self.check(body))
+            data, decoding, whole = self.check(body)
+            timing = f"fingerprint;dur={decoding * 1000:.3f}, check;dur={whole * 1000:.3f}"
+            self.reply(200, data, Server_Timing=timing)
         except Busy as exc:
             self.send_error(503, str(exc))
         except ValueError as exc:
@@ -296,7 +312,9 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return data
 
-    def check(self, body: bytes) -> dict[str, object]:
+    def check(self, body: bytes) -> tuple[dict[str, object], float, float]:
+        """The verdict, the seconds its fingerprint took (decoding in the pool) and the seconds
+        the whole check took (fingerprint, match, the answer's JSON)."""
         session = self.server.live.session
         if session is None:
             raise Busy("the daemon is starting or reloading; try again")
@@ -308,15 +326,35 @@ class Handler(BaseHTTPRequestHandler):
         budget = session.config.decoding.timeout_seconds + self.server.api.timeout_seconds
         self.server.until(self.connection, budget + self.server.api.timeout_seconds)
 
-        def job(store: Store) -> dict[str, object]:
-            bound = matcher.bind(store)
+        def job(store: Store) -> tuple[dict[str, object], float, float]:
+            start = time.perf_counter()
+            bound, timed = matcher.bind(store), _Timed(decoder)
             if path is not None:
-                result = answers.check_path(bound, decoder, path, name or path)
+                result = answers.check_path(bound, timed, path, name or path)
             else:
-                result = answers.check_bytes(bound, decoder, body, name or Path("-"))
-            return answers.check_answer(result, session)
+                result = answers.check_bytes(bound, timed, body, name or Path("-"))
+            answer = answers.check_answer(result, session)
+            return answer, timed.seconds, time.perf_counter() - start
 
         return self.server.checks.run(job, budget)
+
+
+class _Timed:
+    """A decoder that remembers how long its fingerprint took (the Server-Timing header)."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self.seconds = 0.0
+
+    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+        start = time.perf_counter()
+        try:
+            return self.decoder.fingerprint(fd, name)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def close(self) -> None:
+        self.decoder.close()
 
 
 def _json_request(body: bytes) -> tuple[Path, Path | None]:
