@@ -5,6 +5,7 @@ from __future__ import annotations
 import grp
 import json
 import os
+import signal
 import socket
 import sqlite3
 import stat
@@ -144,7 +145,24 @@ def test_status_check_and_metrics_over_the_socket(
     entries = (("kind", "block"), ("list", "banned"), ("state", "enabled"))
     assert metrics["imagewatchd_list_entries", entries] == 1
     assert metrics["imagewatchd_last_reconcile_timestamp_seconds", ()] > 0
+
+    reload_keeps_counting(daemon, client, banned, status)
     client.close()
+
+
+def reload_keeps_counting(
+    daemon: Daemon, client: Client, banned: Path, status: dict[str, Any]
+) -> None:
+    """A reload: a new session behind the same API, with the same counts."""
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_for("reloaded")
+    daemon.wait_for(r"reconcile: \d+ file", count=2)
+    deadline = time.monotonic() + 10
+    while client.get("/")["state"] != "running":  # the new session is handed to the API
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.check_bytes(banned.read_bytes(), "again.jpg")["verdict"] == "known"
+    assert client.get("/status")["files_since_start"] == status["files_since_start"]
 
 
 def metric_samples(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

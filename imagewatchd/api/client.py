@@ -58,9 +58,13 @@ class Client:
         self, method: str, target: str, body: bytes | None, headers: dict[str, str]
     ) -> dict[str, object]:
         try:
-            self.connection.request(method, target, body, headers)
-            response = self.connection.getresponse()
-            data = response.read()
+            try:
+                response, data = self._exchange(method, target, body, headers)
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # the daemon closed the idle keep-alive connection: every request is
+                # idempotent (a check records nothing), so ask once more on a new one
+                self.connection.close()
+                response, data = self._exchange(method, target, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             self.connection.close()
             raise ApiError(f"the daemon stopped answering ({exc})") from exc
@@ -73,6 +77,13 @@ class Client:
         if response.status != 200:
             raise ApiError(f"the daemon answered {response.status}: {answer.get('error')}")
         return answer
+
+    def _exchange(
+        self, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        self.connection.request(method, target, body, headers)
+        response = self.connection.getresponse()
+        return response, response.read()
 
     def check_bytes(self, data: bytes, name: str) -> dict[str, object]:
         target = f"/check?name={quote_from_bytes(os.fsencode(name), safe='')}"
@@ -103,7 +114,9 @@ def connect(
         hello = client.get("/")
     except ApiError as exc:
         client.close()
-        return None, f"no daemon answers on {where} ({exc})"
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(cause)
+        return None, f"no daemon answers on {where} ({why})"
     client.connection.timeout = wait
     if client.connection.sock is not None:
         client.connection.sock.settimeout(wait)
