@@ -88,7 +88,7 @@ class Api:
     enabled: bool = True
     socket: Path | None = None  # None: $RUNTIME_DIRECTORY or the user's runtime directory
     group: str | None = None  # the socket's group (None: the daemon's own group)
-    max_request_mb: int = 64  # a larger request (an image to check) is refused with 413
+    max_request_mb: int = 32  # a larger request (an image to check) is refused with 413
     timeout_seconds: float = 10.0  # a client slower than this is disconnected
 
 

@@ -39,6 +39,7 @@ from imagewatchd.store import Store
 log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 8
+MAX_BODIES = 2  # requests whose body is held at once: memory <= 2 x (2 x api.max_request_mb)
 SLOW = "api: a client took too long over its request: disconnected"
 POLL = 0.25  # how often stalled connections are looked for
 T = TypeVar("T")
@@ -91,6 +92,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.api = api
         self.live = live
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.bodies = threading.BoundedSemaphore(MAX_BODIES)
         self.deadlines: dict[socket.socket, float] = {}
         self.deadlines_lock = threading.Lock()
         self.checks = Lane("api-check", live.db_path)
@@ -277,9 +279,19 @@ class Handler(BaseHTTPRequestHandler):
         if route != "/check":
             self.send_error(404 if route not in ("/", "/status", "/metrics") else 405)
             return
-        body = self.body()
-        if body is None:
+        timeout = self.server.api.timeout_seconds
+        if not self.server.bodies.acquire(timeout=timeout):
+            self.send_error(503, "too many checks at once; try again")
             return
+        try:
+            self.server.until(self.connection, timeout)  # the body must follow within it
+            body = self.body()
+            if body is not None:
+                self.answer_check(body)
+        finally:
+            self.server.bodies.release()
+
+    def answer_check(self, body: bytes) -> None:
         try:
             data, decoding, whole = self.check(body)
             timing = f"fingerprint;dur={decoding * 1000:.3f}, check;dur={whole * 1000:.3f}"
