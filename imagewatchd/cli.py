@@ -18,6 +18,7 @@ from imagewatchd import (
     service,
     store_check,
 )
+from imagewatchd.api import commands as api_commands
 from imagewatchd.errors import (
     EXIT_CONFIG,
     EXIT_DAMAGED,
@@ -79,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("check", "show what matches each file, and why (exit 0 clean, 1 match, 2 error)")
     p.add_argument("paths", nargs="+", metavar="FILE", help="files or directories")
     p.add_argument("--json", action="store_true", help="one JSON object per file")
-    p.set_defaults(handler=commands.check)
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="say whether the running daemon answered"
+    )
+    p.set_defaults(handler=api_commands.check)
 
     p = command("compare", "the hash distances between two images")
     p.add_argument("first", metavar="A")
@@ -106,9 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="PRAGMA quick_check, not integrity_check")
     p.set_defaults(handler=commands.db_check)
 
-    p = command("status", "the database and what it holds")
+    p = command("status", "the running daemon (or, without one, the database) and what it holds")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=commands.status)
+    p.set_defaults(handler=api_commands.status)
     return parser
 
 

@@ -12,13 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime
 from pathlib import Path
 
 from imagewatchd import config as config_module
 from imagewatchd import hashlists, paths, report, store_check
 from imagewatchd.config import Config
-from imagewatchd.decoding import Decoder, fingerprint_path, open_decoder, settings_of
+from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.dupes import duplicate_groups
 from imagewatchd.errors import (
@@ -33,10 +32,10 @@ from imagewatchd.errors import (
 )
 from imagewatchd.filters import Selection, walk
 from imagewatchd.match import Matcher
-from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
+from imagewatchd.models import ListKind, Role
 from imagewatchd.names import shown
 from imagewatchd.progress import Progress
-from imagewatchd.rows import ListRow, NewEntry, RetryRow
+from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
 from imagewatchd.store import Store
 
@@ -113,39 +112,6 @@ def scan(args: argparse.Namespace) -> int:
 
 def _under(path: str, roots: list[Path]) -> bool:
     return any(Path(path).is_relative_to(root) for root in roots)
-
-
-def check(args: argparse.Namespace) -> int:
-    config = load_config(args)
-    thresholds = config.matching.thresholds
-    worst = EXIT_OK
-    with open_store(args, config) as store, closing(open_decoder(config)) as decoder:
-        matcher = Matcher.load(store, thresholds)
-        for item in expand(args.paths, IMAGES):
-            result = _check_one(item, matcher, decoder)
-            if args.json:
-                print(report.check_json(result, thresholds), flush=True)
-            else:
-                print("\n".join(report.check_text(result, thresholds)), flush=True)
-            code = EXIT_ERROR if result.error else report.VERDICT_EXIT[result.verdict.kind]
-            worst = max(worst, code)
-    return worst
-
-
-def _check_one(
-    item: Path | FingerprintError, matcher: Matcher, decoder: Decoder
-) -> report.CheckResult:
-    if isinstance(item, FingerprintError):
-        return report.CheckResult(
-            Path(str(item.path)), None, Verdict(VerdictKind.ERROR), item.reason
-        )
-    try:
-        _, fp = fingerprint_path(decoder, item)
-    except FingerprintError as exc:
-        return report.CheckResult(item, None, Verdict(VerdictKind.ERROR), exc.reason)
-    own = matcher.store.get_file(str(item))
-    exclude = own.id if own is not None and own.sha256 == fp.sha256 else None
-    return report.CheckResult(item, fp, matcher.match(fp, exclude_file=exclude))
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -378,7 +344,7 @@ def known_remove(args: argparse.Namespace) -> int:
     return _set_entries(args, "remove")
 
 
-# -- config and status ------------------------------------------------------------------------
+# -- config and the database ---------------------------------------------------------------
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -430,32 +396,4 @@ def db_check(args: argparse.Namespace) -> int:
               "it aside to start afresh (lists can be re-imported from their exports)")  # fmt: skip
         return EXIT_MATCH
     print(f"{shown(path)}: ok")
-    return EXIT_OK
-
-
-def _retries(rows: list[RetryRow]) -> dict[str, object]:
-    """The running daemon's pending retries, as it last wrote them (soonest first)."""
-    if not rows:
-        return {"pending": 0}
-    first = rows[0]
-    when = datetime.fromtimestamp(first.due).astimezone().isoformat(timespec="seconds")
-    return {"pending": len(rows), "next": when, "path": first.path, "reason": first.reason}
-
-
-def status(args: argparse.Namespace) -> int:
-    config = load_config(args)
-    with open_store(args, config) as store:
-        data = {
-            "config": config.source,
-            "database": str(store.path),
-            "schema_version": store.schema_version(),
-            "files": store.count_files(),
-            "lists": {r.name: {"kind": r.kind.value, "entries": r.entries} for r in store.lists()},
-            "retries": _retries(store.retries()),
-        }
-    if args.json:
-        print(json.dumps(data))
-    else:
-        for key, value in data.items():
-            print(shown(f"{key}: {value}"))
     return EXIT_OK

@@ -82,6 +82,17 @@ class Decoding:
 
 
 @dataclass(frozen=True, slots=True)
+class Api:
+    """The running daemon's local API (docs/API.md): a Unix socket, mode 0660."""
+
+    enabled: bool = True
+    socket: Path | None = None  # None: $RUNTIME_DIRECTORY or the user's runtime directory
+    group: str | None = None  # the socket's group (None: the daemon's own group)
+    max_request_mb: int = 32  # a larger request (an image to check) is refused with 413
+    timeout_seconds: float = 10.0  # a client slower than this is disconnected
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     database: Path | None = None
@@ -91,15 +102,18 @@ class Config:
     watches: tuple[Watch, ...] = ()
     rescan_interval: float = 3600.0
     workers: int = 2
+    api: Api = field(default_factory=Api)
 
 
 TOP_KEYS = (
     "database", "quarantine_dir", "matching", "decoding", "watches", "rescan_interval", "workers",
+    "api",
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
 )  # fmt: skip
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
+API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
     "move_to", "settle_seconds", "polling",
@@ -215,6 +229,7 @@ def parse(data: object, source: str) -> Config:
         watches=watches,
         rescan_interval=reader.number(top, "rescan_interval", "", 3600.0),
         workers=reader.integer(top, "workers", "", 2, 1, 64),
+        api=_parse_api(reader, top.get("api")),
     )
     quarantine = config.quarantine_dir
     for index, watch in indexed:
@@ -253,6 +268,27 @@ def _parse_decoding(reader: _Reader, value: object) -> Decoding:
         reader.problem("decoding.timeout_seconds", f"must be at least 1, got {timeout:g}")
     return Decoding(
         memory_mb=reader.integer(section, "memory_mb", "decoding", default.memory_mb, 16, 65536),
+        timeout_seconds=max(timeout, 1.0),
+    )
+
+
+def _parse_api(reader: _Reader, value: object) -> Api:
+    section = reader.mapping(value, "api", API_KEYS)
+    default = Api()
+    group = section.get("group")
+    if group is not None and (not isinstance(group, str) or not group):
+        reader.problem("api.group", f"expected a group name, got {_show(group)}")
+        group = None
+    timeout = reader.number(section, "timeout_seconds", "api", default.timeout_seconds)
+    if timeout < 1:
+        reader.problem("api.timeout_seconds", f"must be at least 1, got {timeout:g}")
+    return Api(
+        enabled=reader.boolean(section, "enabled", "api", default.enabled),
+        socket=reader.path(section, "socket", "api"),
+        group=group,
+        max_request_mb=reader.integer(
+            section, "max_request_mb", "api", default.max_request_mb, 1, 4096
+        ),
         timeout_seconds=max(timeout, 1.0),
     )
 

@@ -17,6 +17,9 @@ from types import FrameType
 
 from imagewatchd import config as config_module
 from imagewatchd import paths, store_check
+from imagewatchd.api import server as api_server
+from imagewatchd.api.answers import Live
+from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
 from imagewatchd.errors import EXIT_DAMAGED, ConfigError, DatabaseDamaged, UsageError
 from imagewatchd.journal import recover
@@ -41,6 +44,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.reloading = threading.Event()
         self.notifier = Notifier()
+        self.tally = Tally()  # the API's counts, kept across reloads
+        self.live: Live | None = None
 
     def _signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -53,6 +58,8 @@ class Daemon:
             signal.signal(signum, self._signal)
         db_path = paths.database_path(self.db_flag, config.database)
         lock = _single_instance(db_path)
+        self.live = Live(db_path, self.tally)
+        api = _serve_api(config, self.live)
         try:
             _recover(db_path)
             return self._sessions(config, db_path)
@@ -62,6 +69,8 @@ class Daemon:
                 raise
             raise DatabaseDamaged(db_path, detail) from exc
         finally:
+            if api is not None:
+                api.close()
             self.notifier.close()
             os.close(lock)
 
@@ -69,8 +78,12 @@ class Daemon:
         """Run sessions until a stop; a reload starts a new one."""
         while True:
             session = self._start(config, db_path)
+            if self.live is not None:
+                self.live.session = session
             self.notifier.ready(session.status())
             code = self._supervise(session)
+            if self.live is not None:
+                self.live.session = None
             if code is None:
                 self.notifier.reloading()
             else:
@@ -82,7 +95,7 @@ class Daemon:
 
     def _start(self, config: Config, db_path: Path) -> Session:
         quarantine = paths.quarantine_dir(config.quarantine_dir)
-        session = Session(config, db_path, quarantine, self.dry_run)
+        session = Session(config, db_path, quarantine, self.dry_run, self.tally)
         session.start()
         roles = ", ".join(f"{w.path} ({w.role})" for w in config.watches) or "nothing"
         log.info("watching %s; database %s%s", roles, db_path, " (dry run)" if self.dry_run else "")
@@ -132,6 +145,13 @@ class Daemon:
             return current
         log.info("reloaded %s", fresh.source)
         return fresh
+
+
+def _serve_api(config: Config, live: Live) -> api_server.ApiServer | None:
+    """The API on its socket (docs/API.md); the daemon runs on without it if it cannot be."""
+    if not config.api.enabled:
+        return None
+    return api_server.start(config.api, paths.socket_path(config.api.socket), live)
 
 
 def _recover(db_path: Path) -> None:

@@ -16,6 +16,7 @@ import platformdirs
 
 APP = "imagewatchd"
 CONFIG_NAME = "config.yaml"
+SOCKET_NAME = "api.sock"
 DB_NAME = "imagewatchd.db"
 
 
@@ -72,6 +73,22 @@ def database_path(
 
 def quarantine_dir(configured: Path | None, env: Mapping[str, str] = os.environ) -> Path:
     return configured if configured is not None else state_dir(env) / "quarantine"
+
+
+def socket_path(configured: Path | None, env: Mapping[str, str] = os.environ) -> Path:
+    """The API's socket: ``IMAGEWATCHD_SOCKET``, then the config file's ``api.socket``, then
+    systemd's ``$RUNTIME_DIRECTORY`` (``RuntimeDirectory=``), then the user's runtime directory
+    (``$XDG_RUNTIME_DIR/imagewatchd``; without one, the state directory, private to the user)."""
+    if env.get("IMAGEWATCHD_SOCKET"):
+        return Path(env["IMAGEWATCHD_SOCKET"]).expanduser()
+    if configured is not None:
+        return configured
+    systemd = _first_dir(env.get("RUNTIME_DIRECTORY"))
+    if systemd is not None:
+        return systemd / SOCKET_NAME
+    if env.get("XDG_RUNTIME_DIR"):
+        return Path(env["XDG_RUNTIME_DIR"]) / APP / SOCKET_NAME
+    return state_dir(env) / SOCKET_NAME
 
 
 def pictures_dir() -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from imagewatchd import store_check
 from imagewatchd.act import Actor, Backlog
+from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
 from imagewatchd.decoding import open_decoder
 from imagewatchd.errors import DatabaseDamaged
@@ -53,7 +54,11 @@ class Stats:
 class Session:
     """Everything that runs for one configuration; a reload replaces the whole session."""
 
-    def __init__(self, config: Config, db_path: Path, quarantine: Path, dry_run: bool) -> None:
+    def __init__(
+        self, config: Config, db_path: Path, quarantine: Path, dry_run: bool,
+        tally: Tally | None = None,
+    ) -> None:  # fmt: skip
+        """``tally`` counts decisions for the API; the daemon keeps one across reloads."""
         self.config = config
         self.db_path = db_path
         self.quarantine = quarantine
@@ -67,6 +72,7 @@ class Session:
         self.again: set[str] = set()
         self.lock = threading.Lock()
         self.stats = Stats()
+        self.tally = tally if tally is not None else Tally()
         self.rescan_request = threading.Event()
         self.closes_lost = threading.Event()
         self.last_progress = time.monotonic()
@@ -197,6 +203,8 @@ class Session:
             except queue.Empty:
                 item = None
             if isinstance(item, Candidate):
+                if item.arrival is not Arrival.SCAN:
+                    self.tally.arrived(item.path)
                 self._dispatch(settler.offer(item))
             elif isinstance(item, Gone):
                 settler.discard(item.path)
@@ -293,6 +301,7 @@ class Session:
             return None
 
     def _finish(self, settled: SettledFile, outcome: Outcome | None) -> None:
+        self.tally.finished(settled.path, outcome)
         with self.lock:
             self.last_progress = time.monotonic()
             if outcome is not None and outcome.action not in ("unchanged", "vanished"):

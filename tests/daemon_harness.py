@@ -42,7 +42,9 @@ class Daemon:
         self.log_path = base / f"daemon-{time.monotonic_ns()}.log"
         self.write_config(config)
         self.extra = extra
-        self.env = {**ENV, **(env or {})}
+        # each daemon's own API socket, never the user's runtime directory
+        self.env = {**ENV, "IMAGEWATCHD_SOCKET": str(base / "api.sock"), **(env or {})}
+        self.socket = Path(self.env["IMAGEWATCHD_SOCKET"])
         self.program = program or [sys.executable, "-m", "imagewatchd"]
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -43,7 +43,7 @@ def test_example_config_is_valid_and_means_what_it_says() -> None:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     for key in (*config.TOP_KEYS, *config.MATCHING_KEYS, *config.DECODING_KEYS,
-                *config.WATCH_KEYS):  # fmt: skip
+                *config.WATCH_KEYS, *config.API_KEYS):  # fmt: skip
         assert f"{key}:" in text, key
 
 

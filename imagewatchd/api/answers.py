@@ -1,0 +1,213 @@
+"""What the API answers: the running daemon's status, a check's verdict, the metrics' gauges.
+
+Reads only: a check fingerprints through the session's decoding pool and matches against the
+session's loaded indexes, and nothing is recorded or acted upon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from imagewatchd import __version__, report
+from imagewatchd.api.tally import Tally
+from imagewatchd.config import Watch
+from imagewatchd.decoding import Decoder
+from imagewatchd.errors import FingerprintError
+from imagewatchd.fingerprint import open_path
+from imagewatchd.match import Matcher
+from imagewatchd.models import Verdict, VerdictKind
+from imagewatchd.names import shown
+from imagewatchd.session import Session
+from imagewatchd.store import Store
+
+
+@dataclass
+class Live:
+    """The daemon as the API sees it; ``session`` is None while starting or reloading."""
+
+    db_path: Path
+    tally: Tally
+    session: Session | None = None
+    pid: int = field(default_factory=os.getpid)
+
+
+def hello(live: Live) -> dict[str, object]:
+    """``GET /``: who answers, cheaply (the CLI checks that it is the daemon of its database)."""
+    return {
+        "service": "imagewatchd",
+        "version": __version__,
+        "pid": live.pid,
+        "database": os.path.realpath(live.db_path),
+        "state": "running" if live.session is not None else "starting",
+        "endpoints": ["/status", "/check", "/metrics"],
+    }
+
+
+def status(live: Live, store: Store) -> dict[str, object]:
+    """``GET /status``; ``store`` is the calling thread's own connection."""
+    session = live.session
+    data: dict[str, object] = {
+        "daemon": {
+            "running": True,
+            "pid": live.pid,
+            "version": __version__,
+            "state": "running" if session is not None else "starting",
+            "uptime_seconds": round(live.tally.uptime(), 3),
+        },
+        "database": os.path.realpath(live.db_path),
+        "files_since_start": live.tally.counts(),
+        "lists": {
+            r.name: {"kind": r.kind.value, "entries": r.entries, "enabled": r.enabled}
+            for r in store.lists()
+        },
+    }
+    if session is not None:
+        data.update(_session_status(session))
+    return data
+
+
+def _session_status(session: Session) -> dict[str, object]:
+    away = session.watcher.away()
+    last = session.stats.last_reconcile
+    indexes = session.matcher.indexes
+    return {
+        "config": session.config.source,
+        "watches": [_watch(w, away.get(i)) for i, w in enumerate(session.config.watches)],
+        "queue": {
+            "waiting": session.events.qsize() + session.work.qsize(),
+            "in_flight": len(session.in_flight),
+        },
+        "retries": {"pending": len(session.retries), "summary": session.retries.summary()},
+        "last_reconcile": None if last is None else _iso(last),
+        "index": {
+            "list_entries": len(indexes.entries),
+            "pdq_entries": len(indexes.pdq),
+            "library_files": len(indexes.library),
+        },
+    }
+
+
+def _watch(watch: Watch, problem: str | None) -> dict[str, object]:
+    healthy = problem is None
+    role = watch.role.value
+    return {"path": str(watch.path), "role": role, "healthy": healthy, "problem": problem}
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+
+
+def check_fd(matcher: Matcher, decoder: Decoder, fd: int, path: Path) -> report.CheckResult:
+    """The verdict for the open file ``fd``, named ``path``: what ``check`` prints.
+
+    A library file is not its own duplicate: its own row is left out when it is unchanged.
+    """
+    try:
+        _, fp = decoder.fingerprint(fd, path)
+    except FingerprintError as exc:
+        return report.CheckResult(path, None, Verdict(VerdictKind.ERROR), exc.reason)
+    own = matcher.store.get_file(str(path))
+    exclude = own.id if own is not None and own.sha256 == fp.sha256 else None
+    return report.CheckResult(path, fp, matcher.match(fp, exclude_file=exclude))
+
+
+def check_path(matcher: Matcher, decoder: Decoder, path: Path, name: Path) -> report.CheckResult:
+    """A file the daemon reads itself (the last component is not followed if a symlink)."""
+    try:
+        fd = open_path(path)
+    except FingerprintError as exc:
+        return report.CheckResult(name, None, Verdict(VerdictKind.ERROR), exc.reason)
+    try:
+        return check_fd(matcher, decoder, fd, name)
+    finally:
+        os.close(fd)
+
+
+def check_bytes(matcher: Matcher, decoder: Decoder, data: bytes, name: Path) -> report.CheckResult:
+    """An image sent as bytes: held in an anonymous memory file for the decoding pool."""
+    fd = os.memfd_create("imagewatchd-check", os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+        return check_fd(matcher, decoder, fd, name)
+    finally:
+        os.close(fd)
+
+
+def check_answer(result: report.CheckResult, session: Session) -> dict[str, object]:
+    """``check --json``'s object, and the lines ``check`` prints for people under ``text``."""
+    thresholds = session.config.matching.thresholds
+    data: dict[str, object] = json.loads(report.check_json(result, thresholds))
+    data["text"] = report.check_text(result, thresholds)
+    return data
+
+
+class Gauges(Collector):
+    """The metrics read from a status snapshot at scrape time (one collector per scrape)."""
+
+    def __init__(self, snapshot: dict[str, object]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.snapshot
+        daemon = _dict(s.get("daemon"))
+        yield _gauge("uptime_seconds", "Seconds since the daemon started", daemon["uptime_seconds"])
+        queue = _dict(s.get("queue", {}))
+        yield _gauge("queue_depth", "Files waiting to be processed", queue.get("waiting", 0))
+        retries = _dict(s.get("retries", {}))
+        yield _gauge("retries_pending", "Files and changes waiting for a retry",
+                     retries.get("pending", 0))  # fmt: skip
+        last = s.get("last_reconcile")
+        if isinstance(last, str):
+            stamp = datetime.fromisoformat(last).timestamp()
+            yield _gauge("last_reconcile_timestamp_seconds", "When the last reconcile ended", stamp)
+        lists = GaugeMetricFamily(
+            "imagewatchd_list_entries", "Entries in each list", labels=["list", "kind", "state"]
+        )
+        for name, value in _dict(s.get("lists", {})).items():
+            row = _dict(value)
+            kind, enabled = str(row["kind"]), _int(row["enabled"])
+            lists.add_metric([shown(name), kind, "enabled"], enabled)
+            lists.add_metric([shown(name), kind, "disabled"], _int(row["entries"]) - enabled)
+        yield lists
+        index = GaugeMetricFamily("imagewatchd_index_size", "Hashes in memory", labels=["index"])
+        for name, size in _dict(s.get("index", {})).items():
+            index.add_metric([name], _int(size))
+        yield index
+        yield from self._watches(s)
+
+    def _watches(self, s: dict[str, object]) -> Iterator[Metric]:
+        healthy = GaugeMetricFamily(
+            "imagewatchd_watch_healthy", "1 when the watch is watched", labels=["path", "role"]
+        )
+        watches = s.get("watches", [])
+        assert isinstance(watches, list)
+        for watch in watches:
+            w = _dict(watch)
+            healthy.add_metric([shown(str(w["path"])), str(w["role"])], 1 if w["healthy"] else 0)
+        yield healthy
+
+
+def _gauge(name: str, text: str, value: object) -> GaugeMetricFamily:
+    assert isinstance(value, int | float)
+    return GaugeMetricFamily(f"imagewatchd_{name}", text, value=value)
+
+
+def _dict(value: object) -> dict[str, object]:
+    assert isinstance(value, dict)
+    return value
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
