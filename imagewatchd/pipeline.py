@@ -75,6 +75,8 @@ class Pipeline:
         self.retry = retry
         # where the one line per processed file goes: the log, or (scan --act) standard output
         self.announce: Callable[[str], None] = _log_line
+        # told of each fingerprint saved (the daemon's copy of the incoming files' hashes)
+        self.saved: Callable[[int, Role, Fingerprint], None] | None = None
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -188,6 +190,8 @@ class Pipeline:
             # not recorded: a real run after the dry run must still act on it
             return Outcome(settled.path, verdict.kind, f"would {decision.action}")
         file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())
+        if self.saved is not None:
+            self.saved(file_id, role, fp)
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
         if decision.action is not None:

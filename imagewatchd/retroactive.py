@@ -20,17 +20,16 @@ import logging
 import os
 import queue
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from imagewatchd import store_check
 from imagewatchd.config import Config
-from imagewatchd.hashindex import HammingIndex
+from imagewatchd.hashindex import HammingIndex, hamming
+from imagewatchd.incoming import Columns, StoredHashes
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     Arrival,
@@ -76,63 +75,82 @@ def block_entries(store: Store, ids: Sequence[int]) -> list[EntryRow]:
     return [e for e in found if e.enabled and e.list_kind is ListKind.BLOCK]
 
 
-def find(store: Store, thresholds: Thresholds, entry_ids: Sequence[int]) -> list[Hit]:
-    """The incoming files that these entries (the enabled block ones) match, in id order."""
+def find(
+    store: Store, thresholds: Thresholds, entry_ids: Sequence[int], columns: Columns | None = None
+) -> list[Hit]:
+    """The incoming files that these entries (the enabled block ones) match, in id order.
+
+    ``columns`` are the stored hashes (the daemon's copy), else read from the store; every file
+    they point to is checked against its current row, by the same rule.
+    """
     entries = block_entries(store, entry_ids)
-    found: defaultdict[int, set[int]] = defaultdict(set)
-    by_sha: defaultdict[str, list[int]] = defaultdict(list)
-    for entry in entries:
-        if entry.sha256 is not None:
-            by_sha[entry.sha256].append(entry.id)
-    rows = {row.id: row for row in store.incoming_files_by_sha256(by_sha)}
-    for row in rows.values():
-        found[row.id].update(by_sha[row.sha256 or ""])
+    t, floor = thresholds, thresholds.pdq_quality
+    candidates = {row.id for row in store.incoming_files_by_sha256(
+        e.sha256 for e in entries if e.sha256 is not None)}  # fmt: skip
     near = [e for e in entries if not e.flat and e.dhash is not None and e.phash is not None]
-    if near:
-        _near(store.incoming_hashes(), near, thresholds, found)
-    floor = thresholds.pdq_quality
     pdq = [
         e for e in entries
         if not e.flat and e.pdq is not None and (e.pdq_quality is None or e.pdq_quality >= floor)
     ]  # fmt: skip
-    if pdq:
-        _by_pdq(store.incoming_pdqs(floor), pdq, thresholds.pdq, found)
-    rows.update(store.files_by_id(key for key in found if key not in rows))
-    return [Hit(rows[key], tuple(sorted(found[key]))) for key in sorted(found) if key in rows]
+    if near or pdq:
+        columns = columns if columns is not None else Columns.read(store, floor)
+        candidates.update(_near(columns, near, t))
+        candidates.update(_by_pdq(columns, pdq, t.pdq))
+    hits = []
+    for _, row in sorted(store.files_by_id(candidates).items()):
+        matched = tuple(e.id for e in entries if _matches(row, e, t))
+        if matched:
+            hits.append(Hit(row, matched))
+    return hits
 
 
-Columns = tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]
-
-
-def _near(
-    files: Columns, entries: list[EntryRow], t: Thresholds, found: defaultdict[int, set[int]]
-) -> None:
-    ids, dhashes, phashes = files
+def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
+    found: set[int] = set()
     if len(entries) > LOOP_LIMIT:  # many entries (an import): an index of the files pays
         index = HammingIndex()
-        index.add_many(ids, dhashes, phashes)
+        index.add_many(files.ids, files.dhashes, files.phashes)
         for entry in entries:
             assert entry.dhash is not None and entry.phash is not None
-            for key, _, _ in index.search(entry.dhash, entry.phash, t.dhash, t.phash):
-                found[key].add(entry.id)
-        return
+            found.update(key for key, _, _ in index.search(entry.dhash, entry.phash, t.dhash,
+                                                           t.phash))  # fmt: skip
+        return found
     for entry in entries:
         assert entry.dhash is not None and entry.phash is not None
-        close = np.bitwise_count(dhashes ^ np.uint64(entry.dhash)) <= t.dhash
-        close &= np.bitwise_count(phashes ^ np.uint64(entry.phash)) <= t.phash
-        for key in ids[close].tolist():
-            found[key].add(entry.id)
+        close = np.bitwise_count(files.dhashes ^ np.uint64(entry.dhash)) <= t.dhash
+        close &= np.bitwise_count(files.phashes ^ np.uint64(entry.phash)) <= t.phash
+        found.update(files.ids[close].tolist())
+    return found
 
 
-def _by_pdq(
-    files: tuple[NDArray[np.int64], NDArray[np.uint64]], entries: list[EntryRow],
-    threshold: int, found: defaultdict[int, set[int]],
-) -> None:  # fmt: skip
-    ids, hashes = files
-    for entry, query in zip(entries, words([e.pdq or 0 for e in entries]), strict=True):
-        distance = np.bitwise_count(hashes ^ query).sum(axis=1, dtype=np.int64)
-        for key in ids[distance <= threshold].tolist():
-            found[key].add(entry.id)
+def _by_pdq(files: Columns, entries: list[EntryRow], threshold: int) -> set[int]:
+    found: set[int] = set()
+    for query in words([e.pdq or 0 for e in entries]):
+        distance = np.bitwise_count(files.pdqs ^ query).sum(axis=1, dtype=np.int64)
+        found.update(files.pdq_ids[distance <= threshold].tolist())
+    return found
+
+
+def _matches(row: FileRow, entry: EntryRow, t: Thresholds) -> bool:
+    """match.py's rule for one stored file and one entry, on the file's current row."""
+    fp = row.fingerprint()
+    if row.role is not Role.INCOMING or row.error is not None or fp is None:
+        return False
+    if entry.sha256 is not None and entry.sha256 == fp.sha256:
+        return True
+    if fp.flat or entry.flat:
+        return False
+    if (
+        entry.dhash is not None
+        and entry.phash is not None
+        and (
+            hamming(fp.dhash, entry.dhash) <= t.dhash and hamming(fp.phash, entry.phash) <= t.phash
+        )
+    ):
+        return True
+    if entry.pdq is None or fp.pdq is None or fp.pdq_quality < t.pdq_quality:
+        return False
+    good = entry.pdq_quality is None or entry.pdq_quality >= t.pdq_quality
+    return good and hamming(fp.pdq, entry.pdq) <= t.pdq
 
 
 def reach(store: Store, config: Config, entry_ids: Sequence[int]) -> Reach:
@@ -206,8 +224,9 @@ class NewBans:
     in the index the workers match with; the finding runs on its own thread (``run``).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, floor: int) -> None:
         self.store = store
+        self.stored = StoredHashes(floor)  # loaded by ``run``, on its own thread
         self.counters = store.entry_counters()
         self.last_id = store.last_entry_id()
         self.disabled = store.disabled_entry_ids()
@@ -235,13 +254,15 @@ class NewBans:
         send: Callable[[SettledFile | Candidate], None],
     ) -> None:  # fmt: skip
         """Until ``stop``: find the files each batch of entries matches, and ``send`` them."""
+        self.stored.columns(store)  # loaded now, not when the first ban waits for it
         while not stop.is_set():
             try:
                 ids = self.pending.get(timeout=0.5)
             except queue.Empty:
                 continue
             try:
-                hits = find(store, config.matching.thresholds, ids)
+                columns = self.stored.columns(store)
+                hits = find(store, config.matching.thresholds, ids, columns)
             except Exception as exc:  # e.g. the database busy for longer than its timeout
                 if store_check.damage(exc) is not None:
                     raise

@@ -78,7 +78,7 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
-        self.bans = retroactive.NewBans(self.store)
+        self.bans = retroactive.NewBans(self.store, config.matching.thresholds.pdq_quality)
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
 
@@ -275,6 +275,7 @@ class Session:
             pipeline = Pipeline(
                 store, matcher, actor, self.config, self.decoder, retry=self.retries.later
             )
+            pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
             while True:
                 item = self.work.get()
                 if item is None:

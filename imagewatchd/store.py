@@ -263,29 +263,34 @@ class Store:
         phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
         return found, dhashes, phashes
 
-    def incoming_hashes(self) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
-        """(ids, dHashes, pHashes) of the incoming files that can near-match by their stored
-        hashes: one query, poured column-wise into arrays (what a retroactive ban scans)."""
+    def incoming_hashes(
+        self, after: int = 0
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the incoming files after id ``after`` that can near-match
+        by their stored hashes: one query, poured column-wise into arrays."""
         query = (
-            "SELECT id, dhash, phash FROM files WHERE role = 'incoming' AND error IS NULL"
-            " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+            "SELECT id, dhash, phash FROM files WHERE id > ? AND role = 'incoming'"
+            " AND error IS NULL AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
         )
         with self._lock:
-            values = np.fromiter(chain.from_iterable(self._db.execute(query)), np.int64)
+            rows = self._db.execute(query, (after,))
+            values = np.fromiter(chain.from_iterable(rows), np.int64)
         table = values.reshape(-1, 3)
         dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
         phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
         return np.ascontiguousarray(table[:, 0]), dhashes, phashes
 
-    def incoming_pdqs(self, min_quality: int) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
-        """(ids, PDQs) of the incoming files whose PDQ quality reaches ``min_quality``; each
-        PDQ as 4 words, least significant first (``pdqindex.words``)."""
+    def incoming_pdqs(
+        self, min_quality: int, after: int = 0
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """(ids, PDQs) of the incoming files after id ``after`` whose PDQ quality reaches
+        ``min_quality``; each PDQ as 4 words, least significant first (``pdqindex.words``)."""
         query = (
-            "SELECT id, pdq FROM files WHERE role = 'incoming' AND error IS NULL AND flat = 0"
-            " AND pdq IS NOT NULL AND pdq_quality >= ?"
+            "SELECT id, pdq FROM files WHERE id > ? AND role = 'incoming' AND error IS NULL"
+            " AND flat = 0 AND pdq IS NOT NULL AND pdq_quality >= ?"
         )
         with self._lock:
-            rows = self._db.execute(query, (min_quality,)).fetchall()
+            rows = self._db.execute(query, (after, min_quality)).fetchall()
         ids = np.fromiter((row[0] for row in rows), np.int64, len(rows))
         data = b"".join(row[1] for row in rows)
         big = np.frombuffer(data, dtype=">u8").reshape(-1, 4)  # most significant word first

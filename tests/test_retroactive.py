@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from imagewatchd import retroactive
 from imagewatchd.config import Config, Matching, Watch
+from imagewatchd.incoming import StoredHashes
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     Arrival,
@@ -176,7 +178,7 @@ def test_new_and_re_enabled_block_entries_are_noticed(store: Store) -> None:
     block = store.create_list("ban", ListKind.BLOCK, "", 1.0)
     allow = store.create_list("ok", ListKind.ALLOW, "", 1.0)
     (first,), _ = store.add_entries(block, [NewEntry("a" * 64, None, None)], 1.0)
-    bans = retroactive.NewBans(store)
+    bans = retroactive.NewBans(store, THRESHOLDS.pdq_quality)
     assert bans.look() == []
     (second,), _ = store.add_entries(block, [NewEntry("b" * 64, None, None)], 1.0)
     store.add_entries(allow, [NewEntry("c" * 64, None, None)], 1.0)
@@ -188,3 +190,28 @@ def test_new_and_re_enabled_block_entries_are_noticed(store: Store) -> None:
     (third,), _ = store.add_entries(block, [NewEntry("d" * 64, None, None)], 1.0)
     assert bans.look() == [first, third]
     assert [bans.pending.get_nowait() for _ in range(2)] == [[second], [first, third]]
+
+
+def test_the_daemons_copy_follows_new_rows_and_saves_and_is_checked(store: Store) -> None:
+    pictures = [_fp((n, [], [], [], False, 80, True), n) for n in range(3)]
+    first = store.save_file("/in/0", STAT, Role.INCOMING, pictures[0], 1.0)
+    stored = StoredHashes(THRESHOLDS.pdq_quality)
+    assert stored.columns(store).ids.tolist() == [first]
+    second = store.save_file("/in/1", STAT, Role.INCOMING, pictures[1], 1.0)  # another process
+    # the daemon's pipeline changes the first file in place: same row, the third picture
+    store.save_file("/in/0", STAT, Role.INCOMING, pictures[2], 1.0)
+    stored.saved(first, Role.INCOMING, pictures[2])
+    stored.saved(99, Role.LIBRARY, pictures[0])  # a library file: not kept
+    columns = stored.columns(store)
+    assert sorted(columns.ids.tolist()) == [first, first, second]  # a stale copy stays...
+    block = store.create_list("ban", ListKind.BLOCK, "", 1.0)
+    added, _ = store.add_entries(block, [_entry(other_bytes(fp)) for fp in pictures], 1.0)
+    hits = retroactive.find(store, THRESHOLDS, added, columns)
+    assert [(h.row.id, h.entries) for h in hits] == [(first, (added[2],)), (second, (added[1],))]
+    store.forget_files([second])  # ...and a forgotten row is no hit
+    assert [h.row.id for h in retroactive.find(store, THRESHOLDS, added, columns)] == [first]
+
+
+def other_bytes(fp: Fingerprint) -> Fingerprint:
+    """The same hashes, other bytes: a near match only."""
+    return replace(fp, sha256="e" * 64)
