@@ -42,7 +42,7 @@ from imagewatchd.models import (
     VerdictKind,
 )
 from imagewatchd.names import shown
-from imagewatchd.pdqindex import words
+from imagewatchd.pdqindex import PdqIndex, words
 from imagewatchd.rows import EntryRow, FileRow
 from imagewatchd.store import Store
 
@@ -124,6 +124,16 @@ def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
 
 def _by_pdq(files: Columns, entries: list[EntryRow], threshold: int) -> set[int]:
     found: set[int] = set()
+    if len(entries) > LOOP_LIMIT:  # many entries: an index of the files pays here too
+        index = PdqIndex()
+        raw = files.pdqs.astype("<u8").tobytes()  # each row: the PDQ's 32 bytes, little-endian
+        index.add_many(files.pdq_ids.tolist(),
+                       [int.from_bytes(raw[at : at + 32], "little") for at in
+                        range(0, len(raw), 32)])  # fmt: skip
+        for entry in entries:
+            assert entry.pdq is not None
+            found.update(key for key, _ in index.search(entry.pdq, threshold))
+        return found
     for query in words([e.pdq or 0 for e in entries]):
         distance = np.bitwise_count(files.pdqs ^ query).sum(axis=1, dtype=np.int64)
         found.update(files.pdq_ids[distance <= threshold].tolist())

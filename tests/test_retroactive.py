@@ -137,15 +137,17 @@ def test_library_files_allow_entries_and_disabled_entries_reach_nothing(store: S
 def test_many_new_entries_find_the_same_files_through_an_index(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fps = [_fp((n % 3, [n % 64], [], [], False, None, False), n) for n in range(30)]
+    fps = [_fp((n % 3, [n % 64], [], [n], False, 80, False), n) for n in range(30)]
     for n, fp in enumerate(fps):
         store.save_file(f"/in/{n}", STAT, Role.INCOMING, fp, 1.0)
     block = store.create_list("ban", ListKind.BLOCK, "", 1.0)
-    added, _ = store.add_entries(block, [_entry(fp) for fp in fps[:5]], 1.0)
-    looped = retroactive.find(store, THRESHOLDS, added)
+    near, _ = store.add_entries(block, [NewEntry(None, fp.dhash, fp.phash) for fp in fps[:5]], 1.0)
+    pdq_only = [NewEntry(None, None, None, pdq=fp.pdq, pdq_quality=80) for fp in fps[:5]]
+    by_pdq, _ = store.add_entries(block, pdq_only, 1.0)
+    looped = [retroactive.find(store, THRESHOLDS, ids) for ids in (near, by_pdq)]
+    assert [len(hits) for hits in looped] == [30, 30]  # every file is near one of 3 pictures
     monkeypatch.setattr(retroactive, "LOOP_LIMIT", 1)
-    assert retroactive.find(store, THRESHOLDS, added) == looped
-    assert len(looped) == 30  # every file is near one of the 3 pictures
+    assert [retroactive.find(store, THRESHOLDS, ids) for ids in (near, by_pdq)] == looped
 
 
 def test_a_hit_is_handed_on_as_it_is_or_to_be_read_again(tmp_path: Path, store: Store) -> None:
