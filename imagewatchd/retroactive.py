@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +265,10 @@ class NewBans:
         send: Callable[[SettledFile | Candidate], None],
     ) -> None:  # fmt: skip
         """Until ``stop``: find the files each batch of entries matches, and ``send`` them."""
-        self.stored.columns(store)  # loaded now, not when the first ban waits for it
+        start = time.monotonic()
+        loaded = len(self.stored.columns(store))  # now, not when the first ban waits for it
+        log.info("retroactive bans: %d stored incoming file hashes in memory (%.1f s)", loaded,
+                 time.monotonic() - start)  # fmt: skip
         while not stop.is_set():
             try:
                 ids = self.pending.get(timeout=0.5)
