@@ -66,11 +66,22 @@ class Columns:
             )
         )
 
+    def latest(self) -> Columns:
+        """Each id once, with its last hashes (a row saved again follows its former hashes)."""
+        near, pdq = _last_of_each(self.ids), _last_of_each(self.pdq_ids)
+        return Columns(self.ids[near], self.dhashes[near], self.phashes[near],
+                       self.pdq_ids[pdq], self.pdqs[pdq])  # fmt: skip
+
     def _parts(self) -> tuple[NDArray[np.generic], ...]:
         return self.ids, self.dhashes, self.phashes, self.pdq_ids, self.pdqs
 
     def last_id(self) -> int:
         return max([0, *(int(ids.max()) for ids in (self.ids, self.pdq_ids) if len(ids))])
+
+
+def _last_of_each(ids: NDArray[np.int64]) -> NDArray[np.intp]:
+    _, first_from_the_end = np.unique(ids[::-1], return_index=True)
+    return np.sort(len(ids) - 1 - first_from_the_end)
 
 
 class StoredHashes:

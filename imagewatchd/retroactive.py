@@ -108,8 +108,9 @@ def find(
 def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
     found: set[int] = set()
     if len(entries) > LOOP_LIMIT:  # many entries (an import): an index of the files pays
+        latest = files.latest()  # an index holds each key once
         index = HammingIndex()
-        index.add_many(files.ids, files.dhashes, files.phashes)
+        index.add_many(latest.ids, latest.dhashes, latest.phashes)
         for entry in entries:
             assert entry.dhash is not None and entry.phash is not None
             found.update(key for key, _, _ in index.search(entry.dhash, entry.phash, t.dhash,
@@ -126,9 +127,10 @@ def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
 def _by_pdq(files: Columns, entries: list[EntryRow], threshold: int) -> set[int]:
     found: set[int] = set()
     if len(entries) > LOOP_LIMIT:  # many entries: an index of the files pays here too
+        latest = files.latest()
         index = PdqIndex()
-        raw = files.pdqs.astype("<u8").tobytes()  # each row: the PDQ's 32 bytes, little-endian
-        index.add_many(files.pdq_ids.tolist(),
+        raw = latest.pdqs.astype("<u8").tobytes()  # each row: the PDQ's 32 bytes, little-endian
+        index.add_many(latest.pdq_ids.tolist(),
                        [int.from_bytes(raw[at : at + 32], "little") for at in
                         range(0, len(raw), 32)])  # fmt: skip
         for entry in entries:

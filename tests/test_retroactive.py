@@ -210,6 +210,9 @@ def test_the_daemons_copy_follows_new_rows_and_saves_and_is_checked(store: Store
     added, _ = store.add_entries(block, [_entry(other_bytes(fp)) for fp in pictures], 1.0)
     hits = retroactive.find(store, THRESHOLDS, added, columns)
     assert [(h.row.id, h.entries) for h in hits] == [(first, (added[2],)), (second, (added[1],))]
+    latest = columns.latest()  # what an index of them holds: each id once, its last hashes
+    assert latest.ids.tolist() == [second, first]
+    assert latest.dhashes.tolist() == [pictures[1].dhash, pictures[2].dhash]
     store.forget_files([second])  # ...and a forgotten row is no hit
     assert [h.row.id for h in retroactive.find(store, THRESHOLDS, added, columns)] == [first]
 
