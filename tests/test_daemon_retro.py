@@ -124,3 +124,22 @@ def test_with_no_daemon_the_cli_points_to_scan_act(
         f"`imagewatchd scan --act {site['uploads']}` acts on them"
     )
     assert upload.exists()
+
+
+def test_an_imported_sha256_reaches_its_identical_upload(
+    daemon: Daemon, site: dict[str, Path], tmp_path: Path
+) -> None:
+    upload = write(site["uploads"] / "exact.jpg", 800, (640, 480), quality=85)
+    assert "-> none" in daemon.processed(upload)
+    hashes = tmp_path / "partner.txt"
+    hashes.write_text(f"# from a partner\n{sha256(upload)} partner-ban\n")
+    imported = iw(daemon.db, "known", "import", "--list", "banned", str(hashes))
+    assert imported.returncode == 0, imported.stderr
+    lines = imported.stdout.splitlines()
+    assert lines[0] == "banned: imported 1, already listed 0, invalid 0"
+    assert lines[1] == "entry IDs: 2"
+    assert lines[2].startswith("stored incoming files matched: 1; the running daemon (PID ")
+    line = daemon.wait_for(rf"{re.escape(str(upload))}: known .*-> quarantine", timeout=10)[0]
+    assert "entry=2 label='partner-ban' sha256=identical" in line
+    assert line.endswith("(retroactive: entry 2)")
+    assert daemon.stop() == 0
