@@ -15,8 +15,9 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from imagewatchd import config as config_module
-from imagewatchd import hashlists, paths, report, store_check
+from imagewatchd import hashlists, paths, report, retroactive, store_check
 from imagewatchd.config import Config
+from imagewatchd.daemon import running_daemon
 from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.dupes import duplicate_groups
@@ -238,7 +239,9 @@ def known_add(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
-    print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, errors {errors}")
+        print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, "
+              f"errors {errors}")  # fmt: skip
+        _reached(args, store, config, added)
     return EXIT_ERROR if errors else EXIT_OK
 
 
@@ -261,8 +264,9 @@ def known_import(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, parsed.entries, time.time())
-    print(f"{shown(args.list_name)}: imported {len(added)}, already listed {skipped}, "
-          f"invalid {len(parsed.problems)}")  # fmt: skip
+        print(f"{shown(args.list_name)}: imported {len(added)}, already listed {skipped}, "
+              f"invalid {len(parsed.problems)}")  # fmt: skip
+        _reached(args, store, config, added)
     return EXIT_OK
 
 
@@ -321,11 +325,23 @@ def _set_entries(args: argparse.Namespace, change: str) -> int:
             already = [i for i in ids if rows[i].enabled == wanted]
             ids = [i for i in ids if rows[i].enabled != wanted]
             store.set_entries_enabled(ids, wanted)
-    for i in missing:
-        log.error("no entry with id %d", i)
-    note = f", {len(already)} already {change}d" if already else ""
-    print(f"{change}d {_entries(len(ids))}{note}")
+        for i in missing:
+            log.error("no entry with id %d", i)
+        note = f", {len(already)} already {change}d" if already else ""
+        print(f"{change}d {_entries(len(ids))}{note}")
+        if change == "enable":
+            _reached(args, store, config, ids)
     return EXIT_ERROR if missing else EXIT_OK
+
+
+def _reached(args: argparse.Namespace, store: Store, config: Config, ids: list[int]) -> None:
+    """New or re-enabled entries: their IDs, and the files already there that they match."""
+    if not ids:
+        return
+    more = f", ... ({len(ids)} in all)" if len(ids) > 20 else ""
+    print(f"entry IDs: {', '.join(map(str, ids[:20]))}{more}")
+    daemon = running_daemon(paths.database_path(args.db, config.database))
+    print(retroactive.summary(store, config, ids, daemon))
 
 
 def _entries(count: int) -> str:

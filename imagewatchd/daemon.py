@@ -187,6 +187,23 @@ def _single_instance(db_path: Path) -> int:
     return lock
 
 
+def running_daemon(db_path: Path) -> int | None:
+    """The PID of the daemon running on this database, if one is (its lock, read from
+    /proc/locks: never taken here, so that a daemon starting now is not refused); 0 when the
+    lock is held but names no PID."""
+    lock = Path(f"{db_path}.lock")
+    try:
+        info = lock.stat()
+        holder = lock.read_text("ascii", "replace").strip()
+        held = Path("/proc/locks").read_text("ascii", "replace")
+    except OSError:
+        return None
+    place = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    if not any("FLOCK" in line.split() and place in line.split() for line in held.splitlines()):
+        return None
+    return int(holder) if holder.isdigit() else 0
+
+
 class _Timers:
     """Named periodic deadlines on the monotonic clock; a period of 0 or None never fires."""
 

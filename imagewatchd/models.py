@@ -128,6 +128,7 @@ class SettledFile:
     watch: int
     stat: FileStat
     act: bool = True
+    retro: tuple[int, ...] = ()  # new block entries that reach it: match its stored fingerprint
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,17 +75,20 @@ class Pipeline:
         self.retry = retry
         # where the one line per processed file goes: the log, or (scan --act) standard output
         self.announce: Callable[[str], None] = _log_line
+        # told of each fingerprint saved (the daemon's copy of the incoming files' hashes)
+        self.saved: Callable[[int, Role, Fingerprint], None] | None = None
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
 
         An unchanged file is skipped, unless ``recheck`` asks for its stored fingerprint to be
-        matched again (``scan --act``: lists may have grown since).
+        matched again (``scan --act``: lists may have grown since), or it is reached by new
+        block entries (``settled.retro``, a retroactive ban).
         """
         row = self.store.get_file(settled.path)
         if row is not None and row.unchanged(settled.stat):
             stored = row.fingerprint()
-            if not recheck or stored is None:
+            if not (recheck or settled.retro) or stored is None:
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
         else:
@@ -93,9 +96,11 @@ class Pipeline:
                 file_stat, fp = fingerprint_at(self.decoder, self._location(settled))
             except FingerprintError as exc:
                 return self._failed(settled, exc)
-        found = SettledFile(settled.path, settled.watch, file_stat, settled.act)
+        found = replace(settled, stat=file_stat)
         verdict = self.matcher.match(fp, exclude_file=row.id if row else None)
         decision, kept = self._decide(found, row, fp, verdict, act)
+        if found.retro and decision.action is not None:  # the journal says why it acts now
+            decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
             moved = self.actor.act(found, fp, verdict, decision)
         except FileChanged as exc:
@@ -111,7 +116,7 @@ class Pipeline:
                 found, fp, verdict, decision, self.config.watches[found.watch].role
             )
             outcome = replace(outcome, action="none", detail=kept) if kept else outcome
-        self._log(outcome, verdict, moved)
+        self._log(outcome, verdict, moved, found)
         return outcome
 
     def _decide(
@@ -185,6 +190,8 @@ class Pipeline:
             # not recorded: a real run after the dry run must still act on it
             return Outcome(settled.path, verdict.kind, f"would {decision.action}")
         file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())
+        if self.saved is not None:
+            self.saved(file_id, role, fp)
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
         if decision.action is not None:
@@ -205,7 +212,9 @@ class Pipeline:
         self.store.save_file_error(settled.path, settled.stat, watch.role, exc.reason, self.clock())
         return Outcome(settled.path, VerdictKind.ERROR, "error", detail=exc.reason)
 
-    def _log(self, outcome: Outcome, verdict: Verdict, moved: Moved | None) -> None:
+    def _log(
+        self, outcome: Outcome, verdict: Verdict, moved: Moved | None, settled: SettledFile
+    ) -> None:
         thresholds = self.config.matching.thresholds
         kind = verdict.kind.value
         if verdict.matches:
@@ -221,12 +230,20 @@ class Pipeline:
         )
         if outcome.detail and (outcome.destination or outcome.action == "none"):
             where += f" ({outcome.detail})"  # a hard link copied; a file an undo put back
+        if settled.retro:
+            where += f" ({_retroactive(settled)})"
         if moved is not None and moved.unrecorded is not None:
             log.warning("%s: %s -> %s%s, not yet recorded: %s; recorded once the database can "
                         "be written", outcome.path, kind, outcome.action, where,
                         moved.unrecorded)  # fmt: skip
             return
         self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
+
+
+def _retroactive(settled: SettledFile) -> str:
+    """Why a file seen before is matched again now: new or re-enabled block entries."""
+    ids = ",".join(str(i) for i in settled.retro)
+    return f"retroactive: entr{'y' if len(settled.retro) == 1 else 'ies'} {ids}"
 
 
 def _log_line(line: str) -> None:

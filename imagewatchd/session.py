@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import store_check
+from imagewatchd import retroactive, store_check
 from imagewatchd.act import Actor, Backlog
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
@@ -65,11 +65,13 @@ class Session:
         self.dry_run = dry_run
         self.stop = threading.Event()
         self.events: queue.Queue[Event] = queue.Queue(EVENT_QUEUE_SIZE)
+        self.reached: queue.SimpleQueue[SettledFile] = queue.SimpleQueue()  # by new bans
         self.work: queue.Queue[SettledFile | Gone | Renamed | None] = queue.Queue(
             config.workers * 4
         )
         self.in_flight: set[str] = set()
         self.again: set[str] = set()
+        self.again_retro: dict[str, SettledFile] = {}  # reached by a ban while in flight
         self.lock = threading.Lock()
         self.stats = Stats()
         self.tally = tally if tally is not None else Tally()
@@ -82,6 +84,7 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.bans = retroactive.NewBans(self.store, config.matching.thresholds.pdq_quality)
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
 
@@ -94,6 +97,7 @@ class Session:
         self.watcher.start()
         self._spawn("rescanner", self._rescan_loop)
         self._spawn("housekeeper", self._keep_house)
+        self._spawn("retroactive", self._retroactive)
         self.rescan_request.set()  # the start-up reconcile
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -167,6 +171,7 @@ class Session:
     # -- main-thread duties ----------------------------------------------------------------
 
     def supervise(self) -> None:
+        self.bans.look()  # before the refresh: every entry it finds is in the workers' index
         if self.matcher.refresh_entries():
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
         if self.watcher.check_roots():
@@ -222,6 +227,8 @@ class Session:
                 settler.closes_trusted()
             for settled in settler.due():
                 self._dispatch(settled)
+            while not self.reached.empty():  # files seen before, reached by a new ban
+                self._dispatch(self.reached.get_nowait())
 
     def _walk(self, item: Rescan) -> list[Candidate]:
         """The files below a directory that appeared, as the watch's selection sees them.
@@ -246,7 +253,10 @@ class Session:
             return
         with self.lock:
             if settled.path in self.in_flight:
-                self.again.add(settled.path)  # being processed: look again once it is done
+                if settled.retro:
+                    self.again_retro[settled.path] = settled
+                else:
+                    self.again.add(settled.path)  # being processed: look again once it is done
                 return
             self.in_flight.add(settled.path)
         self._put(settled)
@@ -273,6 +283,7 @@ class Session:
             pipeline = Pipeline(
                 store, matcher, actor, self.config, self.decoder, retry=self.retries.later
             )
+            pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
             while True:
                 item = self.work.get()
                 if item is None:
@@ -315,7 +326,10 @@ class Session:
                 outcome is not None and outcome.action == "changed"
             )
             self.again.discard(settled.path)
-        if again:
+            retro = self.again_retro.pop(settled.path, None)
+        if retro is not None:
+            self.reached.put(retro)
+        elif again:
             try:
                 self.events.put_nowait(
                     Candidate(settled.path, settled.watch, Arrival.SCAN, settled.act)
@@ -356,6 +370,27 @@ class Session:
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
+
+    def _retroactive(self) -> None:
+        """New bans reach the files already there (``retroactive``); the workers act."""
+        store = Store(self.db_path)
+        try:
+            self.bans.run(store, self.config, self.stop, self._offer)
+        except Exception as exc:
+            if not self.found_damage(exc):
+                raise
+        finally:
+            store.close()
+
+    def _offer(self, item: SettledFile | Candidate) -> None:
+        """A file reached by a new ban: as it is, to the workers; changed, to the settler."""
+        if isinstance(item, SettledFile):
+            self.reached.put(item)
+            return
+        try:
+            self.events.put_nowait(item)
+        except queue.Full:  # a rescan finds it: it changed
+            self.watcher.overflowed.set()
 
     def _rescan_loop(self) -> None:
         try:

@@ -263,6 +263,52 @@ class Store:
         phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
         return found, dhashes, phashes
 
+    def incoming_hashes(
+        self, after: int = 0
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the incoming files after id ``after`` that can near-match
+        by their stored hashes: one query, poured column-wise into arrays."""
+        query = (
+            "SELECT id, dhash, phash FROM files WHERE id > ? AND role = 'incoming'"
+            " AND error IS NULL AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        with self._lock:
+            rows = self._db.execute(query, (after,))
+            values = np.fromiter(chain.from_iterable(rows), np.int64)
+        table = values.reshape(-1, 3)
+        dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
+        phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
+        return np.ascontiguousarray(table[:, 0]), dhashes, phashes
+
+    def incoming_pdqs(
+        self, min_quality: int, after: int = 0
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """(ids, PDQs) of the incoming files after id ``after`` whose PDQ quality reaches
+        ``min_quality``; each PDQ as 4 words, least significant first (``pdqindex.words``)."""
+        query = (
+            "SELECT id, pdq FROM files WHERE id > ? AND role = 'incoming' AND error IS NULL"
+            " AND flat = 0 AND pdq IS NOT NULL AND pdq_quality >= ?"
+        )
+        with self._lock:
+            rows = self._db.execute(query, (after, min_quality)).fetchall()
+        ids = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        data = b"".join(row[1] for row in rows)
+        big = np.frombuffer(data, dtype=">u8").reshape(-1, 4)  # most significant word first
+        return ids, np.ascontiguousarray(big[:, ::-1]).astype(np.uint64)
+
+    def incoming_files_by_sha256(self, sha256s: Iterable[str]) -> list[FileRow]:
+        """The incoming files whose bytes are exactly one of these."""
+        wanted = sorted(set(sha256s))
+        found: list[FileRow] = []
+        for at in range(0, len(wanted), 500):
+            part = wanted[at : at + 500]
+            query = (
+                f"SELECT {FILE_COLUMNS} FROM files WHERE role = 'incoming' AND error IS NULL"
+                f" AND sha256 IN ({','.join('?' * len(part))})"
+            )
+            found += [file_row(row) for row in self._db.execute(query, part)]
+        return found
+
     def library_change_state(self) -> tuple[int, int, int]:
         """(this store's id, the last library change's number, changes forgotten through):
         what an index snapshot is keyed by."""
@@ -508,6 +554,21 @@ class Store:
         """(entries added, entries changed or removed) so far: live reloads compare these."""
         rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         return int(rows["entries_added"]), int(rows["entries_changed"])
+
+    def last_entry_id(self) -> int:
+        row = self._db.execute("SELECT MAX(id) FROM entries").fetchone()
+        return int(row[0] or 0)
+
+    def block_entry_ids(self, after: int) -> list[int]:
+        """The enabled block entries added after entry ``after``."""
+        query = (
+            "SELECT e.id FROM entries e JOIN lists l ON l.id = e.list_id"
+            " WHERE e.id > ? AND e.enabled = 1 AND l.kind = 'block' ORDER BY e.id"
+        )
+        return [row[0] for row in self._db.execute(query, (after,))]
+
+    def disabled_entry_ids(self) -> set[int]:
+        return {row[0] for row in self._db.execute("SELECT id FROM entries WHERE enabled = 0")}
 
     def near_entry_hashes_after(self, last_id: int) -> Iterator[tuple[int, int, int]]:
         query = (

@@ -1,0 +1,297 @@
+"""Retroactive bans: a block entry that is new (or enabled again) reaches the files already there.
+
+The entry is matched against the stored fingerprints of the files of the incoming trees, not
+by decoding them again: their hashes are read column-wise (one query) and compared with the
+few new entries by XOR and popcount, with match.py's rule (an identical sha256; dHash and pHash
+both within their thresholds; PDQ within its threshold when both qualities reach the floor;
+flat images by sha256 only). This only *finds* the files: each is then processed like any
+file (``Pipeline.process`` with its stored fingerprint), so the whole verdict (an allow-list
+entry still suppresses), the exemptions of narrow restores, the watch's ``on_known``, the
+journal and the log line are the live ones. A file whose row is stale (its stat changed) is
+offered to the settler instead, to be fingerprinted again like any changed file.
+
+Library trees are not reached: a library is the user's own collection, indexed for
+duplicates, and a new ban sweeping it is what ``scan --act`` does when asked (README).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imagewatchd import store_check
+from imagewatchd.config import Config
+from imagewatchd.hashindex import HammingIndex, hamming
+from imagewatchd.incoming import Columns, StoredHashes
+from imagewatchd.match import Matcher
+from imagewatchd.models import (
+    Arrival,
+    Candidate,
+    FileStat,
+    ListKind,
+    Role,
+    SettledFile,
+    Thresholds,
+    VerdictKind,
+)
+from imagewatchd.names import shown
+from imagewatchd.pdqindex import PdqIndex, words
+from imagewatchd.rows import EntryRow, FileRow
+from imagewatchd.store import Store
+
+log = logging.getLogger(__name__)
+
+LOOP_LIMIT = 64  # new near entries compared one by one with the arrays; more: a files' index
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """An incoming file that new entries match by its stored fingerprint."""
+
+    row: FileRow
+    entries: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What new entries reach among the stored incoming files (what ``known add`` prints)."""
+
+    acted: int  # known now: the watch's on_known applies
+    allowed: int  # an allow-list entry suppresses the ban
+    kept: int  # an undo or restore put the file back there: it stays
+
+
+def block_entries(store: Store, ids: Sequence[int]) -> list[EntryRow]:
+    found: list[EntryRow] = []
+    for at in range(0, len(ids), 500):
+        found += store.entries(ids=ids[at : at + 500])
+    return [e for e in found if e.enabled and e.list_kind is ListKind.BLOCK]
+
+
+def find(
+    store: Store, thresholds: Thresholds, entry_ids: Sequence[int], columns: Columns | None = None
+) -> list[Hit]:
+    """The incoming files that these entries (the enabled block ones) match, in id order.
+
+    ``columns`` are the stored hashes (the daemon's copy), else read from the store; every file
+    they point to is checked against its current row, by the same rule.
+    """
+    entries = block_entries(store, entry_ids)
+    t, floor = thresholds, thresholds.pdq_quality
+    candidates = {row.id for row in store.incoming_files_by_sha256(
+        e.sha256 for e in entries if e.sha256 is not None)}  # fmt: skip
+    near = [e for e in entries if not e.flat and e.dhash is not None and e.phash is not None]
+    pdq = [
+        e for e in entries
+        if not e.flat and e.pdq is not None and (e.pdq_quality is None or e.pdq_quality >= floor)
+    ]  # fmt: skip
+    if near or pdq:
+        columns = columns if columns is not None else Columns.read(store, floor)
+        candidates.update(_near(columns, near, t))
+        candidates.update(_by_pdq(columns, pdq, t.pdq))
+    hits = []
+    for _, row in sorted(store.files_by_id(candidates).items()):
+        matched = tuple(e.id for e in entries if _matches(row, e, t))
+        if matched:
+            hits.append(Hit(row, matched))
+    return hits
+
+
+def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
+    found: set[int] = set()
+    if len(entries) > LOOP_LIMIT:  # many entries (an import): an index of the files pays
+        latest = files.latest()  # an index holds each key once
+        index = HammingIndex()
+        index.add_many(latest.ids, latest.dhashes, latest.phashes)
+        for entry in entries:
+            assert entry.dhash is not None and entry.phash is not None
+            found.update(key for key, _, _ in index.search(entry.dhash, entry.phash, t.dhash,
+                                                           t.phash))  # fmt: skip
+        return found
+    for entry in entries:
+        assert entry.dhash is not None and entry.phash is not None
+        close = np.bitwise_count(files.dhashes ^ np.uint64(entry.dhash)) <= t.dhash
+        close &= np.bitwise_count(files.phashes ^ np.uint64(entry.phash)) <= t.phash
+        found.update(files.ids[close].tolist())
+    return found
+
+
+def _by_pdq(files: Columns, entries: list[EntryRow], threshold: int) -> set[int]:
+    found: set[int] = set()
+    if len(entries) > LOOP_LIMIT:  # many entries: an index of the files pays here too
+        latest = files.latest()
+        index = PdqIndex()
+        raw = latest.pdqs.astype("<u8").tobytes()  # each row: the PDQ's 32 bytes, little-endian
+        index.add_many(latest.pdq_ids.tolist(),
+                       [int.from_bytes(raw[at : at + 32], "little") for at in
+                        range(0, len(raw), 32)])  # fmt: skip
+        for entry in entries:
+            assert entry.pdq is not None
+            found.update(key for key, _ in index.search(entry.pdq, threshold))
+        return found
+    for query in words([e.pdq or 0 for e in entries]):
+        distance = np.bitwise_count(files.pdqs ^ query).sum(axis=1, dtype=np.int64)
+        found.update(files.pdq_ids[distance <= threshold].tolist())
+    return found
+
+
+def _matches(row: FileRow, entry: EntryRow, t: Thresholds) -> bool:
+    """match.py's rule for one stored file and one entry, on the file's current row."""
+    fp = row.fingerprint()
+    if row.role is not Role.INCOMING or row.error is not None or fp is None:
+        return False
+    if entry.sha256 is not None and entry.sha256 == fp.sha256:
+        return True
+    if fp.flat or entry.flat:
+        return False
+    if (
+        entry.dhash is not None
+        and entry.phash is not None
+        and (
+            hamming(fp.dhash, entry.dhash) <= t.dhash and hamming(fp.phash, entry.phash) <= t.phash
+        )
+    ):
+        return True
+    if entry.pdq is None or fp.pdq is None or fp.pdq_quality < t.pdq_quality:
+        return False
+    good = entry.pdq_quality is None or entry.pdq_quality >= t.pdq_quality
+    return good and hamming(fp.pdq, entry.pdq) <= t.pdq
+
+
+def reach(store: Store, config: Config, entry_ids: Sequence[int]) -> Reach:
+    """How many stored incoming files the entries match, and what becomes of them, by the
+    whole verdict over every list (the CLI's count; the daemon does the acting)."""
+    hits = find(store, config.matching.thresholds, entry_ids)
+    if not hits:
+        return Reach(0, 0, 0)
+    matcher = Matcher(store, config.matching.thresholds)
+    matcher.refresh_entries()
+    acted = allowed = kept = 0
+    for hit in hits:
+        fp = hit.row.fingerprint()
+        if fp is None:
+            continue
+        if matcher.match(fp).kind is not VerdictKind.KNOWN:
+            allowed += 1
+        elif store.exemption(hit.row.path, fp.sha256) is not None:
+            kept += 1
+        else:
+            acted += 1
+    return Reach(acted, allowed, kept)
+
+
+def summary(store: Store, config: Config, entry_ids: Sequence[int], daemon: int | None) -> str:
+    """What ``known add``/``import``/``enable`` print about the files already there."""
+    found = reach(store, config, entry_ids)
+    text = f"stored incoming files matched: {found.acted}"
+    spared = [f"{n} {why}" for n, why in ((found.allowed, "allow-listed"),
+              (found.kept, "kept by a restore")) if n]  # fmt: skip
+    text += f" (and {', '.join(spared)})" if spared else ""
+    if not found.acted:
+        return text
+    if daemon is not None:
+        return text + f"; the running daemon{f' (PID {daemon})' if daemon else ''} acts on them"
+    roots = " ".join(shown(str(w.path)) for w in config.watches if w.role is Role.INCOMING)
+    return text + f"; no daemon is running: `imagewatchd scan --act {roots or 'DIR'}` acts on them"
+
+
+def incoming_watch(config: Config, path: str) -> int | None:
+    """The incoming watch whose tree holds ``path`` (the deepest, if they nest)."""
+    best: int | None = None
+    for number, watch in enumerate(config.watches):
+        if watch.role is not Role.INCOMING or not Path(path).is_relative_to(watch.path):
+            continue
+        if best is None or len(str(watch.path)) > len(str(config.watches[best].path)):
+            best = number
+    return best
+
+
+def offer(config: Config, hit: Hit) -> SettledFile | Candidate | None:
+    """What to hand the daemon for a hit: the file itself, to be matched again by its stored
+    fingerprint; a candidate to settle and fingerprint, if it changed; nothing if it is gone."""
+    watch = incoming_watch(config, hit.row.path)
+    if watch is None:
+        return None
+    try:
+        stat = FileStat.of(os.lstat(hit.row.path))
+    except OSError as exc:
+        log.debug("%s: not reached by a retroactive ban: %s", hit.row.path, exc.strerror)
+        return None
+    if not hit.row.unchanged(stat):
+        return Candidate(hit.row.path, watch, Arrival.SCAN)
+    return SettledFile(hit.row.path, watch, stat, retro=hit.entries)
+
+
+class NewBans:
+    """Block entries added or enabled again since the last look (the daemon's side).
+
+    ``look`` runs before the matcher's ``refresh_entries``, so that every entry it reports is
+    in the index the workers match with; the finding runs on its own thread (``run``).
+    """
+
+    def __init__(self, store: Store, floor: int) -> None:
+        self.store = store
+        self.stored = StoredHashes(floor)  # loaded by ``run``, on its own thread
+        self.counters = store.entry_counters()
+        self.last_id = store.last_entry_id()
+        self.disabled = store.disabled_entry_ids()
+        self.pending: queue.Queue[list[int]] = queue.Queue()
+
+    def look(self) -> list[int]:
+        """The block entries new or re-enabled since the last look; queued for ``run``."""
+        counters = self.store.entry_counters()
+        if counters == self.counters:
+            return []
+        changed = counters[1] != self.counters[1]
+        self.counters = counters
+        ids = set(self.store.block_entry_ids(self.last_id))
+        self.last_id = max([self.last_id, *ids])
+        if changed:
+            disabled = self.store.disabled_entry_ids()
+            ids.update(self.disabled - disabled)  # enabled again (or removed: find drops them)
+            self.disabled = disabled
+        if ids:
+            self.pending.put(sorted(ids))
+        return sorted(ids)
+
+    def run(
+        self, store: Store, config: Config, stop: threading.Event,
+        send: Callable[[SettledFile | Candidate], None],
+    ) -> None:  # fmt: skip
+        """Until ``stop``: find the files each batch of entries matches, and ``send`` them."""
+        start = time.monotonic()
+        loaded = len(self.stored.columns(store))  # now, not when the first ban waits for it
+        log.info("retroactive bans: %d stored incoming file hashes in memory (%.1f s)", loaded,
+                 time.monotonic() - start)  # fmt: skip
+        while not stop.is_set():
+            try:
+                ids = self.pending.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                columns = self.stored.columns(store)
+                hits = find(store, config.matching.thresholds, ids, columns)
+            except Exception as exc:  # e.g. the database busy for longer than its timeout
+                if store_check.damage(exc) is not None:
+                    raise
+                log.error("entries %s: not matched against the stored files: %r; "
+                          "`imagewatchd scan --act` does it", _ids(ids), exc)  # fmt: skip
+                log.debug("traceback", exc_info=True)
+                continue
+            offers = [item for item in (offer(config, hit) for hit in hits) if item is not None]
+            log.info("entries %s: %d stored incoming file(s) match; matching them again",
+                     _ids(ids), len(offers))  # fmt: skip
+            for item in offers:
+                send(item)
+
+
+def _ids(ids: Iterable[int]) -> str:
+    return ",".join(str(i) for i in ids)
