@@ -125,6 +125,11 @@ class Store:
         with self._lock:
             return store_check.check(self._db, thorough)
 
+    def startup_check(self) -> list[str]:
+        """What the daemon checks before it acts (see ``store_check.startup_check``)."""
+        with self._lock:
+            return store_check.startup_check(self._db)
+
     def close(self) -> None:
         self._db.close()
 
@@ -243,11 +248,12 @@ class Store:
         (of those of ``ids`` only, if given).
 
         Read column-wise: one query, its rows poured straight into one array (no object kept
-        per row), in id order.
+        per row), in id order. A hash that is not an integer (a damaged row) is left out, for
+        the daemon's background check to report (``store_check``).
         """
         query = (
             "SELECT id, dhash, phash FROM files WHERE role = 'library' AND error IS NULL"
-            " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+            " AND flat = 0 AND typeof(dhash) = 'integer' AND typeof(phash) = 'integer'"
         )
         wanted = [] if ids is None else list(ids)
         statements = [(query, wanted)] if ids is None else [
