@@ -7,9 +7,10 @@ threshold of 31 bits, one chunk differs by at most one bit. **main** keeps, for 
 array of rows grouped by bucket, and the offset where each bucket starts, so a probe is two
 array reads, no search. The candidates are verified on all 256 bits with XOR and popcount.
 **recent** is a small buffer scanned linearly; when it outgrows an eighth of main it is merged
-by a rebuild. Entries are only added (a removal or a disable rebuilds the whole index from the
-store, as for the dHash+pHash index). When probing would cost more than a scan (wide
-thresholds), main is scanned. The answer is exact either way.
+by a rebuild, built outside the lock (the entries being merged are scanned meanwhile) and
+swapped in, so that searches do not wait for it. Entries are only added (a removal or a
+disable rebuilds the whole index from the store, as for the dHash+pHash index). When probing
+would cost more than a scan (wide thresholds), main is scanned. The answer is exact either way.
 """
 
 from __future__ import annotations
@@ -63,50 +64,73 @@ class PdqIndex:
     """Keys (entry ids) with their PDQ; ``search`` gives every key within a Hamming radius."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards every field; held only briefly
+        self._merging = threading.Lock()  # one merge at a time, built outside ``_lock``
         self._keys = np.zeros(0, dtype=np.int64)
         self._hashes = np.zeros((0, 4), dtype=np.uint64)
         self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
         self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
         self._recent_keys: list[int] = []
         self._recent: list[int] = []
+        self._frozen = (self._keys, self._hashes)  # (keys, hashes) being merged
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._recent_keys)
+        return len(self._keys) + len(self._frozen[0]) + len(self._recent_keys)
 
     def add_many(self, keys: Sequence[int], hashes: Sequence[int]) -> None:
         with self._lock:
             self._recent_keys.extend(keys)
             self._recent.extend(hashes)
-            if len(self._recent) >= max(_MERGE_MIN, len(self._keys) // 8):
-                self._merge()
+        if self._full():
+            self._merge()
+
+    def _full(self) -> bool:
+        return len(self._recent) >= max(_MERGE_MIN, len(self._keys) // 8)
 
     def _merge(self) -> None:
-        keys = np.concatenate([self._keys, np.asarray(self._recent_keys, dtype=np.int64)])
-        hashes = np.concatenate([self._hashes, words(self._recent)])
-        if len(keys) >= 1 << 32:
-            raise OverflowError("too many PDQ hashes for one index")
-        rows = np.arange(len(keys), dtype=np.uint64)
-        tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-        buckets = _chunks(hashes) | tags
-        packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
-        packed.sort()
-        self._rows = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._keys, self._hashes = keys, hashes
-        self._recent_keys, self._recent = [], []
+        """Recent into main: the new main is built outside the lock, then swapped in."""
+        with self._merging:
+            with self._lock:
+                if not self._full():
+                    return  # merged by another thread meanwhile
+                count, keys, hashes = len(self._recent), self._recent_keys[:], self._recent[:]
+            frozen = (np.asarray(keys, dtype=np.int64), words(hashes))
+            with self._lock:  # searches scan these instead of the first ``count`` of recent
+                self._frozen = frozen
+                del self._recent_keys[:count], self._recent[:count]
+                old_keys, old_hashes = self._keys, self._hashes
+            try:
+                keys_after = np.concatenate([old_keys, frozen[0]])
+                hashes_after = np.concatenate([old_hashes, frozen[1]])
+                rows, starts = _buckets(hashes_after)
+            except BaseException:
+                with self._lock:  # back into recent, merged next time
+                    self._recent_keys[:0], self._recent[:0] = keys, hashes
+                    self._frozen = (self._keys[:0], self._hashes[:0])
+                raise
+            with self._lock:
+                self._keys, self._hashes, self._rows, self._starts = (
+                    keys_after,
+                    hashes_after,
+                    rows,
+                    starts,
+                )
+                self._frozen = (self._keys[:0], self._hashes[:0])
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
         """(key, distance) of every hash within ``threshold`` bits of ``query``."""
         q = words([query])
         with self._lock:
             found = self._search_main(q, threshold)
+            frozen_keys, frozen = self._frozen
+            if len(frozen_keys):
+                dist = _distances(frozen, q)
+                hit = np.flatnonzero(dist <= threshold)
+                found += list(zip(frozen_keys[hit].tolist(), dist[hit].tolist(), strict=True))
             if self._recent:
                 dist = _distances(words(self._recent), q)
-                found += [
-                    (self._recent_keys[i], int(dist[i])) for i in np.flatnonzero(dist <= threshold)
-                ]
+                hit = np.flatnonzero(dist <= threshold)
+                found += [(self._recent_keys[i], int(dist[i])) for i in hit]
         return found
 
     def _search_main(self, q: Words, threshold: int) -> list[tuple[int, int]]:
@@ -132,3 +156,17 @@ class PdqIndex:
         starts = np.repeat(low - np.cumsum(counts) + counts, counts)
         rows = self._rows[starts + np.arange(total)]
         return np.unique(rows).astype(np.intp)
+
+
+def _buckets(hashes: Words) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+    """(rows grouped by bucket, where each bucket starts) for an index of ``hashes``."""
+    if len(hashes) >= 1 << 32:
+        raise OverflowError("too many PDQ hashes for one index")
+    rows = np.arange(len(hashes), dtype=np.uint64)
+    tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
+    buckets = _chunks(hashes) | tags
+    packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
+    packed.sort()
+    counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32), starts
