@@ -269,6 +269,24 @@ class Store:
         phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
         return found, dhashes, phashes
 
+    def library_fingerprints_under(
+        self, roots: Sequence[str]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """(ids, flat) of the fingerprinted library files at or below any of ``roots``, as
+        arrays: one range query on the path index per root, no object kept per row."""
+        query = (
+            "SELECT id, flat FROM files WHERE (path = ? OR (path >= ? AND path < ?))"
+            " AND role = 'library' AND error IS NULL AND sha256 IS NOT NULL"
+            " AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        with self._lock:
+            rows = chain.from_iterable(
+                self._db.execute(query, (_blob(root), *_below(root))) for root in roots
+            )
+            table = np.fromiter(chain.from_iterable(rows), np.int64).reshape(-1, 2)
+        ids, first = np.unique(table[:, 0], return_index=True)  # roots may nest
+        return ids, table[first, 1] != 0
+
     def library_change_state(self) -> tuple[int, int, int]:
         """(this store's id, the last library change's number, changes forgotten through):
         what an index snapshot is keyed by."""
