@@ -23,7 +23,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PdqIndex", "words"]
+__all__ = ["PdqIndex", "words", "words_of_bytes"]
 
 _CHUNKS: Final = 16
 _CHUNK_BITS: Final = 16
@@ -70,51 +70,46 @@ class PdqIndex:
         self._hashes = np.zeros((0, 4), dtype=np.uint64)
         self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
         self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
-        self._recent_keys: list[int] = []
-        self._recent: list[int] = []
+        self._recent = (self._keys, self._hashes)  # (keys, hashes) added since the last merge
         self._frozen = (self._keys, self._hashes)  # (keys, hashes) being merged
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._frozen[0]) + len(self._recent_keys)
+        return len(self._keys) + len(self._frozen[0]) + len(self._recent[0])
 
-    def add_many(self, keys: Sequence[int], hashes: Sequence[int]) -> None:
+    def add_many(
+        self, keys: Sequence[int] | NDArray[np.int64], hashes: Sequence[int] | Words
+    ) -> None:
+        """Add entries: PDQs as ints, or as ``words`` gives them (an (n, 4) array)."""
+        added = (
+            np.asarray(keys, dtype=np.int64),
+            hashes if isinstance(hashes, np.ndarray) else words(hashes),
+        )
         with self._lock:
-            self._recent_keys.extend(keys)
-            self._recent.extend(hashes)
+            self._recent = _joined(self._recent, added)
         if self._full():
             self._merge()
 
     def _full(self) -> bool:
-        return len(self._recent) >= max(_MERGE_MIN, len(self._keys) // 8)
+        return len(self._recent[0]) >= max(_MERGE_MIN, len(self._keys) // 8)
 
     def _merge(self) -> None:
-        """Recent into main: the new main is built outside the lock, then swapped in."""
+        """Recent into main: the new main is built outside the lock, then swapped in; searches
+        meanwhile scan the entries being merged."""
         with self._merging:
             with self._lock:
                 if not self._full():
                     return  # merged by another thread meanwhile
-                count, keys, hashes = len(self._recent), self._recent_keys[:], self._recent[:]
-            frozen = (np.asarray(keys, dtype=np.int64), words(hashes))
-            with self._lock:  # searches scan these instead of the first ``count`` of recent
-                self._frozen = frozen
-                del self._recent_keys[:count], self._recent[:count]
-                old_keys, old_hashes = self._keys, self._hashes
+                self._frozen, self._recent = self._recent, (self._keys[:0], self._hashes[:0])
+                merged = _joined((self._keys, self._hashes), self._frozen)
             try:
-                keys_after = np.concatenate([old_keys, frozen[0]])
-                hashes_after = np.concatenate([old_hashes, frozen[1]])
-                rows, starts = _buckets(hashes_after)
+                rows, starts = _buckets(merged[1])
             except BaseException:
                 with self._lock:  # back into recent, merged next time
-                    self._recent_keys[:0], self._recent[:0] = keys, hashes
+                    self._recent = _joined(self._frozen, self._recent)
                     self._frozen = (self._keys[:0], self._hashes[:0])
                 raise
             with self._lock:
-                self._keys, self._hashes, self._rows, self._starts = (
-                    keys_after,
-                    hashes_after,
-                    rows,
-                    starts,
-                )
+                (self._keys, self._hashes), self._rows, self._starts = merged, rows, starts
                 self._frozen = (self._keys[:0], self._hashes[:0])
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
@@ -122,15 +117,11 @@ class PdqIndex:
         q = words([query])
         with self._lock:
             found = self._search_main(q, threshold)
-            frozen_keys, frozen = self._frozen
-            if len(frozen_keys):
-                dist = _distances(frozen, q)
-                hit = np.flatnonzero(dist <= threshold)
-                found += list(zip(frozen_keys[hit].tolist(), dist[hit].tolist(), strict=True))
-            if self._recent:
-                dist = _distances(words(self._recent), q)
-                hit = np.flatnonzero(dist <= threshold)
-                found += [(self._recent_keys[i], int(dist[i])) for i in hit]
+            for keys, hashes in (self._frozen, self._recent):
+                if len(keys):
+                    dist = _distances(hashes, q)
+                    hit = np.flatnonzero(dist <= threshold)
+                    found += list(zip(keys[hit].tolist(), dist[hit].tolist(), strict=True))
         return found
 
     def _search_main(self, q: Words, threshold: int) -> list[tuple[int, int]]:
@@ -156,6 +147,18 @@ class PdqIndex:
         starts = np.repeat(low - np.cumsum(counts) + counts, counts)
         rows = self._rows[starts + np.arange(total)]
         return np.unique(rows).astype(np.intp)
+
+
+def _joined(
+    first: tuple[NDArray[np.int64], Words], second: tuple[NDArray[np.int64], Words]
+) -> tuple[NDArray[np.int64], Words]:
+    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
+
+
+def words_of_bytes(stored: NDArray[np.uint8]) -> Words:
+    """PDQs stored as 32 big-endian bytes each (an (n, 32) array) as ``words`` gives them."""
+    little = np.ascontiguousarray(stored.reshape(-1, 32)[:, ::-1])
+    return little.view("<u8").astype(np.uint64).reshape(-1, 4)
 
 
 def _buckets(hashes: Words) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:

@@ -42,7 +42,6 @@ from imagewatchd.rows import (
     path_of,
     pdq_blob,
     to_signed,
-    to_unsigned,
 )  # fmt: skip
 from imagewatchd.schema import MIGRATIONS
 
@@ -85,6 +84,17 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
+
+
+def _id_hash_columns(
+    values: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+    """(ids, dHashes, pHashes) from (id, dhash, phash) rows poured into one array."""
+    table = values.reshape(-1, 3)
+    ids = np.ascontiguousarray(table[:, 0])
+    dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
+    phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
+    return ids, dhashes, phashes
 
 
 class Store:
@@ -262,12 +272,7 @@ class Store:
         ]  # fmt: skip
         with self._lock:
             rows = chain.from_iterable(self._db.execute(*statement) for statement in statements)
-            values = np.fromiter(chain.from_iterable(rows), np.int64)
-        table = values.reshape(-1, 3)
-        found = np.ascontiguousarray(table[:, 0])
-        dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
-        phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
-        return found, dhashes, phashes
+            return _id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
 
     def library_fingerprints_under(
         self, roots: Sequence[str]
@@ -533,23 +538,34 @@ class Store:
         rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
         return int(rows["entries_added"]), int(rows["entries_changed"])
 
-    def near_entry_hashes_after(self, last_id: int) -> Iterator[tuple[int, int, int]]:
+    def near_entry_hashes_after(
+        self, last_id: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the enabled entries after ``last_id`` that can match by
+        hashes, as arrays (read column-wise, as ``library_hashes``)."""
         query = (
             "SELECT id, dhash, phash FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
             " AND dhash IS NOT NULL AND phash IS NOT NULL"
         )
-        for row in self._db.execute(query, (last_id,)):
-            yield row[0], to_unsigned(row[1]), to_unsigned(row[2])
+        with self._lock:
+            rows = self._db.execute(query, (last_id,))
+            return _id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
 
-    def pdq_entry_hashes_after(self, last_id: int, min_quality: int) -> Iterator[tuple[int, int]]:
-        """(id, PDQ) of enabled, non-flat entries with a PDQ whose quality is unknown or at
-        least ``min_quality``: the ones that may near-match by PDQ."""
+    def pdq_entry_hashes_after(
+        self, last_id: int, min_quality: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """(ids, PDQs as stored: 32 big-endian bytes a row) of the enabled, non-flat entries
+        after ``last_id`` with a PDQ whose quality is unknown or at least ``min_quality``: the
+        ones that may near-match by PDQ. Arrays: no int is made per PDQ."""
         query = (
             "SELECT id, pdq FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
             " AND pdq IS NOT NULL AND (pdq_quality IS NULL OR pdq_quality >= ?)"
         )
-        for row in self._db.execute(query, (last_id, min_quality)):
-            yield row[0], int.from_bytes(row[1], "big")
+        with self._lock:
+            rows = self._db.execute(query, (last_id, min_quality)).fetchall()
+        ids = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        pdqs = np.frombuffer(b"".join(row[1] for row in rows), np.uint8).reshape(-1, 32)
+        return ids, pdqs
 
     # -- the action journal ------------------------------------------------------------------
 

@@ -202,3 +202,10 @@ def test_a_pdq_search_during_a_merge_is_exact_and_does_not_wait(
     assert len(index) == 10_001
     assert sorted(index.search(hashes[0], 1)) == [(0, 0), (10_000, 1)]
     assert index.search(hashes[9999], 0) == [(9999, 0)]
+
+
+def test_pdqs_as_stored_bytes_are_the_words_of_their_ints() -> None:
+    rng = random.Random(11)
+    values = [rng.getrandbits(256) for _ in range(50)] + [0, 2**256 - 1, 1, 1 << 255]
+    stored = np.frombuffer(b"".join(v.to_bytes(32, "big") for v in values), np.uint8)
+    assert np.array_equal(pdqindex.words_of_bytes(stored.reshape(-1, 32)), pdqindex.words(values))
