@@ -17,7 +17,7 @@ from types import FrameType
 
 from imagewatchd import config as config_module
 from imagewatchd import paths, store_check
-from imagewatchd.background_check import BackgroundCheck
+from imagewatchd.background import BackgroundCheck, SnapshotKeeper
 from imagewatchd.config import Config
 from imagewatchd.errors import EXIT_DAMAGED, ConfigError, DatabaseDamaged, UsageError
 from imagewatchd.journal import recover
@@ -56,17 +56,19 @@ class Daemon:
             signal.signal(signum, self._signal)
         db_path = paths.database_path(self.db_flag, config.database)
         lock = _single_instance(db_path)
-        checker = BackgroundCheck(db_path, self._found_damage)
+        upkeep = (BackgroundCheck(db_path, self._found_damage),
+                  SnapshotKeeper(db_path, self._found_damage))  # fmt: skip
         try:
             _recover(db_path)
-            return self._sessions(config, db_path, checker)
+            return self._sessions(config, db_path, upkeep)
         except store_check.DAMAGE_ERRORS as exc:
             detail = store_check.damage(exc)
             if detail is None:
                 raise
             raise DatabaseDamaged(db_path, detail) from exc
         finally:
-            checker.stop()
+            for task in upkeep:
+                task.stop()
             self.notifier.close()
             os.close(lock)
 
@@ -76,15 +78,18 @@ class Daemon:
         if self.session is not None:
             self.session.found_damage(damaged)
 
-    def _sessions(self, config: Config, db_path: Path, checker: BackgroundCheck) -> int:
+    def _sessions(
+        self, config: Config, db_path: Path, upkeep: tuple[BackgroundCheck, SnapshotKeeper]
+    ) -> int:
         """Run sessions until a stop; a reload starts a new one. Once the first is ready, the
-        whole database is checked in the background."""
+        whole database is checked, and the index snapshot kept, in the background."""
         while True:
             session = self.session = self._start(config, db_path)
             if self.damaged is not None:
                 session.found_damage(self.damaged)
             self.notifier.ready(session.status())
-            checker.start_once()
+            for task in upkeep:
+                task.start_once()
             code = self._supervise(session)
             if code is None:
                 self.notifier.reloading()
