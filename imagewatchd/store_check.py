@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagewatchd.models import ListKind, Role
+from imagewatchd.rows import DamagedRow
 from imagewatchd.schema import MIGRATIONS
 
 # What a damaged file raises: test them with ``damage``.
-DAMAGE_ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError)
+DAMAGE_ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError, DamagedRow)
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
 SHOWN_PER_TABLE = 5  # damaged rows listed by name per table; the rest are counted
@@ -32,6 +33,8 @@ HEX = frozenset(b"0123456789abcdef")
 
 def damage(exc: BaseException) -> str | None:
     """What is damaged, when ``exc`` means the database file is damaged; else None."""
+    if isinstance(exc, DamagedRow):  # a value of the wrong type, read before a check found it
+        return str(exc)
     if isinstance(exc, UnicodeDecodeError):  # SQLite's own message, or a stored text
         return exc.object.decode("utf-8", "replace") if exc.object else "text is not UTF-8"
     if not isinstance(exc, sqlite3.DatabaseError):
