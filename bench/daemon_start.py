@@ -4,9 +4,10 @@
 Starts ``imagewatchd run`` (one empty incoming watch in a temporary directory, the given
 database) and times it from the spawn to its "watching ..." log line, which it writes once the
 journal is recovered, the indexes loaded and the watches started (just before it tells systemd
-READY=1); then stops it with SIGTERM. ``--cold`` removes the library index snapshot first.
+READY=1); then stops it with SIGTERM. ``--cold`` removes the library index snapshot first;
+``--check`` also waits for the background database check's "database check: ok" line.
 
-    .venv/bin/python bench/daemon_start.py bench/data/store-10m.db [--cold]
+    .venv/bin/python bench/daemon_start.py bench/data/store-10m.db [--cold] [--check]
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path)
     parser.add_argument("--cold", action="store_true", help="without the index snapshot")
+    parser.add_argument("--check", action="store_true", help="wait for the background check")
     args = parser.parse_args()
     if args.cold:
         args.db.with_name(args.db.name + ".library-index").unlink(missing_ok=True)
@@ -38,16 +41,23 @@ def main() -> int:
         start = time.perf_counter()
         daemon = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         assert daemon.stderr is not None
-        for line in daemon.stderr:
-            if "watching " in line:
-                ready = time.perf_counter() - start
-                break
-        else:
-            sys.exit(f"the daemon exited ({daemon.wait()}) before it was ready: {line}")
+        ready = wait_for(daemon.stderr, "watching ", start)
+        checked = ""
+        if args.check:
+            checked = f", checked in {wait_for(daemon.stderr, 'database check: ', start):.2f} s"
         daemon.send_signal(signal.SIGTERM)
         daemon.communicate(timeout=60)
-    print(f"{args.db}: ready in {ready:.2f} s{' (no snapshot)' if args.cold else ''}")
+    print(f"{args.db}: ready in {ready:.2f} s{checked}{' (no snapshot)' if args.cold else ''}")
     return 0
+
+
+def wait_for(stderr: IO[str], text: str, start: float) -> float:
+    """Seconds from ``start`` to the daemon's first log line holding ``text``."""
+    line = ""
+    for line in stderr:
+        if text in line:
+            return time.perf_counter() - start
+    sys.exit(f"the daemon exited before {text!r}: {line}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from imagewatchd.config import Config
 from imagewatchd.daemon import running_daemon
 from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
 from imagewatchd.decoding.inline import InlineDecoder
-from imagewatchd.dupes import duplicate_groups
+from imagewatchd.dupes import Among, duplicate_groups
 from imagewatchd.errors import (
     EXIT_CONFIG,
     EXIT_ERROR,
@@ -102,17 +102,12 @@ def scan(args: argparse.Namespace) -> int:
             scanner = Scanner(store, matcher, IMAGES, decoder, workers=config.workers)
             summary = scanner.scan(roots, progress)
         bar.close()
-        scanned = [row for row in store.library_files() if _under(row.path, roots)]
-        summary.duplicate_groups = len(duplicate_groups(matcher, scanned))
+        summary.duplicate_groups = len(duplicate_groups(matcher, Among.under(store, roots)))
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
         print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in summary.as_dict().items()))
     return EXIT_ERROR if summary.errors else EXIT_OK
-
-
-def _under(path: str, roots: list[Path]) -> bool:
-    return any(Path(path).is_relative_to(root) for root in roots)
 
 
 def compare(args: argparse.Namespace) -> int:

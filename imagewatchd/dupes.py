@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,8 +18,32 @@ from numpy.typing import NDArray
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
 from imagewatchd.rows import FileRow
+from imagewatchd.store import Store
 
 Ids = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Among:
+    """The files whose groups are wanted: the fingerprinted ones (``ids``) and, of those, the
+    ones with structure (``searched``: not flat), as the old per-file search chose them."""
+
+    ids: Ids
+    searched: Ids
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[FileRow]) -> Among:
+        given = [r for r in rows if None not in (r.sha256, r.dhash, r.phash)]
+        return cls(
+            np.array([r.id for r in given], np.int64),
+            np.array([r.id for r in given if not r.flat], np.int64),
+        )
+
+    @classmethod
+    def under(cls, store: Store, roots: Iterable[Path]) -> Among:
+        """The library files at or below ``roots``, read column-wise."""
+        ids, flat = store.library_fingerprints_under([str(root) for root in roots])
+        return cls(ids, ids[~flat])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,32 +77,33 @@ def components(first: Ids, second: Ids) -> tuple[Ids, Ids]:
             parent = jumped
 
 
-def _links(matcher: Matcher, rows: Iterable[FileRow] | None) -> tuple[Ids, Ids]:
+def _links(matcher: Matcher, among: Among | None) -> tuple[Ids, Ids]:
     """Every link: near pairs, and each sha256 group as a star from its first file.
 
-    With ``rows``, only the links the old per-file search made: those touching a given file
+    With ``among``, only the links the old per-file search made: those touching a given file
     (near: one that has structure; sha256: one that has a fingerprint)."""
     t = matcher.thresholds
     near_a, near_b = near_pairs(matcher.library, t.dhash, t.phash)
     ids, group = matcher.store.library_copies()
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else group
     hub = ids[starts][group] if len(group) else ids
-    if rows is not None:
-        given = [r for r in rows if None not in (r.sha256, r.dhash, r.phash)]
-        searched = np.array([r.id for r in given if not r.flat], np.int64)
-        near = np.isin(near_a, searched) | np.isin(near_b, searched)
+    if among is not None:
+        near = np.isin(near_a, among.searched) | np.isin(near_b, among.searched)
         near_a, near_b = near_a[near], near_b[near]
-        touched = np.isin(ids, np.array([r.id for r in given], np.int64))
+        touched = np.isin(ids, among.ids)
         hub, ids = hub[np.isin(group, group[touched])], ids[np.isin(group, group[touched])]
     return np.concatenate((near_a, hub)), np.concatenate((near_b, ids))
 
 
-def duplicate_groups(matcher: Matcher, rows: Iterable[FileRow] | None = None) -> list[DupeGroup]:
+def duplicate_groups(
+    matcher: Matcher, rows: Iterable[FileRow] | Among | None = None
+) -> list[DupeGroup]:
     """Connected groups of library files that match each other (sha256 or both hashes).
 
     With ``rows``, only groups that involve those files are returned.
     """
-    nodes, labels = components(*_links(matcher, rows))
+    among = rows if rows is None or isinstance(rows, Among) else Among.of_rows(rows)
+    nodes, labels = components(*_links(matcher, among))
     order = np.argsort(labels, kind="stable")
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
     members = [group for group in np.split(nodes[order], cuts) if len(group) > 1]

@@ -8,13 +8,19 @@ alongside. **recent** is a small buffer scanned linearly; when full, it is merge
 sorted insertion (linear copies, no re-sort), LSM style. Removals are tombstones; once a
 quarter of main is dead, the next merge rebuilds it from the live rows.
 
+A merge does not hold searches (2.4 s at 10M rows): under the lock, the full buffer becomes
+**frozen** (still scanned linearly by searches) and a fresh one takes adds; the new main is
+built outside the lock from main's arrays, which only merges replace; then, under the lock,
+the removals made meanwhile are applied to it and it replaces main and frozen at once. One
+merge runs at a time; an add that finds recent full while a merge runs waits for it.
+
 Search: if a hash is within ``d`` bits of the query, then by pigeonhole one of its chunks is
 within about ``d / 3`` bits of the query's chunk (exact radii in ``_radii``). One sorted
 ``searchsorted`` call finds every chunk value within those radii, for the hash with the tighter
 threshold; the candidate rows are verified on both hashes with XOR and popcount. When probing
 would cost more than a linear scan of main (large thresholds, small or clustered indexes), main
-is scanned instead. Either way the answer is exact. Every method holds one lock, so a search
-never sees a half-merged index.
+is scanned instead. Either way the answer is exact. Every method reads and swaps the parts
+under one lock, so a search never sees a half-merged index.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import operator
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, ClassVar, Final, NamedTuple, SupportsIndex
 
@@ -323,6 +329,31 @@ class _Recent:
         return sum(a.nbytes for a in arrays) + sys.getsizeof(self.slots) + 64 * len(self.slots)
 
 
+class _Frozen:
+    """Entries being merged into a new main: scanned linearly by searches until it is swapped
+    in; only removals change it (a key is looked up linearly: a merge is short)."""
+
+    def __init__(self, entries: _Entries) -> None:
+        self.entries = entries
+        self.alive = np.ones(len(entries.keys), np.bool_)
+
+    def discard(self, key: int) -> None:
+        self.alive[self.entries.keys == key] = False
+
+    def __contains__(self, key: int) -> bool:
+        return bool(np.any(self.alive & (self.entries.keys == key)))
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.alive))
+
+    def used(self) -> tuple[_Entries, NDArray[np.bool_]]:
+        return self.entries, self.alive
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (*self.entries, self.alive))
+
+
 class HammingIndex:
     """Entries are (key, dhash, phash); key is an int id chosen by the caller (e.g. a row id),
     unique. Hashes are unsigned 64-bit ints, keys signed 64-bit ints. Thread-safe."""
@@ -331,17 +362,25 @@ class HammingIndex:
     """Entries added one at a time are scanned linearly until this many are merged."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the parts below; held only briefly
+        self._merging = threading.Lock()  # one merge at a time; held while one is built
         self._main = _Main.build(_Entries.zeros(0))
         self._recent = _Recent(self.recent_capacity)
+        self._frozen: _Frozen | None = None  # the entries being merged, while a merge runs
+        self._killed: list[NDArray[np.int64]] = []  # keys removed while a merge runs
 
     def add(self, key: int, dhash: int, phash: int) -> None:
         """Add an entry, replacing any entry with the same key."""
         checked, dhash, phash = _key(key), _hash(dhash), _hash(phash)
         if checked is None:
             raise ValueError(f"key {key!r} is not a signed 64-bit integer")
-        with self._lock:
-            self._add(checked, dhash, phash)
+        while True:
+            with self._lock:
+                if self._recent.free():
+                    self._discard(checked)
+                    self._recent.append(checked, dhash, phash)
+                    return
+            self._merge_in()
 
     def add_many(self, keys: Ints, dhashes: Ints, phashes: Ints) -> None:
         """Add entries in bulk (lists or numpy arrays), replacing any with the same keys."""
@@ -349,11 +388,10 @@ class HammingIndex:
         with self._lock:
             if len(batch.keys) <= self._recent.free():
                 for key, dhash, phash in zip(*(a.tolist() for a in batch), strict=True):
-                    self._add(key, dhash, phash)
+                    self._discard(key)
+                    self._recent.append(key, dhash, phash)
                 return
-            self._main.kill(batch.keys)
-            used, alive = self._recent.used()
-            self._merge(used.take(alive & ~np.isin(used.keys, batch.keys)).plus(batch))
+        self._merge_in(batch)
 
     def remove(self, key: int) -> None:
         """Remove the entry with this key, if there is one."""
@@ -372,8 +410,12 @@ class HammingIndex:
             return []
         query = _Query(_hash(dhash), _hash(phash), min(max_dhash, 64), min(max_phash, 64))
         with self._lock:
-            main, (used, alive) = self._main, self._recent.used()
-            found = main.entries.take(main.search(query)).plus(used.take(query.scan(used, alive)))
+            main, buffers = self._main, [self._recent.used()]
+            if self._frozen is not None:
+                buffers.append(self._frozen.used())
+            found = main.entries.take(main.search(query))
+            for used, alive in buffers:
+                found = found.plus(used.take(query.scan(used, alive)))
         ddist = np.bitwise_count(found.dhashes ^ query.dhash).astype(np.int64)
         pdist = np.bitwise_count(found.phashes ^ query.phash).astype(np.int64)
         order = np.lexsort((found.keys, ddist + pdist))
@@ -382,7 +424,8 @@ class HammingIndex:
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._main) + len(self._recent.slots)
+            frozen = 0 if self._frozen is None else len(self._frozen)
+            return len(self._main) + frozen + len(self._recent.slots)
 
     def __contains__(self, key: object) -> bool:
         checked = _key(key)
@@ -391,15 +434,18 @@ class HammingIndex:
         with self._lock:
             if checked in self._recent.slots:
                 return True
+            if self._frozen is not None and checked in self._frozen:
+                return True
             return len(self._main.live_rows(np.array([checked], np.int64))) > 0
 
     def merged(self) -> tuple[_Main, NDArray[np.bool_]]:
         """Every live entry in one indexed main (recent merged into it), and a copy of its
         ``alive`` mask: what a whole-index join (``hashjoin``) reads."""
-        with self._lock:
+        with self._merging, self._lock:
             used, alive = self._recent.used()
             if self._recent.count:
-                self._merge(used.take(alive))
+                self._main = _next_main(self._main, used.take(alive))
+                self._recent = _Recent(self.recent_capacity)
             return self._main, self._main.alive.copy()
 
     def arrays(self) -> dict[str, NDArray[Any]]:
@@ -432,24 +478,56 @@ class HammingIndex:
     def nbytes(self) -> int:
         """Approximate memory held by the index, in bytes."""
         with self._lock:
-            return self._main.nbytes + self._recent.nbytes
-
-    def _add(self, key: int, dhash: int, phash: int) -> None:
-        self._discard(key)
-        if not self._recent.free():
-            used, alive = self._recent.used()
-            self._merge(used.take(alive))
-        self._recent.append(key, dhash, phash)
+            frozen = 0 if self._frozen is None else self._frozen.nbytes
+            return self._main.nbytes + frozen + self._recent.nbytes
 
     def _discard(self, key: int) -> None:
-        if not self._recent.discard(key):
-            self._main.kill(np.array([key], np.int64))
+        """Remove ``key`` wherever it lives (under the lock); a merge under way learns of it."""
+        if self._recent.discard(key):
+            return
+        if self._frozen is not None:
+            self._frozen.discard(key)
+            self._killed.append(np.array([key], np.int64))
+        self._main.kill(np.array([key], np.int64))
 
-    def _merge(self, new: _Entries) -> None:
-        """Replace main and recent by a main holding ``new`` (which replaces recent) too."""
-        main = self._main
-        if main.dead > _DEAD_FRACTION * len(main.entries.keys) or len(new.keys) >= len(main):
-            self._main = _Main.build(main.live().plus(new))
-        else:
-            self._main = main.merged(new)
-        self._recent = _Recent(self.recent_capacity)
+    def _merge_in(self, batch: _Entries | None = None) -> None:
+        """Merge the full recent buffer (or it and ``batch``) into a new main, building it
+        outside the lock: searches meanwhile read main, the frozen entries and recent."""
+        with self._merging:
+            with self._lock:
+                if batch is None and self._recent.free():
+                    return  # another thread merged it meanwhile
+                new = self._freeze(batch)
+                main = replace(self._main, alive=self._main.alive.copy())
+            try:
+                merged = _next_main(main, new)
+            finally:
+                with self._lock:
+                    self._killed, killed = [], self._killed  # already applied to main, frozen
+            for keys in killed:
+                merged.kill(keys)
+            with self._lock:
+                for keys in self._killed:  # removed while the others were applied
+                    merged.kill(keys)
+                self._main, self._frozen, self._killed = merged, None, []
+
+    def _freeze(self, batch: _Entries | None) -> _Entries:
+        """Under the lock: recent (and what a failed merge left, and ``batch``) becomes the
+        frozen entries to merge, and a fresh recent takes adds."""
+        parts = [self._recent.used()]
+        if self._frozen is not None:  # a merge failed (out of memory?): its entries wait here
+            parts.insert(0, self._frozen.used())
+        if batch is not None:
+            self._main.kill(batch.keys)
+            parts = [(used, alive & ~np.isin(used.keys, batch.keys)) for used, alive in parts]
+        new = [used.take(alive) for used, alive in parts] + ([] if batch is None else [batch])
+        frozen = _Entries(*(np.concatenate(column) for column in zip(*new, strict=True)))
+        self._frozen, self._recent = _Frozen(frozen), _Recent(self.recent_capacity)
+        return frozen
+
+
+def _next_main(main: _Main, new: _Entries) -> _Main:
+    """A main holding ``main``'s live entries and ``new`` (none of whose keys live in main)."""
+    if main.dead > _DEAD_FRACTION * len(main.entries.keys) or len(new.keys) >= len(main):
+        return _Main.build(main.live().plus(new))
+    return main.merged(new)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from imagewatchd import snapshot
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
-from imagewatchd.pdqindex import PdqIndex
+from imagewatchd.pdqindex import PdqIndex, words_of_bytes
 from imagewatchd.rows import EntryRow, FileRow
 from imagewatchd.store import Store
 
@@ -84,19 +84,19 @@ class Matcher:
                 return False
             incremental = counters[1] == old[1]
             since = self.indexes.last_entry_id if incremental else 0
-            rows = list(self.store.near_entry_hashes_after(since))  # read after the counters
+            near = self.store.near_entry_hashes_after(since)  # read after the counters
             floor = self.thresholds.pdq_quality
-            pdq_rows = list(self.store.pdq_entry_hashes_after(since, floor))
+            pdq_ids, pdqs = self.store.pdq_entry_hashes_after(since, floor)
             if incremental:
-                self.indexes.entries.add_many(*_columns(rows))
+                self.indexes.entries.add_many(*near)
             else:
                 fresh = HammingIndex()
-                fresh.add_many(*_columns(rows))
+                fresh.add_many(*near)
                 self.indexes.entries = fresh
                 self.indexes.pdq = PdqIndex()
-            self.indexes.pdq.add_many([r[0] for r in pdq_rows], [r[1] for r in pdq_rows])
-            ids = [since, *(r[0] for r in rows), *(r[0] for r in pdq_rows)]
-            self.indexes.last_entry_id = max(ids)
+            self.indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
+            last = max(near[0].max(initial=since), pdq_ids.max(initial=since))
+            self.indexes.last_entry_id = int(last)
             self.indexes.counters = counters
             return True
 
@@ -165,10 +165,6 @@ class Matcher:
     def _search(self, index: HammingIndex, fp: Fingerprint) -> list[tuple[int, int, int]]:
         t = self.thresholds
         return index.search(fp.dhash, fp.phash, t.dhash, t.phash)
-
-
-def _columns(rows: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
-    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def _distances(fp: Fingerprint, dhash: int | None, phash: int | None) -> tuple[int, int]:

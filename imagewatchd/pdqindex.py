@@ -7,9 +7,10 @@ threshold of 31 bits, one chunk differs by at most one bit. **main** keeps, for 
 array of rows grouped by bucket, and the offset where each bucket starts, so a probe is two
 array reads, no search. The candidates are verified on all 256 bits with XOR and popcount.
 **recent** is a small buffer scanned linearly; when it outgrows an eighth of main it is merged
-by a rebuild. Entries are only added (a removal or a disable rebuilds the whole index from the
-store, as for the dHash+pHash index). When probing would cost more than a scan (wide
-thresholds), main is scanned. The answer is exact either way.
+by a rebuild, built outside the lock (the entries being merged are scanned meanwhile) and
+swapped in, so that searches do not wait for it. Entries are only added (a removal or a
+disable rebuilds the whole index from the store, as for the dHash+pHash index). When probing
+would cost more than a scan (wide thresholds), main is scanned. The answer is exact either way.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PdqIndex", "words"]
+__all__ = ["PdqIndex", "words", "words_of_bytes"]
 
 _CHUNKS: Final = 16
 _CHUNK_BITS: Final = 16
@@ -63,50 +64,64 @@ class PdqIndex:
     """Keys (entry ids) with their PDQ; ``search`` gives every key within a Hamming radius."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards every field; held only briefly
+        self._merging = threading.Lock()  # one merge at a time, built outside ``_lock``
         self._keys = np.zeros(0, dtype=np.int64)
         self._hashes = np.zeros((0, 4), dtype=np.uint64)
         self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
         self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
-        self._recent_keys: list[int] = []
-        self._recent: list[int] = []
+        self._recent = (self._keys, self._hashes)  # (keys, hashes) added since the last merge
+        self._frozen = (self._keys, self._hashes)  # (keys, hashes) being merged
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._recent_keys)
+        return len(self._keys) + len(self._frozen[0]) + len(self._recent[0])
 
-    def add_many(self, keys: Sequence[int], hashes: Sequence[int]) -> None:
+    def add_many(
+        self, keys: Sequence[int] | NDArray[np.int64], hashes: Sequence[int] | Words
+    ) -> None:
+        """Add entries: PDQs as ints, or as ``words`` gives them (an (n, 4) array)."""
+        added = (
+            np.asarray(keys, dtype=np.int64),
+            hashes if isinstance(hashes, np.ndarray) else words(hashes),
+        )
         with self._lock:
-            self._recent_keys.extend(keys)
-            self._recent.extend(hashes)
-            if len(self._recent) >= max(_MERGE_MIN, len(self._keys) // 8):
-                self._merge()
+            self._recent = _joined(self._recent, added)
+        if self._full():
+            self._merge()
+
+    def _full(self) -> bool:
+        return len(self._recent[0]) >= max(_MERGE_MIN, len(self._keys) // 8)
 
     def _merge(self) -> None:
-        keys = np.concatenate([self._keys, np.asarray(self._recent_keys, dtype=np.int64)])
-        hashes = np.concatenate([self._hashes, words(self._recent)])
-        if len(keys) >= 1 << 32:
-            raise OverflowError("too many PDQ hashes for one index")
-        rows = np.arange(len(keys), dtype=np.uint64)
-        tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-        buckets = _chunks(hashes) | tags
-        packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
-        packed.sort()
-        self._rows = (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
-        self._starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._keys, self._hashes = keys, hashes
-        self._recent_keys, self._recent = [], []
+        """Recent into main: the new main is built outside the lock, then swapped in; searches
+        meanwhile scan the entries being merged."""
+        with self._merging:
+            with self._lock:
+                if not self._full():
+                    return  # merged by another thread meanwhile
+                self._frozen, self._recent = self._recent, (self._keys[:0], self._hashes[:0])
+                merged = _joined((self._keys, self._hashes), self._frozen)
+            try:
+                rows, starts = _buckets(merged[1])
+            except BaseException:
+                with self._lock:  # back into recent, merged next time
+                    self._recent = _joined(self._frozen, self._recent)
+                    self._frozen = (self._keys[:0], self._hashes[:0])
+                raise
+            with self._lock:
+                (self._keys, self._hashes), self._rows, self._starts = merged, rows, starts
+                self._frozen = (self._keys[:0], self._hashes[:0])
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
         """(key, distance) of every hash within ``threshold`` bits of ``query``."""
         q = words([query])
         with self._lock:
             found = self._search_main(q, threshold)
-            if self._recent:
-                dist = _distances(words(self._recent), q)
-                found += [
-                    (self._recent_keys[i], int(dist[i])) for i in np.flatnonzero(dist <= threshold)
-                ]
+            for keys, hashes in (self._frozen, self._recent):
+                if len(keys):
+                    dist = _distances(hashes, q)
+                    hit = np.flatnonzero(dist <= threshold)
+                    found += list(zip(keys[hit].tolist(), dist[hit].tolist(), strict=True))
         return found
 
     def _search_main(self, q: Words, threshold: int) -> list[tuple[int, int]]:
@@ -132,3 +147,29 @@ class PdqIndex:
         starts = np.repeat(low - np.cumsum(counts) + counts, counts)
         rows = self._rows[starts + np.arange(total)]
         return np.unique(rows).astype(np.intp)
+
+
+def _joined(
+    first: tuple[NDArray[np.int64], Words], second: tuple[NDArray[np.int64], Words]
+) -> tuple[NDArray[np.int64], Words]:
+    return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
+
+
+def words_of_bytes(stored: NDArray[np.uint8]) -> Words:
+    """PDQs stored as 32 big-endian bytes each (an (n, 32) array) as ``words`` gives them."""
+    little = np.ascontiguousarray(stored.reshape(-1, 32)[:, ::-1])
+    return little.view("<u8").astype(np.uint64).reshape(-1, 4)
+
+
+def _buckets(hashes: Words) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
+    """(rows grouped by bucket, where each bucket starts) for an index of ``hashes``."""
+    if len(hashes) >= 1 << 32:
+        raise OverflowError("too many PDQ hashes for one index")
+    rows = np.arange(len(hashes), dtype=np.uint64)
+    tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
+    buckets = _chunks(hashes) | tags
+    packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
+    packed.sort()
+    counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32), starts

@@ -29,7 +29,14 @@ def to_signed(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
+class DamagedRow(ValueError):
+    """A stored value of a type the code cannot decode: the database is damaged (what
+    ``store_check.damage`` recognises, and ``db check`` names)."""
+
+
 def to_unsigned(value: int) -> int:
+    if not isinstance(value, int):
+        raise TypeError(f"a hash stored as {type(value).__name__}")
     return value + (1 << 64) if value < 0 else value
 
 
@@ -203,7 +210,18 @@ ACTION_COLUMNS = (
 )
 
 
+def _damaged(table: str, row: Sequence[Any], exc: Exception) -> DamagedRow:
+    return DamagedRow(f"{table} row {row[0]}: damaged value ({exc})")
+
+
 def action_row(r: Sequence[Any]) -> ActionRow:
+    try:
+        return _action_row(r)
+    except (TypeError, ValueError) as exc:
+        raise _damaged("actions", r[19:], exc) from exc
+
+
+def _action_row(r: Sequence[Any]) -> ActionRow:
     return ActionRow(
         kind=r[0], src_root=path_of(r[1]), src_rel=path_of(r[2]), dst_root=_path_or_none(r[3]),
         dst_rel=_path_or_none(r[4]), tmp_name=_path_or_none(r[5]),
@@ -214,6 +232,13 @@ def action_row(r: Sequence[Any]) -> ActionRow:
 
 
 def file_row(row: Sequence[Any]) -> FileRow:
+    try:
+        return _file_row(row)
+    except (TypeError, ValueError) as exc:
+        raise _damaged("files", row, exc) from exc
+
+
+def _file_row(row: Sequence[Any]) -> FileRow:
     return FileRow(
         id=row[0], path=path_of(row[1]), stat=FileStat(row[2], row[3], row[4], row[5]),
         role=Role(row[6]), sha256=row[7], dhash=_unsigned_or_none(row[8]),
@@ -224,6 +249,13 @@ def file_row(row: Sequence[Any]) -> FileRow:
 
 
 def entry_row(row: Sequence[Any]) -> EntryRow:
+    try:
+        return _entry_row(row)
+    except (TypeError, ValueError) as exc:
+        raise _damaged("entries", row, exc) from exc
+
+
+def _entry_row(row: Sequence[Any]) -> EntryRow:
     return EntryRow(
         id=row[0], list_name=row[1], list_kind=ListKind(row[2]), sha256=row[3],
         dhash=_unsigned_or_none(row[4]), phash=_unsigned_or_none(row[5]), flat=bool(row[6]),

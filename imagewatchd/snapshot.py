@@ -6,9 +6,11 @@ the number of the last library change it holds (the store logs every library ins
 and removal; migration 7). Loading maps the file and applies the changes logged since (re-read
 by id, column-wise); a missing, foreign, damaged or too old snapshot (its changes forgotten) is
 rebuilt from the store. A snapshot is written atomically (temporary file, fsync, rename) after
-a full load of a large library, or once many changes had to be applied; writing one lets the
-store forget the changes it holds. Small libraries load column-wise in well under a second and
-get no file.
+a full load of a large library, or once the changes applied exceed ``resave_bound`` (a
+twentieth of the library, at least 10,000); writing one lets the store forget the changes it
+holds. A running daemon calls ``keep`` now and then, so that the log, and the next start-up's
+work, stay within that bound however long it runs. Small libraries load column-wise in well
+under a second and get no file.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ log = logging.getLogger(__name__)
 MAGIC = b"IWDIDX1\n"
 ALIGN = 64
 MIN_ROWS = 100_000  # smaller libraries load from the store at once: no snapshot file
-RESAVE_CHANGES = 10_000  # applying more changes than this writes a fresh snapshot
+RESAVE_CHANGES = 10_000  # applying more changes than this (or a twentieth of the library)
+RESAVE_FRACTION = 20  # writes a fresh snapshot
 FIELDS = ("keys", "dhashes", "phashes", "sorted_keys", "key_rows", "chunk_values", "chunk_rows")
 Arrays = dict[str, NDArray[Any]]
 
@@ -47,8 +50,18 @@ def path_for(store: Store) -> Path:
     return store.path.with_name(store.path.name + ".library-index")
 
 
-def load_library(store: Store, *, min_rows: int = MIN_ROWS) -> HammingIndex:
-    """The library index: from the snapshot brought up to date, else from the store."""
+def resave_bound(rows: int) -> int:
+    """Changes past the snapshot that a load applies before it rewrites the snapshot (applying
+    them costs a fraction of a rewrite: 500,000 at 10M rows)."""
+    return max(RESAVE_CHANGES, rows // RESAVE_FRACTION)
+
+
+def load_library(
+    store: Store, *, min_rows: int = MIN_ROWS, resave_over: int | None = None
+) -> HammingIndex:
+    """The library index: from the snapshot brought up to date, else from the store. The
+    snapshot is rewritten when more than ``resave_over`` changes (default: ``resave_bound``)
+    had to be applied."""
     path = path_for(store)
     store_id, last, trimmed = store.library_change_state()  # read before the rows
     found = read(path)
@@ -67,9 +80,27 @@ def load_library(store: Store, *, min_rows: int = MIN_ROWS) -> HammingIndex:
         index.remove(gone)
     index.add_many(ids, dhashes, phashes)
     log.debug("%s: library index loaded, %d changes applied", path, len(changed))
-    if len(changed) > RESAVE_CHANGES:
+    if len(changed) > (resave_bound(len(index)) if resave_over is None else resave_over):
         save(store, index, Snapshot(store_id, last, {}))
     return index
+
+
+def keep(store: Store, *, min_rows: int = MIN_ROWS) -> bool:
+    """Keep the change log bounded while a daemon runs: rewrite the snapshot once more changes
+    than ``resave_bound`` are logged past it; with no usable snapshot, forget the log (the next
+    load reads the store whole). True when the snapshot was rewritten."""
+    store_id, last, trimmed = store.library_change_state()
+    found = read(path_for(store))
+    if found is None or found.store_id != store_id or not trimmed <= found.seq <= last:
+        if last > trimmed:
+            store.trim_library_changes(last)
+        return False
+    if last - found.seq <= resave_bound(len(found.arrays["keys"])):
+        return False
+    load_library(store, min_rows=min_rows, resave_over=0)
+    log.info("%s: library index snapshot rewritten (%d changes)", path_for(store),
+             last - found.seq)  # fmt: skip
+    return True
 
 
 def save(store: Store, index: HammingIndex, key: Snapshot) -> None:

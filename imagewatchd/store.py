@@ -42,7 +42,6 @@ from imagewatchd.rows import (
     path_of,
     pdq_blob,
     to_signed,
-    to_unsigned,
 )  # fmt: skip
 from imagewatchd.schema import MIGRATIONS
 
@@ -87,6 +86,17 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
+def _id_hash_columns(
+    values: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+    """(ids, dHashes, pHashes) from (id, dhash, phash) rows poured into one array."""
+    table = values.reshape(-1, 3)
+    ids = np.ascontiguousarray(table[:, 0])
+    dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
+    phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
+    return ids, dhashes, phashes
+
+
 class Store:
     """The database. Not shared between threads: each thread opens its own ``Store``."""
 
@@ -124,6 +134,11 @@ class Store:
         """The database's problems, one line each (see ``store_check.check``); [] when sound."""
         with self._lock:
             return store_check.check(self._db, thorough)
+
+    def startup_check(self) -> list[str]:
+        """What the daemon checks before it acts (see ``store_check.startup_check``)."""
+        with self._lock:
+            return store_check.startup_check(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -243,11 +258,12 @@ class Store:
         (of those of ``ids`` only, if given).
 
         Read column-wise: one query, its rows poured straight into one array (no object kept
-        per row), in id order.
+        per row), in id order. A hash that is not an integer (a damaged row) is left out, for
+        the daemon's background check to report (``store_check``).
         """
         query = (
             "SELECT id, dhash, phash FROM files WHERE role = 'library' AND error IS NULL"
-            " AND flat = 0 AND dhash IS NOT NULL AND phash IS NOT NULL"
+            " AND flat = 0 AND typeof(dhash) = 'integer' AND typeof(phash) = 'integer'"
         )
         wanted = [] if ids is None else list(ids)
         statements = [(query, wanted)] if ids is None else [
@@ -256,12 +272,25 @@ class Store:
         ]  # fmt: skip
         with self._lock:
             rows = chain.from_iterable(self._db.execute(*statement) for statement in statements)
-            values = np.fromiter(chain.from_iterable(rows), np.int64)
-        table = values.reshape(-1, 3)
-        found = np.ascontiguousarray(table[:, 0])
-        dhashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 1]).view(np.uint64)
-        phashes: NDArray[np.uint64] = np.ascontiguousarray(table[:, 2]).view(np.uint64)
-        return found, dhashes, phashes
+            return _id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
+
+    def library_fingerprints_under(
+        self, roots: Sequence[str]
+    ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """(ids, flat) of the fingerprinted library files at or below any of ``roots``, as
+        arrays: one range query on the path index per root, no object kept per row."""
+        query = (
+            "SELECT id, flat FROM files WHERE (path = ? OR (path >= ? AND path < ?))"
+            " AND role = 'library' AND error IS NULL AND sha256 IS NOT NULL"
+            " AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        with self._lock:
+            rows = chain.from_iterable(
+                self._db.execute(query, (_blob(root), *_below(root))) for root in roots
+            )
+            table = np.fromiter(chain.from_iterable(rows), np.int64).reshape(-1, 2)
+        ids, first = np.unique(table[:, 0], return_index=True)  # roots may nest
+        return ids, table[first, 1] != 0
 
     def incoming_hashes(
         self, after: int = 0
@@ -570,23 +599,34 @@ class Store:
     def disabled_entry_ids(self) -> set[int]:
         return {row[0] for row in self._db.execute("SELECT id FROM entries WHERE enabled = 0")}
 
-    def near_entry_hashes_after(self, last_id: int) -> Iterator[tuple[int, int, int]]:
+    def near_entry_hashes_after(
+        self, last_id: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(ids, dHashes, pHashes) of the enabled entries after ``last_id`` that can match by
+        hashes, as arrays (read column-wise, as ``library_hashes``)."""
         query = (
             "SELECT id, dhash, phash FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
             " AND dhash IS NOT NULL AND phash IS NOT NULL"
         )
-        for row in self._db.execute(query, (last_id,)):
-            yield row[0], to_unsigned(row[1]), to_unsigned(row[2])
+        with self._lock:
+            rows = self._db.execute(query, (last_id,))
+            return _id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
 
-    def pdq_entry_hashes_after(self, last_id: int, min_quality: int) -> Iterator[tuple[int, int]]:
-        """(id, PDQ) of enabled, non-flat entries with a PDQ whose quality is unknown or at
-        least ``min_quality``: the ones that may near-match by PDQ."""
+    def pdq_entry_hashes_after(
+        self, last_id: int, min_quality: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+        """(ids, PDQs as stored: 32 big-endian bytes a row) of the enabled, non-flat entries
+        after ``last_id`` with a PDQ whose quality is unknown or at least ``min_quality``: the
+        ones that may near-match by PDQ. Arrays: no int is made per PDQ."""
         query = (
             "SELECT id, pdq FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
             " AND pdq IS NOT NULL AND (pdq_quality IS NULL OR pdq_quality >= ?)"
         )
-        for row in self._db.execute(query, (last_id, min_quality)):
-            yield row[0], int.from_bytes(row[1], "big")
+        with self._lock:
+            rows = self._db.execute(query, (last_id, min_quality)).fetchall()
+        ids = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        pdqs = np.frombuffer(b"".join(row[1] for row in rows), np.uint8).reshape(-1, 32)
+        return ids, pdqs
 
     # -- the action journal ------------------------------------------------------------------
 

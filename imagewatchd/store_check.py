@@ -3,10 +3,13 @@
 Part of the store (SQL runs only in the store's modules). ``damage`` tells an error that means a
 damaged file (SQLITE_CORRUPT, SQLITE_NOTADB, stored text that is not UTF-8) apart from the
 other database errors (locked, full, read-only). ``check`` is what ``imagewatchd db check`` runs
-(thorough: ``PRAGMA integrity_check``) and what the daemon runs before it acts on anything
-(quick: ``PRAGMA quick_check``): the file's structure, the foreign keys, the migrations table,
-the tables as the migrations create them, and the type of every value the code decodes (sha256
-hex, hashes integers, paths TEXT or BLOB: ``typeof()``, so either schema passes).
+(thorough: ``PRAGMA integrity_check``) and what the daemon runs in the background once it is
+ready (quick: ``PRAGMA quick_check``): the file's structure, the foreign keys, the migrations
+table, the tables as the migrations create them, and the type of every value the code decodes
+(sha256 hex, hashes integers, paths TEXT or BLOB: ``typeof()``, so either schema passes).
+``startup_check`` is what the daemon checks before it acts on anything, in a time that does not
+grow with the library: each table's first and last rows, and the values of the rows that
+recovery and the list index read at start-up.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imagewatchd.models import ListKind, Role
+from imagewatchd.rows import DamagedRow
 from imagewatchd.schema import MIGRATIONS
 
 # What a damaged file raises: test them with ``damage``.
-DAMAGE_ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError)
+DAMAGE_ERRORS = (sqlite3.DatabaseError, UnicodeDecodeError, DamagedRow)
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
 SHOWN_PER_TABLE = 5  # damaged rows listed by name per table; the rest are counted
@@ -29,6 +33,8 @@ HEX = frozenset(b"0123456789abcdef")
 
 def damage(exc: BaseException) -> str | None:
     """What is damaged, when ``exc`` means the database file is damaged; else None."""
+    if isinstance(exc, DamagedRow):  # a value of the wrong type, read before a check found it
+        return str(exc)
     if isinstance(exc, UnicodeDecodeError):  # SQLite's own message, or a stored text
         return exc.object.decode("utf-8", "replace") if exc.object else "text is not UTF-8"
     if not isinstance(exc, sqlite3.DatabaseError):
@@ -182,15 +188,21 @@ def _quick(rule: str) -> str:
     return rule.replace("iw_hex64(CAST({c} AS BLOB))", "length(CAST({c} AS BLOB)) = 64")
 
 
-def value_problems(db: sqlite3.Connection, thorough: bool = True) -> list[str]:
+def value_problems(
+    db: sqlite3.Connection, thorough: bool = True, rows: dict[str, str] | None = None
+) -> list[str]:
     """One line per damaged row (a few per table), naming its columns; one scan per table.
 
-    The quick variant costs about 0.5 s per million files, the thorough one about 4 s.
+    With ``rows`` (table → SQL condition), only those tables, and in each the rows meeting the
+    condition. The quick variant costs about 0.5 s per million files, the thorough one 4 s.
     """
     db.create_function("iw_utf8", 1, _utf8, deterministic=True)
     db.create_function("iw_hex64", 1, _hex64, deterministic=True)
     problems = []
     for table, rules in RULES.items():
+        if rows is not None and table not in rows:
+            continue
+        only = f"({rows[table]}) AND " if rows is not None else ""
         present = {row[1] for row in db.execute(f'PRAGMA table_xinfo("{table}")')}
         checked = [
             (c, (rule if thorough else _quick(rule)).format(c=f'"{c}"'))
@@ -201,7 +213,7 @@ def value_problems(db: sqlite3.Connection, thorough: bool = True) -> list[str]:
             continue
         flags = ", ".join(f"coalesce(({sql}), 0)" for _, sql in checked)
         wrong = " OR ".join(f"NOT coalesce(({sql}), 0)" for _, sql in checked)
-        bad = db.execute(f'SELECT rowid, {flags} FROM "{table}" WHERE {wrong}').fetchall()
+        bad = db.execute(f'SELECT rowid, {flags} FROM "{table}" WHERE {only}({wrong})').fetchall()
         for row in bad[:SHOWN_PER_TABLE]:
             names = [c for (c, _), ok in zip(checked, row[1:], strict=True) if not ok]
             problems.append(f"{table} row {row[0]}: damaged value in {', '.join(names)}")
@@ -231,17 +243,11 @@ def _schema(db: sqlite3.Connection) -> list[str]:
     return problems or shape_problems(db, version)
 
 
-def check(db: sqlite3.Connection, thorough: bool) -> list[str]:
-    """Every problem found, one line each; [] for a sound database.
+Step = tuple[str, Callable[[sqlite3.Connection], list[str]]]
 
-    Each step runs even when an earlier one failed, so that the report is as whole as can be.
-    """
-    steps: list[tuple[str, Callable[[sqlite3.Connection], list[str]]]] = [
-        ("structure", lambda d: _structure(d, thorough)),
-        ("schema", _schema),
-        ("foreign keys", _foreign_keys),
-        ("values", lambda d: value_problems(d, thorough)),
-    ]
+
+def _run(db: sqlite3.Connection, steps: list[Step]) -> list[str]:
+    """Every step's problems; a step that cannot read what it checks is a problem too."""
     problems: list[str] = []
     for name, step in steps:
         try:
@@ -249,3 +255,51 @@ def check(db: sqlite3.Connection, thorough: bool) -> list[str]:
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             problems.append(f"{name}: cannot be read: {damage(exc) or exc}")
     return problems
+
+
+def check(db: sqlite3.Connection, thorough: bool) -> list[str]:
+    """Every problem found, one line each; [] for a sound database.
+
+    Each step runs even when an earlier one failed, so that the report is as whole as can be.
+    """
+    steps: list[Step] = [
+        ("structure", lambda d: _structure(d, thorough)),
+        ("schema", _schema),
+        ("foreign keys", _foreign_keys),
+        ("values", lambda d: value_problems(d, thorough)),
+    ]
+    return _run(db, steps)
+
+
+# -- what the daemon checks before it is ready ---------------------------------------------------
+
+# The rows read before the daemon is ready: the actions recovery finishes (and those they
+# reverse), and the lists, entries and counters the list index loads (a few thousand rows,
+# usually). The library's rows are left to the background check: the index loads them from
+# its snapshot, and only integers (``Store.library_hashes``).
+INTENDED = "state = 'intended'"
+STARTUP_ROWS = {
+    "actions": f"{INTENDED} OR id IN (SELECT reverses FROM actions WHERE {INTENDED})",
+    "lists": "1", "entries": "1", "counters": "1",
+}  # fmt: skip
+
+
+def _edges(db: sqlite3.Connection) -> list[str]:
+    """Read every table's first and last row: its root page and both edges of its tree."""
+    query = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    for (table,) in db.execute(query).fetchall():
+        for order in ("ASC", "DESC"):
+            db.execute(f'SELECT * FROM "{table}" ORDER BY rowid {order} LIMIT 1').fetchall()
+    return []
+
+
+def startup_check(db: sqlite3.Connection) -> list[str]:
+    """What the daemon checks before it acts: in milliseconds, whatever the library's size.
+
+    The migrations and the tables' shape are checked by every open of the store already.
+    """
+    steps: list[Step] = [
+        ("tables", _edges),
+        ("values", lambda d: value_problems(d, thorough=False, rows=STARTUP_ROWS)),
+    ]
+    return _run(db, steps)

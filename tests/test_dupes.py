@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagewatchd import hashjoin
-from imagewatchd.dupes import DupeGroup, _quality, components, duplicate_groups
+from imagewatchd.dupes import Among, DupeGroup, _quality, components, duplicate_groups
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
@@ -156,3 +156,27 @@ def test_components_join_chains_and_keep_apart_the_rest() -> None:
     for node, label in zip(nodes.tolist(), labels.tolist(), strict=True):
         groups.setdefault(label, set()).add(node)
     assert sorted(map(sorted, groups.values())) == [[10, 20], [30, 40, 50], [60, 70], [90]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32), roots=st.sets(st.sampled_from(["/lib", "/lib/0", "/lib/2", "/"]))
+)
+def test_the_files_under_roots_read_column_wise_are_the_rows_under_them(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, roots: set[str]
+) -> None:
+    """``scan``'s grouping: the library files under the scanned roots, as arrays, give the
+    groups the per-row selection gave."""
+    db = tmp_path_factory.mktemp("db") / "t.db"
+    random_store(db, seed)
+    with Store(db) as store:
+        matcher = Matcher.load(store, Thresholds(8, 6))
+        under = [
+            row for row in store.library_files()
+            if any(Path(row.path).is_relative_to(root) for root in roots)
+        ]  # fmt: skip
+        among = Among.under(store, [Path(root) for root in roots])
+        expected = Among.of_rows(under)
+        assert among.ids.tolist() == sorted(expected.ids.tolist())
+        assert among.searched.tolist() == sorted(expected.searched.tolist())
+        assert shape(duplicate_groups(matcher, among)) == shape(duplicate_groups(matcher, under))

@@ -271,3 +271,82 @@ def test_search_never_sees_a_half_merged_index() -> None:
     writer.join()
     assert len(index) == 1000 + 1000 + 1
     assert -1 in index
+
+
+def test_a_search_during_a_merge_is_exact_and_does_not_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a merge builds the new main, another thread searches, removes and adds: its
+    searches see every entry (main, the buffer being merged, recent) at once, and its edits
+    hold in the merged index."""
+    index = SmallIndex()
+    rnd = random.Random(5)
+    model: Model = {k: (rnd.getrandbits(64), rnd.getrandbits(64)) for k in range(100)}
+    index.add_many(list(model), [v[0] for v in model.values()], [v[1] for v in model.values()])
+    merging = hashindex._next_main
+    seen: list[bool] = []
+
+    def during_merge() -> None:  # runs while the merging thread builds the new main
+        index.remove(3)  # in main
+        index.remove(104)  # in the buffer being merged
+        index.add(200, 0x77, 0x88)  # into a fresh recent buffer
+        model.pop(3), model.pop(104)
+        model[200] = (0x77, 0x88)
+        seen.append(all(index.search(d, p, 0, 0) == [(k, 0, 0)] for k, (d, p) in model.items()))
+        seen.append(index.search(*model[5], 64, 64) == brute_force(model, *model[5], 64, 64))
+
+    def next_main(*args: object) -> object:
+        helper = threading.Thread(target=during_merge)
+        helper.start()
+        helper.join(timeout=30)  # the old index held its lock here: the helper would wait
+        assert not helper.is_alive(), "a search waited for the merge"
+        return merging(*args)  # type: ignore[arg-type]
+
+    for key in range(100, 100 + SmallIndex.recent_capacity):
+        model[key] = (rnd.getrandbits(64), rnd.getrandbits(64))
+        index.add(key, *model[key])
+    monkeypatch.setattr(hashindex, "_next_main", next_main)
+    index.add(999, 1, 2)  # recent is full: this add merges
+    monkeypatch.setattr(hashindex, "_next_main", merging)
+    model[999] = (1, 2)
+    assert seen == [True, True]
+    assert len(index) == len(model)
+    assert 3 not in index and 104 not in index and 200 in index
+    for key, (d, p) in model.items():
+        assert index.search(d, p, 0, 0) == [(key, 0, 0)]
+
+
+def test_adds_removes_and_searches_in_threads_stay_exact() -> None:
+    """Sustained adds and removals (hundreds of merges) while searches run: every entry added
+    before a search began is found, every one removed before it began is not."""
+    index = SmallIndex()
+    rnd = random.Random(8)
+    hashes = {k: (rnd.getrandbits(64), rnd.getrandbits(64)) for k in range(23_000)}
+    index.add_many(range(20_000), *zip(*(hashes[k] for k in range(20_000)), strict=True))
+    added: list[int] = []  # each appended once its add() has returned; kept if k % 3 != 0
+    removed: list[int] = []  # each appended once its remove() has returned; never re-added
+    done = threading.Event()
+
+    def churn() -> None:
+        try:
+            for key in range(20_000, 23_000):
+                index.add(key, *hashes[key])
+                added.append(key)
+                if key % 3 == 0:  # removes key - 1500, also a multiple of 3
+                    index.remove(key - 1500)
+                    removed.append(key - 1500)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=churn)
+    writer.start()
+    searches = 0
+    while not done.is_set():
+        kept = [key for key in added[-10:] if key % 3][-3:]
+        for key in kept + removed[-3:]:
+            found = [k for k, _, _ in index.search(*hashes[key], 0, 0)]
+            assert found == ([key] if key % 3 else []), (key, found)
+            searches += 1
+    writer.join()
+    assert searches > 30
+    assert len(index) == 23_000 - len(removed)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import io
 import os
 import random
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from imagewatchd import pdq
+from imagewatchd import pdq, pdqindex
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.pdqindex import PdqIndex
 from tests.conftest import photo
@@ -168,3 +170,42 @@ def _flip(rng: random.Random, bits: int) -> int:
 
 def test_empty_pdq_index() -> None:
     assert PdqIndex().search(12345, 31) == []
+
+
+def test_a_pdq_search_during_a_merge_is_exact_and_does_not_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(7)
+    hashes = [rng.getrandbits(256) for _ in range(10_000)]
+    index = PdqIndex()
+    index.add_many(range(5000), hashes[:5000])  # merged into main
+    building = pdqindex._buckets
+    seen: list[bool] = []
+
+    def during_merge() -> None:  # while the merging thread builds the new main
+        index.add_many([10_000], [hashes[0] ^ 1])  # into recent, beside the entries being merged
+        everything = [*hashes, hashes[0] ^ 1]
+        seen.append(all(index.search(h, 0) == [(k, 0)] for k, h in enumerate(everything[1:], 1)))
+        seen.append(sorted(index.search(hashes[0], 1)) == [(0, 0), (10_000, 1)])
+
+    def buckets(*args: Any) -> Any:
+        helper = threading.Thread(target=during_merge)
+        helper.start()
+        helper.join(timeout=30)  # the old index held its lock here: the helper would wait
+        assert not helper.is_alive(), "a search waited for the merge"
+        return building(*args)
+
+    monkeypatch.setattr(pdqindex, "_buckets", buckets)
+    index.add_many(range(5000, 10_000), hashes[5000:])  # past the merge size: merges
+    monkeypatch.setattr(pdqindex, "_buckets", building)
+    assert seen == [True, True]
+    assert len(index) == 10_001
+    assert sorted(index.search(hashes[0], 1)) == [(0, 0), (10_000, 1)]
+    assert index.search(hashes[9999], 0) == [(9999, 0)]
+
+
+def test_pdqs_as_stored_bytes_are_the_words_of_their_ints() -> None:
+    rng = random.Random(11)
+    values = [rng.getrandbits(256) for _ in range(50)] + [0, 2**256 - 1, 1, 1 << 255]
+    stored = np.frombuffer(b"".join(v.to_bytes(32, "big") for v in values), np.uint8)
+    assert np.array_equal(pdqindex.words_of_bytes(stored.reshape(-1, 32)), pdqindex.words(values))

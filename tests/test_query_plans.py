@@ -143,3 +143,14 @@ def _one_file_after_another(
     pipeline.process(_settled(incoming / "known.jpg", 0), recheck=True)  # exempted: left
     moved = [a for a in store.actions(kind="move") if a.state == "done"]
     journal.reverse(store, actor, moved[0].id, force=True, role=Role.INCOMING, decoder=decoder)
+
+
+def test_the_scanned_roots_files_are_read_by_a_path_range(tmp_path: Path) -> None:
+    """``scan``'s grouping reads the files under the scanned roots, not the whole library."""
+    with Store(tmp_path / "t.db") as store:
+        _fill(store, tmp_path)
+        with traced(store) as statements:
+            ids, _ = store.library_fingerprints_under([str(tmp_path / "lib" / "old")])
+        assert len(ids) == 200
+        assert [s for s in statements if "FROM files" in s]
+        assert scans(store, statements) == []

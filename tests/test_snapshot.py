@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagewatchd import snapshot
+from imagewatchd.background import SnapshotKeeper
 from imagewatchd.hashindex import HammingIndex
 from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.store import Store
@@ -121,3 +123,60 @@ def test_the_change_log_holds_library_changes_only(tmp_path: Path) -> None:
         store.trim_library_changes(last + 1)
         assert store.library_changed_after(0) == []
         assert store.library_change_state()[1:] == (last + 1, last + 1)
+
+
+def _add_library_files(store: Store, first: int, count: int) -> None:
+    for n in range(first, first + count):
+        fp = Fingerprint(f"{n:064x}", n * 7919 + 1, n * 104729 + 1, 1, 1, "JPEG", False)
+        store.save_file(f"/lib/k{n}.jpg", STAT, Role.LIBRARY, fp, 1.0)
+
+
+def test_keep_bounds_the_change_log_while_the_daemon_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "RESAVE_CHANGES", 30)
+    with Store(tmp_path / "t.db") as store:
+        _add_library_files(store, 0, 100)
+        snapshot.load_library(store, min_rows=0)  # a snapshot of 100 files; the log is empty
+        assert store.library_change_state()[1:] == (100, 100)
+        _add_library_files(store, 100, 30)  # within the bound: kept, and applied at each load
+        assert not snapshot.keep(store, min_rows=0)
+        assert len(snapshot.load_library(store, min_rows=0)) == 130
+        assert snapshot.read(snapshot.path_for(store)).seq == 100  # type: ignore[union-attr]
+        _add_library_files(store, 130, 5)  # past it: rewritten, and the log forgotten
+        assert snapshot.keep(store, min_rows=0)
+        assert store.library_change_state()[1:] == (135, 135)
+        assert store.library_changed_after(0) == []
+        assert content(snapshot.load_library(store, min_rows=0)) == fresh(store)
+
+
+def test_keep_forgets_a_log_that_no_snapshot_needs(tmp_path: Path) -> None:
+    with Store(tmp_path / "t.db") as store:
+        snapshot.load_library(store)  # a small library: no snapshot file
+        _add_library_files(store, 0, 20)
+        assert len(store.library_changed_after(0)) == 20
+        assert not snapshot.keep(store)
+        assert store.library_changed_after(0) == []
+        assert content(snapshot.load_library(store)) == fresh(store)
+
+
+def test_the_daemons_keeper_keeps_the_log_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "RESAVE_CHANGES", 10)
+    damaged: list[object] = []
+    with Store(tmp_path / "t.db") as store:
+        _add_library_files(store, 0, 50)
+        snapshot.load_library(store, min_rows=0)
+        keeper = SnapshotKeeper(store.path, damaged.append, every=0.05)
+        keeper.start_once()
+        try:
+            _add_library_files(store, 50, 20)
+            deadline = time.monotonic() + 30  # the keeper rewrites within a few of its periods
+            while store.library_change_state()[2] != 70:
+                assert time.monotonic() < deadline, "the log was not trimmed"
+                time.sleep(0.05)
+        finally:
+            keeper.stop()
+        assert snapshot.read(snapshot.path_for(store)).seq == 70  # type: ignore[union-attr]
+    assert damaged == []

@@ -75,7 +75,8 @@ def test_entries_round_trip(
         rows = store.entries("banned")
         assert {(r.sha256, r.dhash, r.phash) for r in rows} == distinct
         assert all(r.list_kind is ListKind.BLOCK and r.enabled for r in rows)
-        near = {(d, p) for _, d, p in store.near_entry_hashes_after(0)}
+        _, dhashes, phashes = store.near_entry_hashes_after(0)
+        near = set(zip(dhashes.tolist(), phashes.tolist(), strict=True))
         assert near == {(e.dhash, e.phash) for e in new if e.dhash is not None}
 
 
@@ -141,7 +142,7 @@ def test_disable_remove_and_hits(tmp_path: Path) -> None:
         )
         store.set_entries_enabled([first], False)
         assert store.entries_by_sha256("a" * 64) == []
-        assert [i for i, _, _ in store.near_entry_hashes_after(0)] == [second]
+        assert store.near_entry_hashes_after(0)[0].tolist() == [second]
         store.record_hits([second, second], now=5.0)
         (row,) = store.entries(ids=[second])
         assert (row.hits, row.last_hit) == (2, 5.0)
