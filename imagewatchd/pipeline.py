@@ -125,6 +125,9 @@ class Pipeline:
             return Decision(None, ""), ""  # an edited or renamed library photo is no newcomer
         if decision.action is None:
             return decision, ""
+        kept_by = self.store.kept(fp.sha256) if verdict.kind is VerdictKind.DUPLICATE else None
+        if kept_by is not None:
+            return Decision(None, ""), f"kept: by decision {kept_by}"
         undone_by = self.store.exemption(settled.path, fp.sha256)
         if undone_by is None:
             return decision, ""

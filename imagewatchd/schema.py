@@ -345,4 +345,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_created ON actions (created);
         """,
     ),
+    (
+        9,
+        "durable library decisions: keep this picture, these pictures are not duplicates",
+        """
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('keep', 'not_duplicate')),
+            sha256 TEXT NOT NULL,
+            other TEXT NOT NULL DEFAULT '',
+            paths TEXT NOT NULL,
+            created REAL NOT NULL,
+            UNIQUE (kind, sha256, other)
+        );
+        CREATE INDEX decisions_other ON decisions (other, kind);
+        """,
+    ),
 )
