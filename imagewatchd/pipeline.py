@@ -154,7 +154,8 @@ class Pipeline:
             except Exception as exc:  # the move stands; a rescan forgets the stale row
                 log.debug("%s: row not forgotten yet: %r", settled.path, exc)
         return Outcome(
-            settled.path, verdict.kind, str(decision.action), str(moved.destination),
+            settled.path, verdict.kind, str(decision.action),
+            None if moved.destination is None else str(moved.destination),
             moved.action_id, moved.note,
         )  # fmt: skip
 
@@ -219,10 +220,9 @@ class Pipeline:
             kind += f" allowed-by={verdict.allowed_by[0].list_name}"
         elif verdict.flat:
             kind += " flat"
-        where = (
-            f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
-        )
-        if outcome.detail and (outcome.destination or outcome.action == "none"):
+        where = f" {outcome.destination}" if outcome.destination else ""
+        where += f" [action {outcome.action_id}]" if outcome.action_id is not None else ""
+        if outcome.detail and (outcome.action_id is not None or outcome.action == "none"):
             where += f" ({outcome.detail})"  # a hard link copied; a file an undo put back
         if moved is not None and moved.unrecorded is not None:
             log.warning("%s: %s -> %s%s, not yet recorded: %s; recorded once the database can "

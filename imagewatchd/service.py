@@ -188,7 +188,8 @@ def _act_on(
     if moved is not None:
         matcher.remove_library_file(row.id)
         store.forget_path(row.path)
-        _say(f"  {row.path}: {kind} -> {decision.action} {moved.destination}")
+        where = "" if moved.destination is None else f" {moved.destination}"
+        _say(f"  {row.path}: {kind} -> {decision.action}{where} [action {moved.action_id}]")
     else:
         verb = f"would {decision.action}" if actor.dry_run else str(decision.action)
         _say(f"  {row.path}: {kind} -> {verb}")
