@@ -339,7 +339,11 @@ class Actor:
         except FileOpsError as exc:
             self._abandon(action_id, "failed", exc.reason, False)
             raise
-        return self._done(action_id, src, None, 0)
+        moved = self._done(action_id, src, None, 0)
+        if self.prune:
+            for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
+                log.info("%s: removed, emptied by deleting %s", gone, src.path)
+        return moved
 
 
 def _free(dst: Location) -> Location:

@@ -185,7 +185,7 @@ class Pipeline:
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         role: Role,
     ) -> Outcome:  # fmt: skip
-        if self.actor.dry_run and decision.action in (Action.MOVE, Action.QUARANTINE):
+        if self.actor.dry_run and decision.action not in (None, Action.LOG):
             # not recorded: a real run after the dry run must still act on it
             return Outcome(settled.path, verdict.kind, f"would {decision.action}")
         file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())

@@ -187,3 +187,35 @@ def test_recovery_frees_the_trash_name_of_a_move_that_never_happened(
         assert [a.state for a in store.actions()] == ["rolled_back"]
     assert copy.exists()
     assert not bin_.info_file(name).exists()
+
+
+def test_a_dry_run_of_trash_leaves_the_file_for_the_real_run(
+    tmp_path: Path, library: Path, data_home: Path
+) -> None:
+    (library / "copy.jpg").unlink()
+    config = {"rescan_interval": 0, "watches": [{"path": str(library), "role": "library",
+              "on_duplicate": "trash", "settle_seconds": 0.3}]}  # fmt: skip
+    env = {"XDG_DATA_HOME": str(data_home)}
+    first = Daemon(tmp_path, config, env=env)
+    try:
+        first.start()  # the library's first index: existing photos are no newcomers
+        first.wait_for("first index complete")
+        assert first.stop() == 0
+    finally:
+        first.kill()
+    dry = Daemon(tmp_path, config, "--dry-run", env=env)
+    try:
+        dry.start()
+        photo(21, (400, 300)).save(library / "late.jpg", quality=92)
+        assert "-> would trash" in dry.processed(library / "late.jpg")
+        assert dry.stop() == 0
+    finally:
+        dry.kill()
+    real = Daemon(tmp_path, config, env=env)
+    try:
+        real.start()  # the start-up reconcile finds it: not recorded by the dry run
+        assert "-> trash " in real.processed(library / "late.jpg")
+        assert not (library / "late.jpg").exists()
+        assert real.stop() == 0
+    finally:
+        real.kill()

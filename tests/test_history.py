@@ -14,7 +14,6 @@ from imagewatchd.fileops import Location
 from imagewatchd.models import FileStat
 from imagewatchd.rows import NewAction
 from imagewatchd.schema import MIGRATIONS
-from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
 
 SHA = "ab" * 32
