@@ -8,8 +8,9 @@ reason for each other copy is the first criterion on which the keeper beat it.
 Criteria (``KeepPolicy.order``):
 
 - ``reference``: a copy under one of the watch's reference folders is always kept;
-- ``original``: evidence of being the camera original: camera EXIF, a capture date, no editor
-  named as the writing software, a JPEG quality a camera writes (``ORIGINAL_QUALITY``);
+- ``original``: evidence of being the camera original: camera EXIF, a capture date, a JPEG
+  quality a camera writes (``ORIGINAL_QUALITY``), each counting one, less one when an editor is
+  named as the writing software;
 - ``pixels``: more pixels;
 - ``quality``: a higher estimated JPEG quality (only when every copy is a JPEG: a quality
   estimate says nothing about a HEIC or a PNG, and skipping it for the whole group keeps the
@@ -123,9 +124,13 @@ def original_evidence(p: Provenance) -> list[str]:
         evidence.append(f"captured {p.captured}")
     if p.jpeg_quality is not None and p.jpeg_quality >= ORIGINAL_QUALITY:
         evidence.append(f"JPEG quality {p.jpeg_quality}")
-    if edited(p):
-        return []  # an editor wrote it last: whatever it kept, it is not the original
     return evidence
+
+
+def original_score(p: Provenance) -> int:
+    """Each piece of evidence counts one; an editor named as the writing software costs one
+    (it re-encoded the picture, whatever EXIF it carried over)."""
+    return len(original_evidence(p)) - edited(p)
 
 
 def edited(p: Provenance) -> bool:
@@ -167,7 +172,7 @@ def _quality_key(copy: Copy, _: KeepPolicy) -> tuple[object, ...]:
 Key = Callable[[Copy, KeepPolicy], tuple[object, ...]]
 _KEYS: dict[Criterion, Key] = {
     Criterion.REFERENCE: lambda c, p: (not _in_reference(c, p),),
-    Criterion.ORIGINAL: lambda c, p: (-len(original_evidence(c.provenance)),),
+    Criterion.ORIGINAL: lambda c, p: (-original_score(c.provenance),),
     Criterion.PIXELS: lambda c, p: (-c.pixels,),
     Criterion.QUALITY: _quality_key,
     Criterion.FORMAT: lambda c, p: (_format_rank(c, p),),
@@ -178,9 +183,12 @@ _KEYS: dict[Criterion, Key] = {
 
 
 def _say_original(keeper: Copy, other: Copy, _: KeepPolicy) -> str:
-    mine = ", ".join(original_evidence(keeper.provenance)) or "no evidence"
-    theirs = ", ".join(original_evidence(other.provenance)) or "no evidence"
-    return f"{mine} (the other: {theirs})"
+    return f"{_evidence_text(keeper.provenance)} (the other: {_evidence_text(other.provenance)})"
+
+
+def _evidence_text(p: Provenance) -> str:
+    text = ", ".join(original_evidence(p)) or "no evidence"
+    return f"{text}; written by {p.software}" if edited(p) else text
 
 
 def _say_path(keeper: Copy, other: Copy, policy: KeepPolicy) -> str:

@@ -11,7 +11,14 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from imagewatchd.keep import Copy, Criterion, KeepPolicy, original_evidence, rank
+from imagewatchd.keep import (
+    Copy,
+    Criterion,
+    KeepPolicy,
+    original_evidence,
+    original_score,
+    rank,
+)
 from imagewatchd.provenance import Provenance, provenance
 from tests.conftest import photo
 
@@ -63,7 +70,8 @@ def test_provenance_reads_camera_capture_date_and_software(tmp_path: Path) -> No
     path = _write(tmp_path / "a.jpg", tags={**CAMERA, 0x0131: "GIMP 2.10"}, inner=CAPTURED)
     p = _copy(path).provenance
     assert p == Provenance("Canon EOS 5D Mark IV", "2019-05-01T12:34:56", "GIMP 2.10", 95)
-    assert original_evidence(p) == []  # an editor wrote it last
+    assert len(original_evidence(p)) == 3
+    assert original_score(p) == 2  # an editor wrote it last: one less
 
 
 def test_a_png_has_no_quality_and_a_broken_date_is_no_date(tmp_path: Path) -> None:
@@ -143,3 +151,13 @@ def test_the_keeper_does_not_depend_on_the_order_copies_arrive_in(tmp_path: Path
     }
     assert len(orders) == 1
     assert rank(copies)[0].copy.path.endswith("a.jpg")  # both originals tie up to the path
+
+
+def test_an_export_by_an_editor_loses_to_the_camera_file_it_came_from(tmp_path: Path) -> None:
+    original = _copy(_write(tmp_path / "a.jpg", quality=92, tags=CAMERA, inner=CAPTURED))
+    export = _copy(_write(tmp_path / "a-export.jpg", quality=95,
+                          tags={**CAMERA, 0x0131: "Adobe Photoshop Lightroom Classic 12.0"},
+                          inner=CAPTURED))  # fmt: skip
+    ranked = rank([export, original])
+    assert ranked[0].copy == original
+    assert ranked[1].reason.endswith("written by Adobe Photoshop Lightroom Classic 12.0)")
