@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import fileops, report
+from imagewatchd import fileops, report, trash
 from imagewatchd.config import Action, Config, Watch
 from imagewatchd.errors import StoreError
 from imagewatchd.fileops import FileChanged, FileOpsError, Location, TargetExists
@@ -68,7 +68,7 @@ def ensure_quarantine(directory: Path) -> None:
 @dataclass(frozen=True, slots=True)
 class Moved:
     action_id: int
-    destination: Path
+    destination: Path | None  # None: deleted
     unrecorded: str | None = None  # why the journal does not say "done" yet
     other_names: int = 0  # a hard link, copied: its other names were left untouched
 
@@ -86,7 +86,7 @@ class Unrecorded:
 
     action_id: int
     source: Path
-    destination: Path
+    destination: Path | None  # None: deleted
     when: float
     reason: str
 
@@ -183,6 +183,10 @@ class Actor:
         if decision.action is Action.LOG:
             self._journal_log(src, settled.stat, fp, verdict, decision)
             return None
+        if decision.action is Action.TRASH:
+            return self._trash(src, settled.stat, fp, verdict, decision)
+        if decision.action is Action.DELETE:
+            return self._delete(src, settled.stat, fp, verdict, decision)
         if decision.action is Action.QUARANTINE:
             ensure_quarantine(self.quarantine_dir)
             dst = Location(self.quarantine_dir, PurePosixPath(quarantine_name(fp, self.clock())))
@@ -268,28 +272,78 @@ class Actor:
         except Exception as exc:  # the first error is the one to report
             log.debug("action %d: not finished as %s: %r", action_id, state, exc)
 
-    def _done(self, action_id: int, src: Location, dst: Location, other_names: int) -> Moved:
-        """The file moved; its journal entry says so now, or as soon as it can be written."""
+    def _done(self, action_id: int, src: Location, dst: Location | None, other_names: int) -> Moved:
+        """The file moved (or was deleted: no ``dst``); its journal entry says so now, or as
+        soon as it can be written."""
         now = self.clock()
+        where = None if dst is None else dst.path
         try:
             self.store.finish(action_id, "done", now)
         except StoreError as exc:
-            self.backlog.add(Unrecorded(action_id, src.path, dst.path, now, str(exc)))
-            return Moved(action_id, dst.path, str(exc), other_names)
-        return Moved(action_id, dst.path, None, other_names)
+            self.backlog.add(Unrecorded(action_id, src.path, where, now, str(exc)))
+            return Moved(action_id, where, str(exc), other_names)
+        return Moved(action_id, where, None, other_names)
 
     def _journal_log(
         self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision
     ) -> None:
-        action = NewAction(
-            kind="log", src_root=str(src.root), src_rel=str(src.relative), dst_root=None,
+        action_id = self.store.intend(self._in_place("log", src, stat, fp, verdict, decision),
+                                      self.clock())  # fmt: skip
+        self.store.finish(action_id, "done", self.clock())
+
+    def _in_place(
+        self, kind: str, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict,
+        decision: Decision,
+    ) -> NewAction:  # fmt: skip
+        """An action that leaves nothing anywhere: a log line, or a deletion."""
+        return NewAction(
+            kind=kind, src_root=str(src.root), src_rel=str(src.relative), dst_root=None,
             dst_rel=None, tmp_name=None, sha256=fp.sha256, stat=stat, atime_ns=0, uid=-1,
             gid=-1, mode=0, verdict=verdict.kind.value,
             evidence=evidence_json(verdict, self.config), rule=decision.rule,
             batch_id=self.batch_id,
         )  # fmt: skip
-        action_id = self.store.intend(action, self.clock())
-        self.store.finish(action_id, "done", self.clock())
+
+    def _trash(
+        self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision
+    ) -> Moved:
+        """To the freedesktop.org trash: its info file claims the name, then the file moves."""
+        try:
+            bin_ = trash.trash_for(src.path)
+        except OSError as exc:
+            raise FileOpsError(src.path, f"no trash for it: {exc.strerror}") from exc
+        name = trash.claim(bin_, src.relative.name, src.path, self.clock())
+        dst = Location(bin_.files, PurePosixPath(name))
+        try:
+            moved = self.move(src, dst, stat, fp.sha256, "trash", verdict, decision.rule)
+        except BaseException:
+            trash.release(bin_, name)
+            raise
+        if moved.destination is not None and moved.destination.name != name:
+            trash.rename_claim(bin_, name, moved.destination.name)  # taken meanwhile
+        return moved
+
+    def _delete(
+        self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision
+    ) -> Moved:
+        """Delete for good (a watch that opted in): journalled first, while it is that file."""
+        fileops.check_same(src, stat)
+        action_id = self.store.intend(
+            self._in_place("delete", src, stat, fp, verdict, decision), self.clock()
+        )
+        try:
+            fileops.remove(src, expect=stat)
+        except FileChanged as exc:
+            self._abandon(action_id, "rolled_back", str(exc), False)
+            raise
+        except FileOpsError as exc:
+            self._abandon(action_id, "failed", exc.reason, False)
+            raise
+        moved = self._done(action_id, src, None, 0)
+        if self.prune:
+            for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
+                log.info("%s: removed, emptied by deleting %s", gone, src.path)
+        return moved
 
 
 def _free(dst: Location) -> Location:

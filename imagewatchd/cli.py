@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from imagewatchd import (
     __version__,
     commands,
+    decisions,
     history,
     logsetup,
     quarantine,
@@ -91,9 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=commands.compare)
 
-    p = command("dupes", "groups of near-duplicate library files, best copy first")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=commands.dupes)
+    _dupes_parser(command("dupes", "groups of near-duplicate library files, best copy first"))
 
     _lists_parser(command("lists", "manage named block and allow lists"))
     _known_parser(command("known", "add, import, export and manage list entries"))
@@ -120,6 +119,25 @@ def _scan(args: argparse.Namespace) -> int:
     if args.dry_run and not args.act:
         raise UsageError("--dry-run goes with --act (a plain scan only indexes)")
     return service.scan_act(args) if args.act else commands.scan(args)
+
+
+def _dupes_parser(p: argparse.ArgumentParser) -> None:
+    """``dupes`` lists the groups; its actions record people's decisions about them."""
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.dupes)
+    d = p.add_subparsers(dest="action", metavar="ACTION")
+    p = _sub(d, "keep", "always keep these pictures: never moved as a copy of another")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=decisions.keep)
+    p = _sub(d, "not-duplicate", "these pictures are different, however alike their hashes")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(handler=decisions.not_duplicate)
+    p = _sub(d, "decisions", "the decisions taken, oldest first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=decisions.listing)
+    p = _sub(d, "forget", "remove decisions")
+    p.add_argument("ids", nargs="+", type=int, metavar="ID")
+    p.set_defaults(handler=decisions.forget)
 
 
 def _history_parsers(command: Callable[[str, str], argparse.ArgumentParser]) -> None:

@@ -26,6 +26,8 @@ class Action(enum.StrEnum):
     LOG = "log"
     MOVE = "move"
     QUARANTINE = "quarantine"
+    TRASH = "trash"  # the freedesktop.org trash (a user's library)
+    DELETE = "delete"  # for good: only with the watch's allow_delete
 
 
 # Chosen from measured precision and recall on real photographs: see docs/BENCHMARKS.md.
@@ -56,6 +58,7 @@ class Watch:
     move_to: Path | None = None
     settle_seconds: float = 2.0
     polling: bool = False
+    allow_delete: bool = False  # "delete" deletes for good: it must be asked for twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,7 @@ DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
-    "move_to", "settle_seconds", "polling",
+    "move_to", "settle_seconds", "polling", "allow_delete",
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -330,10 +333,17 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         move_to=reader.path(section, "move_to", at),
         settle_seconds=reader.number(section, "settle_seconds", at, 2.0),
         polling=reader.boolean(section, "polling", at, False),
+        allow_delete=reader.boolean(section, "allow_delete", at, False),
     )
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
     if moves and watch.move_to is None:
         reader.problem(_join(at, "move_to"), "required when an action is 'move'")
+    for key in ("on_known", "on_duplicate"):
+        if getattr(watch, key) is Action.DELETE and not watch.allow_delete:
+            reader.problem(
+                _join(at, key), "'delete' needs allow_delete: true in the same watch (deleted "
+                "files cannot be restored; 'trash' or 'move' can be undone)",
+            )  # fmt: skip
     if path is None:
         return None
     if watch.move_to is not None and watch.move_to.is_relative_to(watch.path):

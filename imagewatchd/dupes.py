@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from imagewatchd.decisions_store import NOT_DUPLICATE
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
+from imagewatchd.models import Role
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
@@ -48,16 +50,43 @@ class Among:
 
 @dataclass(frozen=True, slots=True)
 class DupeGroup:
-    files: tuple[FileRow, ...]  # best first: most pixels, then largest file, then path
+    # best first: kept by a decision, then most pixels, then largest file, then path
+    files: tuple[FileRow, ...]
+    kept: tuple[tuple[int, int], ...] = ()  # (file id, decision id) of files kept by decision
 
     @property
     def best(self) -> FileRow:
         return self.files[0]
 
+    def kept_by(self, row: FileRow) -> int | None:
+        return dict(self.kept).get(row.id)
+
 
 def _quality(row: FileRow) -> tuple[int, int, str]:
     pixels = (row.width or 0) * (row.height or 0)
     return (-pixels, -row.stat.size, row.path)
+
+
+def _undecided(store: Store, first: Ids, second: Ids) -> tuple[Ids, Ids]:
+    """The links, less those between pictures someone said are not duplicates."""
+    pairs = [(d.sha256, d.other) for d in store.decisions() if d.kind == NOT_DUPLICATE]
+    if not pairs or not len(first):
+        return first, second
+    ids = {
+        sha: [r.id for r in store.files_by_sha256(sha, Role.LIBRARY)]
+        for sha in {s for pair in pairs for s in pair if s is not None}
+    }
+    both = [(a, b) for x, y in pairs for a in ids[x] for b in ids.get(y or "", [])]
+    if not both:
+        return first, second
+    banned = _pair_key(*(np.array(side, np.int64).reshape(-1) for side in zip(*both, strict=True)))
+    keep = ~np.isin(_pair_key(first, second), banned)
+    return first[keep], second[keep]
+
+
+def _pair_key(a: Ids, b: Ids) -> Ids:
+    """One int64 per unordered pair of file ids (ids stay below 2**31)."""
+    return np.minimum(a, b) * (1 << 31) + np.maximum(a, b)
 
 
 def components(first: Ids, second: Ids) -> tuple[Ids, Ids]:
@@ -103,14 +132,17 @@ def duplicate_groups(
     With ``rows``, only groups that involve those files are returned.
     """
     among = rows if rows is None or isinstance(rows, Among) else Among.of_rows(rows)
-    nodes, labels = components(*_links(matcher, among))
+    nodes, labels = components(*_undecided(matcher.store, *_links(matcher, among)))
     order = np.argsort(labels, kind="stable")
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
     members = [group for group in np.split(nodes[order], cuts) if len(group) > 1]
     found = matcher.store.files_by_id(np.concatenate(members).tolist() if members else [])
+    kept, _ = matcher.store.decisions_among(r.sha256 for r in found.values() if r.sha256)
     groups = []
     for ids in members:
         rows_of = [found[i] for i in ids.tolist() if i in found]
-        groups.append(DupeGroup(tuple(sorted(rows_of, key=_quality))))
+        by = tuple((r.id, kept[r.sha256]) for r in rows_of if r.sha256 in kept)
+        ordered = sorted(rows_of, key=lambda r: (r.sha256 not in kept, *_quality(r)))
+        groups.append(DupeGroup(tuple(ordered), by))
     groups.sort(key=lambda g: g.best.path)
     return groups

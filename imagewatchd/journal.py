@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import fileops
+from imagewatchd import fileops, trash
 from imagewatchd.act import QUARANTINE_MODE, Actor
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import UsageError
@@ -50,6 +50,9 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
         store.finish(action.id, state, clock(), note)
         if state != "done":
             store.drop_exemption(action.id)  # an undo that did not happen keeps nothing
+            if action.kind == "trash":  # the name it claimed in the trash is free again
+                dst = destination(action)
+                trash.release(trash.trash_of(dst.path.parent), dst.relative.name)
         if state == "done" and action.reverses is not None:
             store.finish(action.reverses, "deleted" if action.kind == "delete" else "undone",
                          clock())  # fmt: skip
@@ -144,8 +147,8 @@ def reverse(
     A file whose bytes are exactly a block entry's goes back only with ``force``.
     """
     action = store.action(action_id)
-    if action is None or action.kind not in ("quarantine", "move"):
-        raise UsageError(f"no quarantine or move action with id {action_id}")
+    if action is None or action.kind not in ("quarantine", "move", "trash"):
+        raise UsageError(f"no quarantine, move or trash action with id {action_id}")
     if action.state != "done":
         raise UsageError(_not_done(store, action))
     here, back = destination(action), source(action)
@@ -166,6 +169,9 @@ def reverse(
         f'{{"reverses": {action.id}}}', "command", reverses=action.id,
         mode=action.mode & 0o7777, exempt=True,
     )  # fmt: skip
+    assert moved.destination is not None  # a move always goes somewhere
+    if action.kind == "trash":  # out of the trash: its info file goes too
+        trash.release(trash.trash_of(here.path.parent), here.relative.name)
     restored = Location(back.root, PurePosixPath(moved.destination.relative_to(back.root)))
     fileops.restore_times_owner(
         restored, atime_ns=action.atime_ns, mtime_ns=action.stat.mtime_ns, uid=action.uid,

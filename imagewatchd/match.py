@@ -156,6 +156,9 @@ class Matcher:
         rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
         if exclude_file is not None:
             rows.pop(exclude_file, None)
+        if rows:  # pictures someone said this one is not a duplicate of are no evidence
+            different = self.store.not_duplicates(fp.sha256)
+            rows = {k: r for k, r in rows.items() if r.sha256 not in different}
         # a library file renamed or deleted since it was indexed is no evidence
         found = [
             _file_match(r, fp, r.id in exact) for r in rows.values() if os.path.lexists(r.path)

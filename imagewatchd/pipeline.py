@@ -130,6 +130,9 @@ class Pipeline:
             return Decision(None, ""), ""  # an edited or renamed library photo is no newcomer
         if decision.action is None:
             return decision, ""
+        kept_by = self.store.kept(fp.sha256) if verdict.kind is VerdictKind.DUPLICATE else None
+        if kept_by is not None:
+            return Decision(None, ""), f"kept: by decision {kept_by}"
         undone_by = self.store.exemption(settled.path, fp.sha256)
         if undone_by is None:
             return decision, ""
@@ -156,7 +159,8 @@ class Pipeline:
             except Exception as exc:  # the move stands; a rescan forgets the stale row
                 log.debug("%s: row not forgotten yet: %r", settled.path, exc)
         return Outcome(
-            settled.path, verdict.kind, str(decision.action), str(moved.destination),
+            settled.path, verdict.kind, str(decision.action),
+            None if moved.destination is None else str(moved.destination),
             moved.action_id, moved.note,
         )  # fmt: skip
 
@@ -186,7 +190,7 @@ class Pipeline:
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         role: Role,
     ) -> Outcome:  # fmt: skip
-        if self.actor.dry_run and decision.action in (Action.MOVE, Action.QUARANTINE):
+        if self.actor.dry_run and decision.action not in (None, Action.LOG):
             # not recorded: a real run after the dry run must still act on it
             return Outcome(settled.path, verdict.kind, f"would {decision.action}")
         file_id = self.store.save_file(settled.path, settled.stat, role, fp, self.clock())
@@ -225,10 +229,9 @@ class Pipeline:
             kind += f" allowed-by={verdict.allowed_by[0].list_name}"
         elif verdict.flat:
             kind += " flat"
-        where = (
-            f" {outcome.destination} [action {outcome.action_id}]" if outcome.destination else ""
-        )
-        if outcome.detail and (outcome.destination or outcome.action == "none"):
+        where = f" {outcome.destination}" if outcome.destination else ""
+        where += f" [action {outcome.action_id}]" if outcome.action_id is not None else ""
+        if outcome.detail and (outcome.action_id is not None or outcome.action == "none"):
             where += f" ({outcome.detail})"  # a hard link copied; a file an undo put back
         if settled.retro:
             where += f" ({_retroactive(settled)})"

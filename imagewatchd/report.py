@@ -182,9 +182,11 @@ def dupes_text(groups: list[DupeGroup]) -> list[str]:
         lines.append(f"group {number} ({len(group.files)} files)")
         best = group.best
         for row in group.files:
-            tag = "keep" if row is best else "    "
+            tag = "keep" if row is best or group.kept_by(row) else "    "
             size = f"{row.width}x{row.height} {human_size(row.stat.size)}"
-            lines.append(f"  {tag} {shown(row.path)}  {size}{_distance_to(best, row)}")
+            decided = group.kept_by(row)
+            why = f"  kept by decision {decided}" if decided else ""
+            lines.append(f"  {tag} {shown(row.path)}  {size}{_distance_to(best, row)}{why}")
     return lines
 
 
@@ -210,6 +212,8 @@ def dupes_json(groups: list[DupeGroup]) -> str:
                         "size": row.stat.size,
                         "sha256": row.sha256,
                         "format": row.format,
+                        "keep": row is group.best or group.kept_by(row) is not None,
+                        "kept_by_decision": group.kept_by(row),
                     }
                     for row in group.files
                 ]

@@ -127,9 +127,14 @@ def _dedupe(
     for group in duplicate_groups(matcher, rows):
         best = group.best
         _say(f"keep {best.path}")
+        different = store.not_duplicates(best.sha256) if best.sha256 else set()
         for row in group.files[1:]:
             if not Path(row.path).is_relative_to(root):
                 _say(f"  {row.path}: outside {root}, left alone")
+            elif (decided := group.kept_by(row)) is not None:
+                _say(f"  {row.path}: kept by decision {decided}")
+            elif row.sha256 in different:
+                _say(f"  {row.path}: not a duplicate of {best.path} (a decision): left alone")
             elif not _matches(row, best, matcher.thresholds):
                 _say(f"  {row.path}: like another copy, but not like the best one: left alone")
             else:
@@ -183,7 +188,8 @@ def _act_on(
     if moved is not None:
         matcher.remove_library_file(row.id)
         store.forget_path(row.path)
-        _say(f"  {row.path}: {kind} -> {decision.action} {moved.destination}")
+        where = "" if moved.destination is None else f" {moved.destination}"
+        _say(f"  {row.path}: {kind} -> {decision.action}{where} [action {moved.action_id}]")
     else:
         verb = f"would {decision.action}" if actor.dry_run else str(decision.action)
         _say(f"  {row.path}: {kind} -> {verb}")

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from imagewatchd import store_check
+from imagewatchd.decisions_store import DecisionQueries
 from imagewatchd.errors import DatabaseDamaged, StoreError
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
 from imagewatchd.names import shown
@@ -97,7 +98,7 @@ def _id_hash_columns(
     return ids, dhashes, phashes
 
 
-class Store:
+class Store(DecisionQueries):
     """The database. Not shared between threads: each thread opens its own ``Store``."""
 
     def __init__(self, path: Path) -> None:
@@ -115,7 +116,11 @@ class Store:
             self._verify(before_migrating=True)
             self._migrate()
             self._verify(before_migrating=False)
-        except (sqlite3.Error, OSError, UnicodeDecodeError) as exc:
+        except (sqlite3.Error, OSError, UnicodeDecodeError, StoreError) as exc:
+            if hasattr(self, "_db"):  # no connection outlives a refusal
+                self._db.close()
+            if isinstance(exc, StoreError):
+                raise
             detail = store_check.damage(exc)
             if detail is not None:
                 raise DatabaseDamaged(path, detail) from exc
@@ -342,10 +347,18 @@ class Store:
         """(this store's id, the last library change's number, changes forgotten through):
         what an index snapshot is keyed by."""
         with self._lock:
-            counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            store_id, trimmed = self._counters("store_id", "library_trimmed")
             row = self._db.execute("SELECT MAX(seq) FROM library_changes").fetchone()
-        trimmed = int(counters["library_trimmed"])
-        return int(counters["store_id"]), max(int(row[0] or 0), trimmed), trimmed
+        return store_id, max(int(row[0] or 0), trimmed), trimmed
+
+    def _counters(self, *names: str) -> list[int]:
+        """These counters' values; a missing one means a damaged file (migrations made all)."""
+        with self._lock:
+            found = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        missing = [name for name in names if not isinstance(found.get(name), int)]
+        if missing:
+            raise DatabaseDamaged(self.path, f"counters table: no {missing[0]!r} counter")
+        return [int(found[name]) for name in names]
 
     def library_changed_after(self, seq: int) -> list[int]:
         """The ids of the library files added, changed or removed after change ``seq``."""
@@ -581,8 +594,8 @@ class Store:
 
     def entry_counters(self) -> tuple[int, int]:
         """(entries added, entries changed or removed) so far: live reloads compare these."""
-        rows = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-        return int(rows["entries_added"]), int(rows["entries_changed"])
+        added, changed = self._counters("entries_added", "entries_changed")
+        return added, changed
 
     def last_entry_id(self) -> int:
         row = self._db.execute("SELECT MAX(id) FROM entries").fetchone()

@@ -165,6 +165,7 @@ RULES: dict[str, dict[str, str]] = {
         **_columns(INT, "device", "inode", "size", "mtime_ns", "atime_ns", "uid", "gid", "mode"),
     },
     "batches": {"command": TEXT, "started": NUM, "finished": _opt(NUM)},
+    "decisions": {"kind": TEXT, "sha256": SHA256, "other": TEXT, "paths": TEXT, "created": NUM},
     "counters": {"name": TEXT, "value": INT},
     "watches": {"path": PATH, "indexed": NUM},
 }  # fmt: skip

@@ -85,7 +85,7 @@ def test_value_errors() -> None:
     found = problems(
         {"watches": [
             {"path": "relative/dir"},
-            {"path": "/b", "role": "archive", "on_known": "delete"},
+            {"path": "/b", "role": "archive", "on_known": "shred"},
             {"path": "/c", "on_duplicate": "move"},
             {"path": "/d", "on_duplicate": "move", "move_to": "/d/dupes"},
             {"role": "library"},
@@ -94,7 +94,10 @@ def test_value_errors() -> None:
     )  # fmt: skip
     assert "watches[0].path: must be an absolute path, got 'relative/dir'" in found
     assert "watches[1].role: expected one of library | incoming, got 'archive'" in found
-    assert "watches[1].on_known: expected one of log | move | quarantine, got 'delete'" in found
+    assert (
+        "watches[1].on_known: expected one of log | move | quarantine | trash | delete, got 'shred'"
+        in found
+    )
     assert "watches[2].move_to: required when an action is 'move'" in found
     assert "watches[3].move_to: must be outside the watched tree" in found
     assert "watches[4].path: required" in found
@@ -173,8 +176,8 @@ def test_check_config_reports_every_problem_in_one_run(
     assert result.err.splitlines() == [
         f"imagewatchd: {bad}: watches[0].path: must be an absolute path, got 'relative/uploads'",
         f"imagewatchd: {bad}: watches[0].role: expected one of library | incoming, got 'incomming'",
-        f"imagewatchd: {bad}: watches[0].on_known: expected one of log | move | quarantine, "
-        "got 'explode'",
+        f"imagewatchd: {bad}: watches[0].on_known: expected one of log | move | quarantine | "
+        "trash | delete, got 'explode'",
         f"imagewatchd: {bad}: watches[1].settle_seconds: expected a non-negative number, got 'ten'",
         f"imagewatchd: {bad}: warning: watches[1].path: {tmp_path / 'not-yet'}: no such "
         "directory; the daemon waits for it",

@@ -3,6 +3,7 @@ traceback, and nothing acted on; ``imagewatchd db check`` finds what is wrong.""
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import sqlite3
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from imagewatchd import cli
-from imagewatchd.errors import EXIT_DAMAGED
+from imagewatchd.errors import EXIT_DAMAGED, DatabaseDamaged
+from imagewatchd.store import Store
 from tests.conftest import Run, photo
 from tests.daemon_harness import Daemon, iw
 
@@ -213,3 +215,39 @@ def test_a_row_that_cannot_be_decoded_is_never_acted_on(
     assert started_again.returncode == EXIT_DAMAGED
     assert "entries row 1: damaged value in label" not in started_again.stderr  # quick check
     assert DAMAGED in started_again.stderr
+
+
+def test_a_refused_database_leaves_no_connection_open(tmp_path: Path) -> None:
+    """A leaked connection would share its locks and shared memory with the next one opened
+    on the same file in this process (SQLite's inode sharing): a daemon reopening it after a
+    repair would read it through the damaged file's shared memory."""
+    db = tmp_path / "t.db"
+    with Store(db):
+        pass
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA writable_schema = ON")
+        con.execute("UPDATE sqlite_master SET sql = 'CREATE TABLE files (' WHERE name = 'files'")
+    con.close()
+    with pytest.raises(DatabaseDamaged):
+        Store(db)
+    assert not [fd for fd in os.listdir("/proc/self/fd") if _names(fd, db)]
+
+
+def _names(fd: str, db: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}").startswith(str(db))
+    except OSError:
+        return False
+
+
+def test_a_damaged_counter_name_is_damage_not_an_internal_error(
+    tmp_path: Path, cli: Callable[..., Run]
+) -> None:
+    db = tmp_path / "state" / "imagewatchd.db"  # the cli fixture's database
+    with Store(db):
+        pass
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE counters SET name = 'entries_addee' WHERE name = 'entries_added'")
+    con.close()
+    refused = cli("dupes", check=EXIT_DAMAGED)
+    assert "no 'entries_added' counter" in refused.err

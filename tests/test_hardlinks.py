@@ -157,6 +157,7 @@ def test_the_journal_restores_a_quarantined_hard_link(linked: Linked, tmp_path: 
     moved = actor.move(linked.src, linked.dst(), expect, digest, "quarantine", "{}", "test",
                        mode=QUARANTINE_MODE)  # fmt: skip
     assert moved.other_names == 1
+    assert moved.destination is not None
     quarantined_copy(linked, moved.destination, before)
     back = journal.reverse(
         actor.store,
