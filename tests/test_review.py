@@ -18,6 +18,7 @@ import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from imagewatchd.decoding.inline import InlineDecoder
@@ -87,6 +88,7 @@ def _figure(driver: WebDriver, path: Path) -> WebElement:
 def _click(driver: WebDriver, button: WebElement) -> str:
     """Click, wait for the page that follows, and return its notice."""
     button.click()
+    WebDriverWait(driver, 60).until(staleness_of(button))  # the page that follows is loading
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))
     return str(driver.find_element(By.CSS_SELECTOR, "p.notice").text)
 

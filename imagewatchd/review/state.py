@@ -23,7 +23,7 @@ from imagewatchd.config import Config, Watch
 from imagewatchd.decisions import content_id
 from imagewatchd.decisions_store import KEEP, NOT_DUPLICATE
 from imagewatchd.decoding import Decoder
-from imagewatchd.dupes import DupeGroup, duplicate_groups
+from imagewatchd.dupes import DupeGroup, duplicate_groups, groups_among
 from imagewatchd.errors import FingerprintError, UsageError
 from imagewatchd.fileops import FileOpsError
 from imagewatchd.history import when, where
@@ -98,6 +98,16 @@ class Review:
         """Drop the thumbnails no file row or quarantined file needs any more."""
         return self.thumbs.prune(self.store.sha256s_in_use)
 
+    def _regroup(self, group: DupeGroup) -> None:
+        """What a decision or an action left of one group: a full search takes seconds at
+        10,000 groups, and a decision can only reorder or split the group it is about."""
+        rows = self.store.files_by_id(r.id for r in group.files).values()
+        left = [r for r in rows if r.role is Role.LIBRARY and r.error is None]
+        groups = self.groups()
+        groups.remove(group)
+        groups.extend(groups_among(self.matcher, left))
+        groups.sort(key=lambda g: g.best.path)
+
     def _row(self, file_id: int) -> tuple[DupeGroup, int]:
         for group in self.groups():
             for row in group.files:
@@ -110,7 +120,7 @@ class Review:
         row = next(r for r in group.files if r.id == file_id)
         sha256 = self._content(row.path, row.sha256)
         number, new = self.store.add_decision(KEEP, sha256, None, shown(row.path), time.time())
-        self._groups = None
+        self._regroup(group)
         return f"decision {number}: keep {shown(row.path)}" + ("" if new else " (taken before)")
 
     def not_duplicate(self, file_id: int, other_id: int) -> str:
@@ -124,7 +134,7 @@ class Review:
             raise UsageError(f"{shown(a.path)} and {shown(b.path)} hold identical bytes")
         names = f"{shown(a.path)} | {shown(b.path)}"
         number, new = self.store.add_decision(NOT_DUPLICATE, sha_a, sha_b, names, time.time())
-        self._groups = None
+        self._regroup(group)
         return f"decision {number}: not duplicates: {names}" + ("" if new else " (taken before)")
 
     @staticmethod
@@ -153,7 +163,7 @@ class Review:
             )
         finally:
             self.store.finish_batch(batch, time.time())
-            self._groups = None
+            self._regroup(group)
         failed = f", {errors} error(s)" if errors else ""
         return f"batch {batch}: applied {watch.on_duplicate} to the copies{failed}; undo it" \
             f" with: imagewatchd undo --batch {batch}"  # fmt: skip
@@ -173,7 +183,6 @@ class Review:
         back = service.restore_one(
             self.config, self.store, actor, self.decoder, action_id, force=False
         )
-        self._groups = self._matcher = None  # a restored library file is indexed again
         return f"action {action_id}: back at {shown(str(back))}"
 
     def delete(self, action_id: int) -> str:
