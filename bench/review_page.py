@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +28,7 @@ from imagewatchd.config import parse
 from imagewatchd.decoding import Settings
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.decoding.pool import WorkerPool
+from imagewatchd.dupes import groups_among
 from imagewatchd.fingerprint import open_path
 from imagewatchd.review.app import Secrets, create_app
 from imagewatchd.review.state import Review
@@ -57,6 +59,10 @@ def page_times(db: Path) -> None:
         keys = Secrets()
         client = create_app(review, keys).test_client()
         folder = os.path.dirname(groups[len(groups) // 2].best.path) + "/"
+        group = groups[len(groups) // 2]
+        start = time.perf_counter()
+        review.run(lambda: groups_among(review.matcher, list(group.files)))
+        print(f"regrouping one group after a click: {(time.perf_counter() - start) * 1000:.1f} ms")
         for what, query in (
             ("first screen (25 groups)", ""), ("page 200", "?page=200"),
             ("folder filter", f"?folder={folder}"),
@@ -89,12 +95,46 @@ def thumbnail_time() -> None:
           f"{len(jpeg) / 1024:.0f} KiB")  # fmt: skip
 
 
+def browser_time(db: Path) -> None:
+    """``imagewatchd review`` started for real, its first screen loaded by headless Chromium."""
+    from selenium import webdriver  # noqa: PLC0415 (the test extra)
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(f"quarantine_dir: {tmp}/quarantine\nwatches: []\n")
+        command = [sys.executable, "-m", "imagewatchd", "--config", str(config), "--db", str(db),
+                   "review"]  # fmt: skip
+        start = time.perf_counter()
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
+            assert server.stdout is not None
+            url = server.stdout.readline().split()[-1]
+            print(f"review started, address printed: {time.perf_counter() - start:.1f} s")
+            options = webdriver.ChromeOptions()
+            options.binary_location = "/usr/bin/chromium"
+            for flag in ("--headless=new", "--no-sandbox", "--disable-gpu"):
+                options.add_argument(flag)
+            driver = webdriver.Chrome(options, Service(executable_path="/usr/bin/chromedriver"))
+            try:
+                for attempt in range(3):
+                    start = time.perf_counter()
+                    driver.get(url)  # returns when the page has loaded
+                    print(f"first screen in Chromium ({attempt + 1}): "
+                          f"{(time.perf_counter() - start) * 1000:.0f} ms")  # fmt: skip
+            finally:
+                driver.quit()
+                server.terminate()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path, help="a store made by bench/synth_store.py")
     parser.add_argument("--thumbnail", action="store_true", help="also time one thumbnail")
+    parser.add_argument("--browser", action="store_true", help="also time it in Chromium")
     args = parser.parse_args()
     page_times(args.db)
+    if args.browser:
+        browser_time(args.db)
     if args.thumbnail:
         thumbnail_time()
     return 0

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -134,9 +136,24 @@ def test_groups_with_their_thumbnails_and_a_hostile_name_shown_escaped(
             path = next(p for p in (a, b, c, d, library / HOSTILE) if shown(str(p)) ==
                         _path_text(figure))  # fmt: skip
             assert fetch(str(src)) == _thumbnail_of(path), path
+        _keys(driver, "j", "j")
+        assert driver.switch_to.active_element.get_attribute("id") == f"g{_id(driver, c)}"
+        _keys(driver, "k", Keys.TAB)  # from the first group's frame to its first button
+        assert driver.switch_to.active_element.text == "Keep this one"
+        assert driver.switch_to.active_element.value_of_css_property("outline-style") == "solid"
+        driver.execute_script("window.scrollTo(0, 0)")
         screenshot(driver, "review-groups.png", tmp_path)
     kept = {p.name for p in (daemon.db.parent / "thumbs").iterdir()}
     assert kept == {f"{sha256(p)}.jpg" for p in (a, b, c, d)}  # the copy of b shares b's
+
+
+def _keys(driver: WebDriver, *keys: str) -> None:
+    for key in keys:
+        ActionChains(driver).send_keys(key).perform()
+
+
+def _id(driver: WebDriver, path: Path) -> str:
+    return str(_figure(driver, path).get_attribute("data-file"))
 
 
 def _distance(figure: WebElement) -> str:
@@ -228,6 +245,7 @@ def test_quarantine_tab_blurs_and_restores(tmp_path: Path, make_image: Any) -> N
     uploads, banned = tmp_path / "uploads", make_image("banned.jpg", seed=41, quality=92)
     uploads.mkdir()
     photo(41, (500, 375)).save(uploads / "upload.jpg", quality=85)  # near the banned picture
+    photo(41, (600, 450)).save(uploads / "second.jpg", quality=80)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({
         "quarantine_dir": str(tmp_path / "quarantine"),
@@ -240,7 +258,7 @@ def test_quarantine_tab_blurs_and_restores(tmp_path: Path, make_image: Any) -> N
     assert not (uploads / "upload.jpg").exists()
     with review_server(config, db) as url, browser() as driver:
         driver.get(url + "quarantine")
-        section = driver.find_element(By.CSS_SELECTOR, "section.quarantined")
+        section = driver.find_elements(By.CSS_SELECTOR, "section.quarantined")[0]  # newest first
         assert str(uploads / "upload.jpg") in section.text and "'a cat'" in section.text
         WebDriverWait(driver, 60).until(lambda _: _images_loaded(driver))
         image = section.find_element(By.CSS_SELECTOR, "button.reveal img")
@@ -249,10 +267,22 @@ def test_quarantine_tab_blurs_and_restores(tmp_path: Path, make_image: Any) -> N
         section.find_element(By.CSS_SELECTOR, "button.reveal").click()
         assert image.value_of_css_property("filter") == "none"
         notice = _click(driver, section.find_element(By.CSS_SELECTOR, "button.restore"))
-        assert notice == f"action 1: back at {uploads / 'upload.jpg'}"
+        assert notice == f"action 2: back at {uploads / 'upload.jpg'}"
+        (section,) = driver.find_elements(By.CSS_SELECTOR, "section.quarantined")
+        stored = _stored(db, 1)
+        notice = _click(driver, section.find_element(By.CSS_SELECTOR, "button.delete"))
+        assert notice == f"action 1: deleted {stored}"
         assert driver.find_elements(By.CSS_SELECTOR, "section.quarantined") == []
-    assert (uploads / "upload.jpg").exists()
+    assert (uploads / "upload.jpg").exists() and not (uploads / "second.jpg").exists()
+    assert not Path(stored).exists()
     assert iw(db, "quarantine", "list", config=config).stdout == "the quarantine is empty\n"
+
+
+def _stored(db: Path, action_id: int) -> str:
+    with Store(db) as store:
+        action = store.action(action_id)
+    assert action is not None and action.dst_root is not None
+    return f"{action.dst_root}/{action.dst_rel}"
 
 
 def test_html_report_embeds_the_thumbnails(daemon: Daemon, library: Path, tmp_path: Path) -> None:

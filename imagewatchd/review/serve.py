@@ -50,6 +50,7 @@ def _serve(state: Review, port: int) -> int:
     from waitress import create_server  # noqa: PLC0415 (only the server needs it)
 
     keys = Secrets()
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # thumbnails queue up: no news
     server = create_server(create_app(state, keys), host=HOST, port=port, threads=4)
     print(f"review page: http://{HOST}:{server.effective_port}/{keys.url}/", flush=True)
     print("(the address holds a secret: share it with no one; Ctrl-C stops)", flush=True)
