@@ -237,6 +237,18 @@ def test_the_secret_guards_every_request(daemon: Daemon, library: Path) -> None:
         form = b"id=2&back="
         assert status(url + "keep", data=form) == 403  # the form's secret is missing
         assert status(url + "keep", data=form + b"&csrf=guess") == 403
+        csrf = re.search(r'name="csrf" value="([^"]+)"', fetch(url).decode())
+        assert csrf is not None
+        with Store(daemon.db) as store:
+            hostile = store.get_file(str(library / HOSTILE))
+        assert hostile is not None
+        with (library / HOSTILE).open("ab") as edited:
+            edited.write(b"edited")  # since it was indexed: refused, with the name escaped
+        form = f"id={hostile.id}&csrf={csrf[1]}".encode()
+        assert status(url + "keep", data=form) == 302
+        page = fetch(url).decode()
+        assert "\\xff.jpg changed since it was indexed: scan it again" in page
+        assert "&lt;img src=x onerror=&#34;document.title=1&#34;&gt;" in page
     with Store(daemon.db) as store:
         assert store.decisions() == []
 

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from imagewatchd.names import shown
 from imagewatchd.review.groups import Filter, page, parse_day
 from imagewatchd.review.state import ACTION_ERRORS, Review
 
@@ -36,11 +37,14 @@ class Secrets:
     notices: list[str] = field(default_factory=list)  # said once, on the next page shown
 
 
-def create_app(review: Review, keys: Secrets) -> Flask:
+def create_app(
+    review: Review, keys: Secrets, say: Callable[[str], None] = lambda line: None
+) -> Flask:
+    """The page; ``say`` gets one line (names escaped) for each decision or action taken."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 << 10
     pages = Blueprint("review", __name__, url_prefix=f"/{keys.url}")
-    _routes(pages, review, keys)
+    _routes(pages, review, keys, say)
     app.register_blueprint(pages)
     app.before_request(lambda: _guard(keys))
     app.after_request(_headers)
@@ -84,7 +88,7 @@ def _render(template: str, keys: Secrets, **context: Any) -> str:
     )  # fmt: skip
 
 
-def _routes(pages: Blueprint, review: Review, keys: Secrets) -> None:
+def _routes(pages: Blueprint, review: Review, keys: Secrets, say: Callable[[str], None]) -> None:
     @pages.get("/")
     def groups() -> str:
         chosen = Filter(
@@ -107,10 +111,10 @@ def _routes(pages: Blueprint, review: Review, keys: Secrets) -> None:
     def quarantine_thumb(action_id: int) -> Response:
         return _thumb(review, review.run(lambda: review.quarantine_source(action_id)))
 
-    _posts(pages, review, keys)
+    _posts(pages, review, keys, say)
 
 
-def _posts(pages: Blueprint, review: Review, keys: Secrets) -> None:
+def _posts(pages: Blueprint, review: Review, keys: Secrets, say: Callable[[str], None]) -> None:
     def posted(name: str, back: str, act: Callable[[int, int], str]) -> None:
         def handler() -> BaseResponse:
             first = request.form.get("id", type=int)
@@ -118,9 +122,11 @@ def _posts(pages: Blueprint, review: Review, keys: Secrets) -> None:
             if first is None:
                 abort(400)
             try:
-                keys.notices.append(review.run(lambda: act(first, other)))
-            except ACTION_ERRORS as exc:
-                keys.notices.append(f"not done: {exc}")
+                notice = review.run(lambda: act(first, other))
+            except ACTION_ERRORS as exc:  # names in their messages are as they are: escaped here
+                notice = shown(f"{name} {first}: not done: {exc}")
+            keys.notices.append(notice)
+            say(notice)
             target = request.form.get("back", "")
             local = target.startswith(f"/{keys.url}/") and "//" not in target
             return redirect(target if local else url_for(back))

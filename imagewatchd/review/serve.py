@@ -51,7 +51,8 @@ def _serve(state: Review, port: int) -> int:
 
     keys = Secrets()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # thumbnails queue up: no news
-    server = create_server(create_app(state, keys), host=HOST, port=port, threads=4)
+    app = create_app(state, keys, say=lambda line: print(line, flush=True))
+    server = create_server(app, host=HOST, port=port, threads=4)
     print(f"review page: http://{HOST}:{server.effective_port}/{keys.url}/", flush=True)
     print("(the address holds a secret: share it with no one; Ctrl-C stops)", flush=True)
 

@@ -131,7 +131,7 @@ class Review:
         a, b = rows[file_id], rows[other_id]
         sha_a, sha_b = self._content(a.path, a.sha256), self._content(b.path, b.sha256)
         if sha_a == sha_b:
-            raise UsageError(f"{shown(a.path)} and {shown(b.path)} hold identical bytes")
+            raise UsageError(f"{a.path} and {b.path} hold identical bytes")
         names = f"{shown(a.path)} | {shown(b.path)}"
         number, new = self.store.add_decision(NOT_DUPLICATE, sha_a, sha_b, names, time.time())
         self._regroup(group)
@@ -143,9 +143,9 @@ class Review:
         try:
             sha256 = content_id(Path(path))
         except FingerprintError as exc:
-            raise UsageError(f"{shown(path)}: {exc.reason}") from exc
+            raise UsageError(f"{path}: {exc.reason}") from exc
         if sha256 != stored:
-            raise UsageError(f"{shown(path)} changed since it was indexed: scan it again")
+            raise UsageError(f"{path} changed since it was indexed: scan it again")
         return sha256
 
     def apply(self, keeper_id: int) -> str:
@@ -172,7 +172,7 @@ class Review:
         for index, watch in enumerate(self.config.watches):
             if watch.role is Role.LIBRARY and Path(path).is_relative_to(watch.path):
                 return index, watch
-        raise UsageError(f"{shown(path)}: in no library watch of the configuration")
+        raise UsageError(f"{path}: in no library watch of the configuration")
 
     def quarantined(self) -> list[Quarantined]:
         rows = self.store.actions(kind="quarantine", state="done")
@@ -207,4 +207,5 @@ def _quarantined(a: ActionRow) -> Quarantined:
     )  # fmt: skip
 
 
+# what a click may meet: said on the page, escaped (their messages hold names as they are)
 ACTION_ERRORS = (UsageError, FileOpsError, FingerprintError)
