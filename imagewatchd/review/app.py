@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, Response, abort, redirect, render_template, 
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from imagewatchd.names import shown
-from imagewatchd.review.groups import Filter, page, parse_day
+from imagewatchd.review.groups import PAGE_SIZE, Filter, page, parse_day
 from imagewatchd.review.state import ACTION_ERRORS, Review
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
@@ -79,7 +79,7 @@ def _render(template: str, keys: Secrets, **context: Any) -> str:
     prefix = f"/{keys.url}"
 
     def page_url(number: int) -> str:
-        return f"{prefix}/?{urlencode({**request.args.to_dict(), 'page': number})}"
+        return f"{request.path}?{urlencode({**request.args.to_dict(), 'page': number})}"
 
     return render_template(
         template, csrf=keys.form, nonce=request.environ["imagewatchd.nonce"], notices=notices,
@@ -101,7 +101,15 @@ def _routes(pages: Blueprint, review: Review, keys: Secrets, say: Callable[[str]
 
     @pages.get("/quarantine")
     def quarantine() -> str:
-        return _render("quarantine.html", keys, rows=review.run(review.quarantined), tab="q")
+        rows = review.run(review.quarantined)
+        size = PAGE_SIZE
+        pages = max(1, -(-len(rows) // size))
+        number = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
+        shown_rows = rows[(number - 1) * size : number * size]
+        return _render(
+            "quarantine.html", keys, rows=shown_rows, total=len(rows), number=number,
+            pages=pages, tab="q",
+        )  # fmt: skip
 
     @pages.get("/thumb/<int:file_id>")
     def file_thumb(file_id: int) -> Response:
