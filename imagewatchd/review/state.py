@@ -24,8 +24,7 @@ from imagewatchd.decisions import content_id
 from imagewatchd.decisions_store import KEEP, NOT_DUPLICATE
 from imagewatchd.decoding import Decoder
 from imagewatchd.dupes import DupeGroup, duplicate_groups, groups_among
-from imagewatchd.errors import FingerprintError, UsageError
-from imagewatchd.fileops import FileOpsError
+from imagewatchd.errors import FingerprintError, ImagewatchdError, UsageError
 from imagewatchd.history import when, where
 from imagewatchd.journal import destination, source
 from imagewatchd.match import Matcher
@@ -208,4 +207,4 @@ def _quarantined(a: ActionRow) -> Quarantined:
 
 
 # what a click may meet: said on the page, escaped (their messages hold names as they are)
-ACTION_ERRORS = (UsageError, FileOpsError, FingerprintError)
+ACTION_ERRORS = (ImagewatchdError,)  # a refusal, a file, the store, the decoders
