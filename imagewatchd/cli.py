@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     _history_parsers(command)
 
+    p = command("review", "a local page to look at duplicate groups and the quarantine")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--html", metavar="FILE", help="write a static report of the groups instead")
+    p.set_defaults(handler=_review)
+
     p = command("check-config", "validate a configuration file (exit 0, or 78 with errors)")
     p.add_argument("file", nargs="?", metavar="FILE")
     p.set_defaults(handler=commands.check_config)
@@ -119,6 +124,12 @@ def _scan(args: argparse.Namespace) -> int:
     if args.dry_run and not args.act:
         raise UsageError("--dry-run goes with --act (a plain scan only indexes)")
     return service.scan_act(args) if args.act else commands.scan(args)
+
+
+def _review(args: argparse.Namespace) -> int:
+    from imagewatchd.review.serve import review  # noqa: PLC0415 (Flask only when asked for)
+
+    return review(args)
 
 
 def _dupes_parser(p: argparse.ArgumentParser) -> None:

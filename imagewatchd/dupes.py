@@ -8,7 +8,7 @@ groups' own rows are read from the store, to order them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from imagewatchd.decisions_store import NOT_DUPLICATE
+from imagewatchd.hashindex import hamming
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
 from imagewatchd.models import Role
@@ -132,12 +133,33 @@ def duplicate_groups(
     With ``rows``, only groups that involve those files are returned.
     """
     among = rows if rows is None or isinstance(rows, Among) else Among.of_rows(rows)
-    nodes, labels = components(*_undecided(matcher.store, *_links(matcher, among)))
+    return _grouped(matcher.store, *_undecided(matcher.store, *_links(matcher, among)))
+
+
+def groups_among(matcher: Matcher, rows: Sequence[FileRow]) -> list[DupeGroup]:
+    """The groups a few files (one former group) form now, by the links among them alone:
+    what a decision about them, or a copy gone, leaves of their group (the review page)."""
+    t, pairs = matcher.thresholds, []
+    for i, a in enumerate(rows):
+        for b in rows[i + 1 :]:
+            if a.sha256 is not None and a.sha256 == b.sha256:
+                pairs.append((a.id, b.id))
+            elif None not in (a.dhash, a.phash, b.dhash, b.phash) and not (a.flat or b.flat):
+                near = hamming(a.dhash or 0, b.dhash or 0) <= t.dhash
+                if near and hamming(a.phash or 0, b.phash or 0) <= t.phash:
+                    pairs.append((a.id, b.id))
+    first, second = (np.array([p[i] for p in pairs], np.int64) for i in (0, 1))
+    return _grouped(matcher.store, *_undecided(matcher.store, first, second))
+
+
+def _grouped(store: Store, first: Ids, second: Ids) -> list[DupeGroup]:
+    """The connected groups of these links, each best first, the groups by their best path."""
+    nodes, labels = components(first, second)
     order = np.argsort(labels, kind="stable")
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
     members = [group for group in np.split(nodes[order], cuts) if len(group) > 1]
-    found = matcher.store.files_by_id(np.concatenate(members).tolist() if members else [])
-    kept, _ = matcher.store.decisions_among(r.sha256 for r in found.values() if r.sha256)
+    found = store.files_by_id(np.concatenate(members).tolist() if members else [])
+    kept, _ = store.decisions_among(r.sha256 for r in found.values() if r.sha256)
     groups = []
     for ids in members:
         rows_of = [found[i] for i in ids.tolist() if i in found]

@@ -28,7 +28,8 @@ def _first_match(a: ActionRow) -> dict[str, object]:
     return matches[0] if matches else {}
 
 
-def _entry(a: ActionRow) -> str:
+def entry_summary(a: ActionRow) -> str:
+    """The list entry (and its label) or the library file that a quarantine matched."""
     m = _first_match(a)
     if "list" in m:
         label = f" {m['label']!r}" if m.get("label") else ""
@@ -49,7 +50,9 @@ def quarantine_list(args: argparse.Namespace) -> int:
         ]))  # fmt: skip
         return EXIT_OK
     for a in rows:
-        fields = (str(a.id), when(a.created), str(source(a).path), a.verdict, _entry(a), where(a))
+        fields = (
+            str(a.id), when(a.created), str(source(a).path), a.verdict, entry_summary(a), where(a)
+        )  # fmt: skip
         print("\t".join(shown(field) for field in fields))
     if not rows:
         print("the quarantine is empty")

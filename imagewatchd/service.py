@@ -16,7 +16,7 @@ from imagewatchd.act import Actor, Decision
 from imagewatchd.config import Config, Watch
 from imagewatchd.daemon import Daemon
 from imagewatchd.decoding import Decoder, open_decoder
-from imagewatchd.dupes import duplicate_groups
+from imagewatchd.dupes import DupeGroup, duplicate_groups
 from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError
 from imagewatchd.filters import walk
@@ -125,20 +125,30 @@ def _dedupe(
             errors += _act_on(row, verdict, on_known, index, store, matcher, actor)
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     for group in duplicate_groups(matcher, rows):
-        best = group.best
-        _say(f"keep {best.path}")
-        different = store.not_duplicates(best.sha256) if best.sha256 else set()
-        for row in group.files[1:]:
-            if not Path(row.path).is_relative_to(root):
-                _say(f"  {row.path}: outside {root}, left alone")
-            elif (decided := group.kept_by(row)) is not None:
-                _say(f"  {row.path}: kept by decision {decided}")
-            elif row.sha256 in different:
-                _say(f"  {row.path}: not a duplicate of {best.path} (a decision): left alone")
-            elif not _matches(row, best, matcher.thresholds):
-                _say(f"  {row.path}: like another copy, but not like the best one: left alone")
-            else:
-                errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
+        errors += act_on_group(group, root, index, watch, store, matcher, actor)
+    return errors
+
+
+def act_on_group(
+    group: DupeGroup, root: Path, index: int, watch: Watch, store: Store, matcher: Matcher,
+    actor: Actor,
+) -> int:  # fmt: skip
+    """The watch's ``on_duplicate`` for every copy in ``root`` of the group's best file (as
+    ``scan --act`` does, and the review page's "apply"); returns the number of errors."""
+    best, errors = group.best, 0
+    _say(f"keep {best.path}")
+    different = store.not_duplicates(best.sha256) if best.sha256 else set()
+    for row in group.files[1:]:
+        if not Path(row.path).is_relative_to(root):
+            _say(f"  {row.path}: outside {root}, left alone")
+        elif (decided := group.kept_by(row)) is not None:
+            _say(f"  {row.path}: kept by decision {decided}")
+        elif row.sha256 in different:
+            _say(f"  {row.path}: not a duplicate of {best.path} (a decision): left alone")
+        elif not _matches(row, best, matcher.thresholds):
+            _say(f"  {row.path}: like another copy, but not like the best one: left alone")
+        else:
+            errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
     return errors
 
 
@@ -196,6 +206,15 @@ def _act_on(
     return 0
 
 
+def restore_one(
+    config: Config, store: Store, actor: Actor, decoder: Decoder, action_id: int, *, force: bool
+) -> Path:
+    """Put one quarantined or moved file back (``quarantine restore``, ``undo``, the review
+    page): raises ``UsageError`` or ``FileOpsError`` when it stays."""
+    role = _role_at(config, store, action_id)
+    return reverse(store, actor, action_id, force=force, role=role, decoder=decoder)
+
+
 def _reverse_all(args: argparse.Namespace, *, selected: bool) -> int:
     """Put files back: the IDs given (``quarantine restore``), or what ``undo`` selects
     (IDs, ranges, ``--batch``, ``--last``)."""
@@ -209,10 +228,7 @@ def _reverse_all(args: argparse.Namespace, *, selected: bool) -> int:
         with closing(open_decoder(config, start=True)) as decoder:
             for action_id in ids:
                 try:
-                    role = _role_at(config, store, action_id)
-                    where = reverse(
-                        store, actor, action_id, force=args.force, role=role, decoder=decoder
-                    )
+                    where = restore_one(config, store, actor, decoder, action_id, force=args.force)
                 except (UsageError, FileOpsError) as exc:
                     log.error("action %d: %s", action_id, exc)
                     failed += 1

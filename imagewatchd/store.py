@@ -466,6 +466,20 @@ class Store(DecisionQueries):
         with self.transaction() as db:
             db.executemany("DELETE FROM files WHERE id = ?", ((i,) for i in ids))
 
+    def sha256s_in_use(self, candidates: Sequence[str]) -> set[str]:
+        """Those of ``candidates`` that a file row or a file in the quarantine still holds
+        (the review page's thumbnails are kept for them)."""
+        found: set[str] = set()
+        for start in range(0, len(candidates), 500):
+            chunk = list(candidates[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            query = (
+                f"SELECT sha256 FROM files WHERE sha256 IN ({marks}) UNION SELECT sha256 FROM"
+                f" actions WHERE kind = 'quarantine' AND state = 'done' AND sha256 IN ({marks})"
+            )
+            found.update(row[0] for row in self._db.execute(query, chunk + chunk))
+        return found
+
     def count_files(self) -> dict[str, int]:
         query = "SELECT role, COUNT(*) FROM files WHERE error IS NULL GROUP BY role"
         return {row[0]: row[1] for row in self._db.execute(query)}

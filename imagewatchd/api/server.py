@@ -365,6 +365,9 @@ class _Timed:
         finally:
             self.seconds += time.perf_counter() - start
 
+    def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
+        return self.decoder.thumbnail(fd, name)
+
     def close(self) -> None:
         self.decoder.close()
 

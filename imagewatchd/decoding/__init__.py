@@ -42,6 +42,10 @@ class Decoder(Protocol):
         """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines);
         any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``."""
 
+    def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
+        """(sha256 of the bytes read, a small JPEG: ``thumbnail.SIZE`` pixels a side at most)
+        of the open file ``fd``; any problem is a ``FingerprintError``. The caller closes it."""
+
     def close(self) -> None: ...
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 from imagewatchd.decoding import Settings
-from imagewatchd.fingerprint import fingerprint_fd
+from imagewatchd.fingerprint import fingerprint_fd, read_fd
 from imagewatchd.models import FileStat, Fingerprint
+from imagewatchd.thumbnail import thumbnail_bytes
 
 
 class InlineDecoder:
@@ -21,6 +23,14 @@ class InlineDecoder:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fingerprint_fd(fd, self.settings.limits)
+
+    def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
+        limits = self.settings.limits
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, data = read_fd(fd, limits.max_bytes)
+            jpeg = thumbnail_bytes(data, limits.max_pixels, limits.memory_bytes)
+        return hashlib.sha256(data).hexdigest(), jpeg
 
     def close(self) -> None:
         pass

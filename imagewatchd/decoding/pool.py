@@ -11,10 +11,12 @@ is not tried again until it changes. A timeout is not retried: a hang would hold
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +36,7 @@ POISON_AFTER = 3  # workers a file may crash before it is recorded as an error
 STARTUP_TIMEOUT = 60.0  # a fresh worker imports Pillow, numpy and scipy: slow on a busy host
 SLACK_BYTES = 48 << 20  # address space beyond the decode budget: decoder threads' stacks…
 MESSAGE = 1 << 16
+_SHA256 = re.compile("[0-9a-f]{64}")
 _SOURCE = str(Path(imagewatchd.__file__).resolve().parent.parent)
 
 
@@ -90,11 +93,11 @@ class _Worker:
         log.debug("decoding worker %d started (address space %s; %s)", self.proc.pid,
                   hello.get("address_space"), self.sandbox)  # fmt: skip
 
-    def ask(self, fd: int, timeout: float) -> dict[str, Any]:
+    def ask(self, fd: int, timeout: float, request: bytes = b"f") -> dict[str, Any]:
         if self.proc.poll() is not None:
             raise _Stale(self._death())
         try:
-            socket.send_fds(self.sock, [b"f"], [fd])
+            socket.send_fds(self.sock, [request], [fd])
         except OSError:
             raise _Stale(self._death()) from None
         return self._receive(timeout)
@@ -162,7 +165,7 @@ class WorkerPool:
     def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
         for attempt in range(1, POISON_AFTER + 1):
             try:
-                return self._attempt(fd)
+                return _answer(self._attempt(fd), fd)
             except _Died as died:
                 if not died.crash:
                     raise FingerprintError(name, died.reason) from None
@@ -173,12 +176,20 @@ class WorkerPool:
                             attempt + 1, POISON_AFTER)  # fmt: skip
         raise AssertionError("unreachable")
 
-    def _attempt(self, fd: int) -> tuple[FileStat, Fingerprint]:
+    def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
+        """A small JPEG of the open file ``fd``, made by a worker; tried once (a picture that
+        crashes a decoder gets no thumbnail, not a second worker)."""
+        try:
+            return _thumbnail(self._attempt(fd, b"t"), fd)
+        except _Died as died:
+            raise FingerprintError(name, died.reason) from None
+
+    def _attempt(self, fd: int, request: bytes = b"f") -> dict[str, Any]:
         for _ in range(POISON_AFTER):
             worker = self._take()
             alive = False
             try:
-                reply = worker.ask(fd, self.settings.timeout)
+                reply = worker.ask(fd, self.settings.timeout, request)
                 alive = not reply.get("retire")  # it exits after answering: a MemoryError
             except _Stale as stale:  # not this file's doing: another worker takes it
                 log.warning("decoding worker %d had stopped: %s", worker.proc.pid, stale)
@@ -189,7 +200,7 @@ class WorkerPool:
                 raise
             finally:
                 self._give_back(worker, alive=alive)
-            return _answer(reply, fd)
+            return reply
         raise DecoderUnavailable("decoding workers keep stopping before they are given a file")
 
     def _take(self) -> _Worker:
@@ -278,6 +289,24 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
     if stat != FileStat.of(os.fstat(fd)):  # what the worker read is what the file is now
         raise FingerprintError("<fd>", "file changed while being read")
     return stat, fp
+
+
+def _thumbnail(reply: dict[str, Any], fd: int) -> tuple[str, bytes]:
+    """A thumbnail reply, checked: the sha256 of the bytes read and a JPEG (its start-of-image
+    marker), of the file as it is now."""
+    if "error" in reply:
+        raise FingerprintError("<fd>", str(reply["error"])[:500])
+    try:
+        stat = FileStat(*(int(v) for v in reply["stat"]))
+        jpeg = base64.b64decode(str(reply["thumbnail"]), validate=True)
+        sha256 = str(reply["sha256"])
+    except (KeyError, TypeError, ValueError):
+        raise FingerprintError("<fd>", "the decoder sent a malformed reply") from None
+    if not jpeg.startswith(b"\xff\xd8\xff") or not _SHA256.fullmatch(sha256):
+        raise FingerprintError("<fd>", "the decoder sent a malformed reply")
+    if stat != FileStat.of(os.fstat(fd)):
+        raise FingerprintError("<fd>", "file changed while being read")
+    return sha256, jpeg
 
 
 def _pdq(value: object) -> int | None:

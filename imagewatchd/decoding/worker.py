@@ -4,13 +4,16 @@ A fresh interpreter started by :mod:`imagewatchd.decoding.pool`. It loads the de
 gives itself limits it can never raise again (no core dumps, no file may grow, few open files,
 a memory ceiling; with Landlock, no filesystem change and no execution at all: ``sandbox.py``),
 says hello, and serves: each request is one file descriptor passed over the
-socket (``SCM_RIGHTS``); each reply is one small JSON message, the fingerprint or the reason it
+socket (``SCM_RIGHTS``) with one byte saying what is wanted (``f``: the fingerprint, ``t``: a
+small JPEG thumbnail, base64); each reply is one small JSON message, the answer or the reason it
 failed. It knows no path, holds no store, and exits at end of file on its socket.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import io
 import json
 import os
@@ -27,6 +30,7 @@ from PIL import Image
 from imagewatchd.decoding import sandbox
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import Limits, fingerprint_bytes, read_fd
+from imagewatchd.thumbnail import thumbnail_bytes
 
 OPEN_FILES = 16  # the socket, the file being read, stdio, and a few for the decoders
 TEST_HOOKS = "IMAGEWATCHD_TEST_DECODER_HOOKS"  # "1": the magic prefixes below are obeyed
@@ -53,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         if not fds:
             continue
         try:
-            reply = _serve(fds[0], limits, hooks)
+            if message == b"t":
+                reply = _serve_thumbnail(fds[0], limits)
+            else:
+                reply = _serve(fds[0], limits, hooks)
         finally:
             os.close(fds[0])
         sock.send(json.dumps(reply).encode())
@@ -74,6 +81,7 @@ def _warm_up() -> None:
     sample = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 100, 50)).save(sample, "PNG")
     fingerprint_bytes(sample.getvalue())
+    thumbnail_bytes(sample.getvalue(), 64 * 48, 64 << 20)
 
 
 def _limit_self(memory: int) -> int:
@@ -111,6 +119,18 @@ def _serve(fd: int, limits: Limits, hooks: bool) -> dict[str, Any]:
     except MemoryError:
         return {"error": "over the memory limit", "retire": True}
     return {"stat": list(_fields(file_stat)), "fingerprint": list(_fields(fp))}
+
+
+def _serve_thumbnail(fd: int, limits: Limits) -> dict[str, Any]:
+    try:
+        file_stat, data = read_fd(fd, limits.max_bytes)
+        jpeg = thumbnail_bytes(data, limits.max_pixels, limits.memory_bytes)
+    except FingerprintError as exc:
+        return {"error": exc.reason, "retire": isinstance(exc.__cause__, MemoryError)}
+    except MemoryError:
+        return {"error": "over the memory limit", "retire": True}
+    return {"stat": list(_fields(file_stat)), "sha256": hashlib.sha256(data).hexdigest(),
+            "thumbnail": base64.b64encode(jpeg).decode()}  # fmt: skip
 
 
 def _fields(value: Any) -> tuple[Any, ...]:

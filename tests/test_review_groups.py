@@ -1,0 +1,59 @@
+"""What the review page shows of groups: the keeper's reason, distances, filters and pages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from imagewatchd.dupes import DupeGroup
+from imagewatchd.models import FileStat, Role
+from imagewatchd.review.groups import Filter, distance, keep_reason, page, parse_day
+from imagewatchd.rows import FileRow
+
+
+def _row(
+    file_id: int, path: str, size: int = 1000, pixels: tuple[int, int] = (800, 600),
+    day: date = date(2026, 1, 2), sha256: str | None = None, dhash: int = 0,
+) -> FileRow:  # fmt: skip
+    mtime = int(datetime(day.year, day.month, day.day, 12).timestamp() * 1e9)
+    return FileRow(
+        file_id, path, FileStat(1, file_id, size, mtime), Role.LIBRARY,
+        sha256 or f"{file_id:064x}", dhash, 0, *pixels, "JPEG", False, 1, None, 0.0, 0.0,
+    )  # fmt: skip
+
+
+def test_the_keepers_reason_is_the_rule_that_put_it_first() -> None:
+    big, small = _row(1, "/a/big.jpg"), _row(2, "/a/small.jpg", pixels=(400, 300))
+    assert keep_reason(DupeGroup((big, small))) == "most pixels (800x600)"
+    heavy, light = _row(3, "/a/heavy.jpg", size=2000), _row(4, "/a/light.jpg")
+    assert keep_reason(DupeGroup((heavy, light))) == "largest file"
+    assert keep_reason(DupeGroup((small, big), kept=((2, 7),))) == "kept by decision 7"
+    twin = _row(5, "/a/twin.jpg")
+    assert keep_reason(DupeGroup((big, twin))) == "first by path (the copies are alike)"
+
+
+def test_distance_to_the_keeper() -> None:
+    keeper = _row(1, "/a/1.jpg", dhash=0b1011)
+    assert distance(keeper, keeper) == "keeper"
+    assert distance(_row(2, "/a/2.jpg", sha256=keeper.sha256), keeper) == "identical bytes"
+    assert distance(_row(3, "/a/3.jpg", dhash=0b0001), keeper) == "dHash 2, pHash 0"
+
+
+def test_filters_by_folder_prefix_and_by_day_and_pages_clamp() -> None:
+    groups = [
+        DupeGroup((_row(2 * i, f"/lib/{i % 3}/a{i}.jpg", day=date(2026, 1, 1 + i % 5)),
+                   _row(2 * i + 1, f"/elsewhere/b{i}.jpg", day=date(2026, 1, 1 + i % 5))))
+        for i in range(60)
+    ]  # fmt: skip
+    everything = page(groups, Filter(), 1)
+    assert (everything.total, everything.pages, len(everything.groups)) == (60, 3, 25)
+    assert len(page(groups, Filter(), 3).groups) == 10
+    assert page(groups, Filter(), 99).number == 3 and page(groups, Filter(), -1).number == 1
+    in_folder = page(groups, Filter(folder="/lib/1/"), 1)
+    assert in_folder.total == 20
+    assert all(g.files[0].name.startswith("/lib/1/") for g in in_folder.groups)
+    one_day = Filter(since=date(2026, 1, 3), until=date(2026, 1, 3))
+    assert page(groups, one_day, 1).total == 12
+    assert page(groups, Filter(since=date(2026, 1, 4)), 1).total == 24
+    assert page(groups, Filter(folder="/nowhere/"), 1).groups == ()
+    assert parse_day("2026-01-03") == date(2026, 1, 3)
+    assert parse_day("yesterday") is None and parse_day("") is None
