@@ -9,7 +9,8 @@ from dataclasses import dataclass
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
 # version are recomputed lazily instead of silently mismatching.
 # 2: PDQ (256 bits and its quality) joins dHash and pHash.
-CANON_VERSION = 2
+# 3: flat means no structure (PDQ quality), uniform borders are trimmed before hashing.
+CANON_VERSION = 3
 
 
 class Role(enum.StrEnum):
