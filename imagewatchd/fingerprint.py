@@ -24,7 +24,7 @@ import pillow_heif
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import pdq
+from imagewatchd import pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -162,8 +162,19 @@ def fingerprint_bytes(
     flat = is_flat(decoded.pdq_quality, phash)
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
-        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality,
+        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
     )  # fmt: skip
+
+
+def _region_hashes(grey: Image.Image) -> tuple[tuple[int, int], ...]:
+    """dHash and pHash of the picture without its borders or caption bar (regions.py)."""
+    found = []
+    for top, bottom, left, right in regions.boxes(np.asarray(grey)):
+        part = grey.crop((left, top, right, bottom))
+        phash = _hash_to_int(imagehash.phash(part))
+        if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
+            found.append((_hash_to_int(imagehash.dhash(part)), phash))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

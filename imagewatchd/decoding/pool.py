@@ -268,9 +268,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         raise FingerprintError("<fd>", str(reply["error"])[:500])
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon = reply["fingerprint"]
+        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions = reply[
+            "fingerprint"
+        ]
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
-                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon))  # fmt: skip
+                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
+                         tuple((int(d), int(p)) for d, p in regions[:4]))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
