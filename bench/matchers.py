@@ -69,7 +69,14 @@ class CurrentRule:
         if a.flat or b.flat:
             return FLAT
         t = self.thresholds
-        dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
+        # b is the query: its regions (borders, caption bar trimmed) are searched too
+        dd, pd = min(
+            (
+                (hamming(a.dhash, d), hamming(a.phash, p))
+                for d, p in ((b.dhash, b.phash), *b.regions)
+            ),
+            key=lambda pair: max(pair[0] - t.dhash, pair[1] - t.phash),
+        )
         margin = max(dd - t.dhash, pd - t.phash)
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 

@@ -24,7 +24,7 @@ import pillow_heif
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import pdq
+from imagewatchd import pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -46,11 +46,16 @@ DEFAULT_MEMORY_BYTES = 128 << 20
 # hashes then resample to 9x8 (dHash) and 32x32 (pHash), so nothing they use is lost.
 WORKING_SIZE = 256
 
-# A thumbnail whose grey levels vary less than this (standard deviation on 0..255) is flat:
-# solid colours, blank scans. Their hashes are noise and must never near-match anything.
-# (A dHash of all zeros or all ones alone is not enough: a page lit from one side, or a sky,
-# has a steady gradient and is a real picture whose pHash still tells it apart.)
-FLAT_STDDEV = 3.0
+# Whether an image has structure to hash is decided by structure, not by variance: PDQ's
+# quality score (the summed neighbour differences of its 64x64 image, each truncated to whole
+# percents of full scale, so noise and smooth shading count for nothing) must reach
+# FLAT_QUALITY. A solid colour, a blank page, a vignette or a smooth gradient scores 0; every
+# photo and variant of the evaluation set, low-contrast paper scans included, scores >= 8
+# (docs/BENCHMARKS.md, "Issue 8: borders, crops, structure"). A pHash with almost all bits
+# equal (ties at the median: a ruled page, a clean linear gradient) is no structure either.
+# Flat images match by sha256 only: their hashes are noise or the same for all of them.
+FLAT_QUALITY = 5
+FLAT_PHASH_BITS = 8  # a pHash with fewer bits set (or unset) than this is degenerate
 FLAT_BITS = 2  # for imported hashes, which come without pixels: see flat_hash
 
 _ORIENTATION_TAG = 0x0112
@@ -154,11 +159,22 @@ def fingerprint_bytes(
     grey = decoded.grey
     dhash = _hash_to_int(imagehash.dhash(grey))
     phash = _hash_to_int(imagehash.phash(grey))
-    flat = _is_flat(grey)
+    flat = is_flat(decoded.pdq_quality, phash)
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
-        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality,
+        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
     )  # fmt: skip
+
+
+def _region_hashes(grey: Image.Image) -> tuple[tuple[int, int], ...]:
+    """dHash and pHash of the picture without its borders or caption bar (regions.py)."""
+    found = []
+    for top, bottom, left, right in regions.boxes(np.asarray(grey)):
+        part = grey.crop((left, top, right, bottom))
+        phash = _hash_to_int(imagehash.phash(part))
+        if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
+            found.append((_hash_to_int(imagehash.dhash(part)), phash))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,9 +282,10 @@ def _shrink(img: Image.Image) -> Image.Image:
     return img.reduce(factor) if factor >= 2 else img
 
 
-def _is_flat(grey: Image.Image) -> bool:
-    small = np.asarray(grey.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
-    return float(small.std()) < FLAT_STDDEV
+def is_flat(pdq_quality: int, phash: int) -> bool:
+    """No hashable structure: see FLAT_QUALITY."""
+    bits = phash.bit_count()
+    return pdq_quality < FLAT_QUALITY or not FLAT_PHASH_BITS <= bits <= 64 - FLAT_PHASH_BITS
 
 
 def flat_hash(dhash: int) -> bool:

@@ -4,7 +4,9 @@ A match needs agreeing evidence: an identical sha256, or dHash and pHash both wi
 thresholds, or, for a list entry that has a PDQ (an exchanged PDQ list, or a picture added to a
 list), PDQ within its threshold when both the entry's quality and the query's reach the quality
 floor (docs/BENCHMARKS.md, "Issue 8: PDQ": more recall, no false match). Library duplicates
-still need dHash and pHash. Flat images (no structure to hash) match only by sha256. An
+still need dHash and pHash. The query's regions (the picture without uniform borders, padding
+or a caption bar, imagewatchd/regions.py) are searched like the whole picture, against list
+entries and the library alike. Flat images (no structure to hash) match only by sha256. An
 allow-list entry that matches suppresses every block match.
 """
 
@@ -166,14 +168,21 @@ class Matcher:
         return tuple(sorted(found, key=_strength))
 
     def _search(self, index: HammingIndex, fp: Fingerprint) -> list[tuple[int, int, int]]:
+        """The whole picture's hashes, then its regions' (borders, caption bar trimmed)."""
         t = self.thresholds
-        return index.search(fp.dhash, fp.phash, t.dhash, t.phash)
+        found: dict[int, tuple[int, int, int]] = {}
+        for dhash, phash in ((fp.dhash, fp.phash), *fp.regions):
+            for hit in index.search(dhash, phash, t.dhash, t.phash):
+                found.setdefault(hit[0], hit)
+        return list(found.values())
 
 
 def _distances(fp: Fingerprint, dhash: int | None, phash: int | None) -> tuple[int, int]:
+    """The closest of the whole picture's and its regions' hashes to the stored pair."""
     if dhash is None or phash is None:
         return 0, 0  # an exact-only entry: the sha256 is the evidence
-    return hamming(fp.dhash, dhash), hamming(fp.phash, phash)
+    pairs = [(hamming(d, dhash), hamming(p, phash)) for d, p in ((fp.dhash, fp.phash), *fp.regions)]
+    return min(pairs, key=lambda pair: (max(pair), sum(pair)))
 
 
 def _pdq_distance(fp: Fingerprint, pdq: int | None) -> int | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
 # version are recomputed lazily instead of silently mismatching.
 # 2: PDQ (256 bits and its quality) joins dHash and pHash.
-CANON_VERSION = 2
+# 3: flat means no structure (PDQ quality, pHash balance); the query's regions without
+#    uniform borders or a caption bar are hashed too (searched, never stored).
+CANON_VERSION = 3
 
 
 class Role(enum.StrEnum):
@@ -57,6 +59,9 @@ class Fingerprint:
     pdq: int | None = None  # Meta's 256-bit PDQ (None: fingerprinted before it existed)
     pdq_quality: int = 0  # PDQ's own quality score, 0 (no structure) .. 100
     canon_version: int = CANON_VERSION
+    # (dHash, pHash) of the picture without uniform borders or a caption bar, when that differs
+    # from the whole (imagewatchd/regions.py): searched too, never stored.
+    regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import fingerprint_bytes, fingerprint_file
@@ -133,6 +133,44 @@ def test_a_gradient_is_a_picture_not_a_flat_image() -> None:
     fp = fingerprint_bytes(encode(page, "PNG"))
     assert fp.dhash.bit_count() >= 62
     assert not fp.flat
+
+
+def paper(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    """A fine-grained, low-contrast paper texture, as a scanned sheet or a wallpaper is."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray((rng.random((6, 8)) * 255).astype(np.uint8))
+    blotches = np.asarray(coarse.resize(size, Image.Resampling.BICUBIC), dtype=np.float64)
+    noise = np.clip(128 + rng.normal(0, 40, (size[1], size[0])), 0, 255).astype(np.uint8)
+    grain = Image.fromarray(noise).filter(ImageFilter.GaussianBlur(1.2))
+    pixels = 215 + (blotches - 128) * 0.02 + (np.asarray(grain, dtype=np.float64) - 128) * 0.35
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_a_low_contrast_texture_is_structure_and_matches_its_copies() -> None:
+    """Its 32x32 thumbnail hardly varies (the old flat rule), yet its grain is hashable."""
+    sheet = paper(0)
+    thumb = np.asarray(sheet.resize((32, 32), Image.Resampling.BOX), dtype=np.float64)
+    assert thumb.std() < 3.0
+    original = fingerprint_bytes(encode(sheet, "PNG"))
+    assert not original.flat
+    assert close(original, fingerprint_bytes(encode(sheet, "JPEG", quality=85)))
+    as_jpeg = encode(sheet, "JPEG", quality=90)
+    with Image.open(io.BytesIO(as_jpeg)) as decoded:  # the JPEG converted to PNG (drafted)
+        assert close(fingerprint_bytes(as_jpeg), fingerprint_bytes(encode(decoded, "PNG")))
+    others = [fingerprint_bytes(encode(paper(seed), "PNG")) for seed in (1, 2, 3)]
+    assert not any(close(original, other, limit=8) for other in others)
+
+
+def test_shading_without_structure_is_flat() -> None:
+    """A vignetted blank page, a clean gradient and a ruled page: nothing to tell them apart."""
+    y, x = np.mgrid[0:480, 0:640]
+    vignette = 230 - 40 * (((y - 240) / 480) ** 2 + ((x - 320) / 640) ** 2)
+    ramp = x / 640 * 255
+    ruled = np.where((y // 24) % 2 == 0, 250, 240)
+    for pixels in (vignette, ramp, ruled, 255 - ramp):
+        img = Image.fromarray(pixels.astype(np.uint8))
+        assert fingerprint_bytes(encode(img, "PNG")).flat
+        assert fingerprint_bytes(encode(img, "JPEG", quality=60)).flat
 
 
 def test_heic_is_read_via_pillow_heif() -> None:

@@ -279,9 +279,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         raise FingerprintError("<fd>", str(reply["error"])[:500])
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon = reply["fingerprint"]
+        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions = reply[
+            "fingerprint"
+        ]
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
-                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon))  # fmt: skip
+                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
+                         _regions(regions))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -307,6 +310,16 @@ def _thumbnail(reply: dict[str, Any], fd: int) -> tuple[str, bytes]:
     if stat != FileStat.of(os.fstat(fd)):
         raise FingerprintError("<fd>", "file changed while being read")
     return sha256, jpeg
+
+
+def _regions(value: object) -> tuple[tuple[int, int], ...]:
+    """The regions' (dHash, pHash): at most 4 pairs of 64-bit hashes."""
+    if not isinstance(value, list) or len(value) > 4:
+        raise ValueError(value)
+    pairs = tuple((int(d), int(p)) for d, p in value)
+    if not all(0 <= h < 1 << 64 for pair in pairs for h in pair):
+        raise ValueError(value)
+    return pairs
 
 
 def _pdq(value: object) -> int | None:

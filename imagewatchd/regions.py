@@ -1,0 +1,80 @@
+"""Regions of a query image worth hashing besides the whole: the picture without the uniform
+borders, letterbox bars or square padding around it, and without a caption bar.
+
+Trimming is query-side: a stored fingerprint keeps the whole image's hashes, so a photo whose
+own edges are uniform (a black sky, a white studio background) still matches its re-encodes by
+the whole, while a bordered, padded or captioned copy also matches by its trimmed region.
+(Trimming both sides alone loses benign copies: a noisy or brightened copy trims differently
+from its original; docs/BENCHMARKS.md, "Issue 8: borders, crops, structure".)
+
+Works on the small working image; deterministic; a line counts as border when nearly all its
+pixels are within a few grey levels of the border colour, so JPEG noise does not stop a trim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right (rows top:bottom, columns left:right)
+
+TOLERANCE = 4  # grey levels from the border colour (the outermost line's median)
+FILL = 0.99  # the share of a line's pixels within TOLERANCE for it to count as border
+KEEP = 0.4  # never trim an axis below this share of it: that is no longer a border
+BAR_REACH = 0.3  # a caption bar lies within this share of the height from the top or bottom
+MIN_SIDE = 16  # regions smaller than this (pixels, working image) are not hashed
+
+
+def _uniform(lines: NDArray[np.uint8], ref: float) -> NDArray[np.bool_]:
+    close = np.abs(lines.astype(np.int16) - ref) <= TOLERANCE
+    result: NDArray[np.bool_] = close.mean(axis=1) >= FILL
+    return result
+
+
+def _border(lines: NDArray[np.uint8]) -> int:
+    """How many lines, from line 0 inwards, are uniform in the colour of line 0."""
+    uniform = _uniform(lines, float(np.median(lines[0])))
+    breaks = np.flatnonzero(~uniform)
+    return int(breaks[0]) if breaks.size else len(uniform)
+
+
+def _bar(lines: NDArray[np.uint8]) -> int:
+    """A bar from a uniform line 0 to the last line of its colour within BAR_REACH: the text
+    written in a caption bar stays inside it."""
+    reach = max(int(lines.shape[0] * BAR_REACH), 1)
+    uniform = _uniform(lines[:reach], float(np.median(lines[0])))
+    return int(np.flatnonzero(uniform)[-1]) + 1 if uniform[0] else 0
+
+
+def _kept(first: int, last: int, length: int) -> tuple[int, int]:
+    return (first, length - last) if length - first - last >= KEEP * length else (0, length)
+
+
+def trim_box(grey: NDArray[np.uint8]) -> Box:
+    """The picture inside its uniform borders, bars and padding."""
+    height, width = grey.shape
+    top, bottom = _kept(_border(grey), _border(grey[::-1]), height)
+    left, right = _kept(_border(grey.T), _border(grey.T[::-1]), width)
+    return top, bottom, left, right
+
+
+def caption_box(grey: NDArray[np.uint8], trimmed: Box) -> Box:
+    """``trimmed`` without a caption bar at the top or the bottom."""
+    height = grey.shape[0]
+    top, bottom = _kept(_bar(grey), _bar(grey[::-1]), height)
+    if (top, bottom) == (0, height):
+        return trimmed
+    return max(top, trimmed[0]), min(bottom, trimmed[1]), trimmed[2], trimmed[3]
+
+
+def boxes(grey: NDArray[np.uint8]) -> list[Box]:
+    """The regions to hash besides the whole image, each once, largest first."""
+    height, width = grey.shape
+    whole: Box = (0, height, 0, width)
+    trimmed = trim_box(grey)
+    found: list[Box] = []
+    for box in (trimmed, caption_box(grey, trimmed)):
+        big = box[1] - box[0] >= MIN_SIDE and box[3] - box[2] >= MIN_SIDE
+        if box != whole and box not in found and big:
+            found.append(box)
+    return found
