@@ -33,7 +33,7 @@ from imagewatchd.errors import (
 )
 from imagewatchd.filters import Selection, walk
 from imagewatchd.match import Matcher
-from imagewatchd.models import ListKind, Role, Verdict, VerdictKind
+from imagewatchd.models import ListKind, Orientations, Role, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry, RetryRow
@@ -122,7 +122,7 @@ def check(args: argparse.Namespace) -> int:
     with open_store(args, config) as store, closing(open_decoder(config)) as decoder:
         matcher = Matcher.load(store, thresholds)
         for item in expand(args.paths, IMAGES):
-            result = _check_one(item, matcher, decoder)
+            result = _check_one(item, matcher, decoder, _orientations(config, item))
             if args.json:
                 print(report.check_json(result, thresholds), flush=True)
             else:
@@ -132,9 +132,20 @@ def check(args: argparse.Namespace) -> int:
     return worst
 
 
+def _orientations(config: Config, item: Path | FingerprintError) -> Orientations:
+    """The setting of the watch that holds the file; outside every watch, the default."""
+    if isinstance(item, Path):
+        where = item.absolute()
+        for watch in config.watches:
+            if where.is_relative_to(watch.path):
+                return watch.orientations
+    return Orientations.LISTS
+
+
 def _check_one(
-    item: Path | FingerprintError, matcher: Matcher, decoder: Decoder
-) -> report.CheckResult:
+    item: Path | FingerprintError, matcher: Matcher, decoder: Decoder,
+    orientations: Orientations,
+) -> report.CheckResult:  # fmt: skip
     if isinstance(item, FingerprintError):
         return report.CheckResult(
             Path(str(item.path)), None, Verdict(VerdictKind.ERROR), item.reason
@@ -145,7 +156,8 @@ def _check_one(
         return report.CheckResult(item, None, Verdict(VerdictKind.ERROR), exc.reason)
     own = matcher.store.get_file(str(item))
     exclude = own.id if own is not None and own.sha256 == fp.sha256 else None
-    return report.CheckResult(item, fp, matcher.match(fp, exclude_file=exclude))
+    verdict = matcher.match(fp, exclude_file=exclude, orientations=orientations)
+    return report.CheckResult(item, fp, verdict)
 
 
 def compare(args: argparse.Namespace) -> int:
@@ -165,7 +177,7 @@ def compare(args: argparse.Namespace) -> int:
         pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
         print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
-    print(report.compare_text(result, thresholds))
+    print("\n".join(report.compare_text(result, thresholds)))
     return EXIT_OK
 
 

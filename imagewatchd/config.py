@@ -19,7 +19,7 @@ import yaml
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
 from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
-from imagewatchd.models import Role, Thresholds
+from imagewatchd.models import Orientations, Role, Thresholds
 
 
 class Action(enum.StrEnum):
@@ -56,6 +56,7 @@ class Watch:
     move_to: Path | None = None
     settle_seconds: float = 2.0
     polling: bool = False
+    orientations: Orientations = Orientations.LISTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ MATCHING_KEYS = (
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
-    "move_to", "settle_seconds", "polling",
+    "move_to", "settle_seconds", "polling", "orientations",
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -294,6 +295,7 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         move_to=reader.path(section, "move_to", at),
         settle_seconds=reader.number(section, "settle_seconds", at, 2.0),
         polling=reader.boolean(section, "polling", at, False),
+        orientations=_orientations(reader, section, at),
     )
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
     if moves and watch.move_to is None:
@@ -303,6 +305,14 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     if watch.move_to is not None and watch.move_to.is_relative_to(watch.path):
         reader.problem(_join(at, "move_to"), "must be outside the watched tree")
     return watch
+
+
+def _orientations(reader: _Reader, section: Mapping[str, Any], at: str) -> Orientations:
+    """``true`` is ``all``, ``false`` is ``none``; else one of the names."""
+    value = section.get("orientations")
+    if isinstance(value, bool):
+        return Orientations.ALL if value else Orientations.NONE
+    return reader.choice(section, "orientations", at, Orientations.LISTS)
 
 
 def _check_overlaps(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:

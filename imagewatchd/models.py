@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
 # version are recomputed lazily instead of silently mismatching.
@@ -20,6 +20,25 @@ class Role(enum.StrEnum):
 class ListKind(enum.StrEnum):
     BLOCK = "block"
     ALLOW = "allow"
+
+
+class Orientations(enum.StrEnum):
+    """Which matches a mirrored or rotated copy counts for (a watch's ``orientations``)."""
+
+    NONE = "none"  # only the picture as it is
+    LISTS = "lists"  # list entries, block and allow (the default)
+    ALL = "all"  # list entries and library duplicates
+
+    @property
+    def lists(self) -> bool:
+        return self is not Orientations.NONE
+
+    @property
+    def library(self) -> bool:
+        return self is Orientations.ALL
+
+
+SAME = "same"  # the orientation of a picture matched as it is (imagewatchd/dihedral.py)
 
 
 class VerdictKind(enum.StrEnum):
@@ -44,6 +63,16 @@ class FileStat:
 
 
 @dataclass(frozen=True, slots=True)
+class Turned:
+    """The query's hashes with one turn undone (imagewatchd/dihedral.py names the turns)."""
+
+    turn: str  # how the copy was turned from the original: "mirrored", "rot90"…
+    dhash: int
+    phash: int
+    pdq: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What the fingerprint stage learns about one image; pure data, no paths."""
 
@@ -57,6 +86,9 @@ class Fingerprint:
     pdq: int | None = None  # Meta's 256-bit PDQ (None: fingerprinted before it existed)
     pdq_quality: int = 0  # PDQ's own quality score, 0 (no structure) .. 100
     canon_version: int = CANON_VERSION
+    # the other 7 orientations' hashes, for matching mirrored and rotated copies: query-only,
+    # never stored (a fingerprint read back from the store has none)
+    turned: tuple[Turned, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +119,7 @@ class Match:
     path: str | None = None
     pdq_distance: int | None = None  # when both sides have a PDQ
     by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
+    orientation: str = SAME  # how the query is turned from the match (dihedral.NAMES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,9 @@ from typing import Any
 
 import imagewatchd
 from imagewatchd.decoding import Settings
+from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
-from imagewatchd.models import FileStat, Fingerprint
+from imagewatchd.models import FileStat, Fingerprint, Turned
 
 log = logging.getLogger(__name__)
 
@@ -268,9 +269,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         raise FingerprintError("<fd>", str(reply["error"])[:500])
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon = reply["fingerprint"]
+        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, turned = reply[
+            "fingerprint"
+        ]
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
-                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon))  # fmt: skip
+                         str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
+                         _turned(turned))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -278,6 +282,18 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
     if stat != FileStat.of(os.fstat(fd)):  # what the worker read is what the file is now
         raise FingerprintError("<fd>", "file changed while being read")
     return stat, fp
+
+
+def _turned(value: object) -> tuple[Turned, ...]:
+    """The other orientations' hashes: at most 7, each named by a known turn."""
+    if not isinstance(value, list) or len(value) > len(NAMES) - 1:
+        raise ValueError(value)
+    out = []
+    for turn, dhash, phash, pdq in value:
+        if turn not in NAMES or not (0 <= dhash < 1 << 64 and 0 <= phash < 1 << 64):
+            raise ValueError(turn)
+        out.append(Turned(str(turn), int(dhash), int(phash), _pdq(pdq)))
+    return tuple(out)
 
 
 def _pdq(value: object) -> int | None:
