@@ -102,23 +102,31 @@ class ListRule(CurrentRule):
 class TurnedRule(ListRule):
     """The lists rule with the query's 8 orientations (imagewatchd/match.py with
     ``orientations`` on): ``b`` (the query) in each orientation against ``a`` as it is, the
-    picture as it is first; the first orientation that matches decides, else the closest."""
+    picture as it is first; the first orientation that matches decides, else the closest.
+    Another orientation than the picture's own needs ``Thresholds.turned`` (one bit stricter
+    on dHash and pHash) or PDQ."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.name += ", the query in its 8 orientations"
+        self.same = self.thresholds
+        self.name += ", the query in its 8 orientations (turned: dH <= "
+        self.name += f"{self.same.turned().dhash}, pH <= {self.same.turned().phash} or PDQ)"
 
     def compare(self, a: object, b: object) -> Decision:
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
         best = super().compare(a, b)
         if best.match:
             return best
-        for view in b.turned:
-            turned = replace(b, dhash=view.dhash, phash=view.phash, pdq=view.pdq, turned=())
-            decision = replace(super().compare(a, turned), orientation=view.turn)
-            if decision.match:
-                return decision
-            best = min(best, decision, key=lambda d: d.margin)
+        try:
+            self.thresholds = self.same.turned()
+            for view in b.turned:
+                turned = replace(b, dhash=view.dhash, phash=view.phash, pdq=view.pdq, turned=())
+                decision = replace(super().compare(a, turned), orientation=view.turn)
+                if decision.match:
+                    return decision
+                best = min(best, decision, key=lambda d: d.margin)
+        finally:
+            self.thresholds = self.same
         return best
 
 

@@ -193,7 +193,7 @@ class Matcher:
         return {key: row for key, row in rows.items() if os.path.lexists(row.path)}
 
     def _search(self, index: HammingIndex, view: Turned) -> list[tuple[int, int, int]]:
-        t = self.thresholds
+        t = self.thresholds if view.turn == SAME else self.thresholds.turned()
         return index.search(view.dhash, view.phash, t.dhash, t.phash)
 
 

@@ -102,6 +102,14 @@ class Thresholds:
     pdq: int = 31
     pdq_quality: int = 50
 
+    def turned(self) -> Thresholds:
+        """For a match in another orientation: one bit stricter on dHash and on pHash (whose
+        distances are even: two), since 8 searches give a look-alike 8 chances; PDQ keeps its
+        threshold (docs/BENCHMARKS.md, "Issue 8: orientations")."""
+        return Thresholds(
+            max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Match:

@@ -155,7 +155,9 @@ def _views_of(fp: Fingerprint) -> list[Turned]:
 def _compare_view(
     a: Fingerprint, view: Turned, t: Thresholds, flat: bool, good: bool
 ) -> dict[str, object]:
-    """One orientation of the second picture against the first."""
+    """One orientation of the second picture against the first (another orientation than
+    ``same`` needs the stricter ``Thresholds.turned`` on dHash and pHash)."""
+    t = t if view.turn == SAME else t.turned()
     dd, pd = hamming(a.dhash, view.dhash), hamming(a.phash, view.phash)
     qd = None if a.pdq is None or view.pdq is None else hamming(a.pdq, view.pdq)
     return {

@@ -15,7 +15,8 @@ from imagewatchd.config import parse
 from imagewatchd.dihedral import NAMES
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.hashindex import hamming
-from imagewatchd.models import Fingerprint, Orientations
+from imagewatchd.models import Fingerprint, Orientations, Thresholds, Turned
+from imagewatchd.report import compare_result
 from tests.conftest import Run, photo
 from tests.daemon_harness import Daemon, iw
 
@@ -172,3 +173,21 @@ def test_the_daemon_quarantines_a_rotated_copy_and_logs_the_orientation(
     clean = tmp_path / "uploads" / "other.jpg"
     turned(photo(101, (800, 600)), "mirrored").save(clean, quality=85)
     assert daemon.processed(clean).endswith("clean -> none")
+
+
+def _near(value: int, bits: int) -> int:
+    return value ^ ((1 << bits) - 1)
+
+
+def test_another_orientation_needs_one_bit_more_margin() -> None:
+    a = fingerprint(photo(7))
+    t = Thresholds(6, 4, 31, 50)
+    for dbits, pbits, expected in ((6, 4, False), (5, 2, True), (6, 2, False), (5, 4, False)):
+        same = Fingerprint("x", _near(a.dhash, dbits), _near(a.phash, pbits), 1, 1, "PNG", False)
+        view = Turned("mirrored", same.dhash, same.phash, None)
+        far = 2**64 - 1  # every bit different as it is
+        turned = Fingerprint("y", a.dhash ^ far, a.phash ^ far, 1, 1, "PNG", False, turned=(view,))
+        assert compare_result(a, same, t)["list_entry"] is True  # as it is: the usual thresholds
+        result = compare_result(a, turned, t)
+        assert result["list_entry"] is expected, (dbits, pbits)
+        assert result["orientation"] == "mirrored"
