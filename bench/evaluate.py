@@ -156,9 +156,8 @@ def negatives(s: Set, matcher: Candidate) -> None:
         return group[a].startswith(FRAMES) and group[a] == group[b.split("/", maxsplit=1)[0]]
 
     rest = [x for x in cross if not same_video(x[1], x[2])]
-    size = Counter(g for g in group.values() if g.startswith(FRAMES))
-    n_frames = sum(size[group[pid]] - 1 for pid, _ in s.vfp if group[pid].startswith(FRAMES))
-    _summary("original vs other photos' variants, without video frames", rest, total - n_frames)
+    _summary("original vs other photos' variants, without video frames", rest,
+             total - _frame_pairs(s, group))  # fmt: skip
     print("### Look-alike groups\n")
     rows: list[list[object]] = []
     for g, found in sorted(by_group.items()):
@@ -275,7 +274,13 @@ def side_by_side(s: Set, matchers: Sequence[Candidate]) -> None:
         cross, total = _cross(s, matcher)
         rest = [x for x in cross if not _same_video(group, x[1], x[2])]
         _summary(f"({i + 1}) original vs other photos' variants, without video frames", rest,
-                 total)  # fmt: skip
+                 total - _frame_pairs(s, group))  # fmt: skip
+
+
+def _frame_pairs(s: Set, group: dict[str, str]) -> int:
+    """How many original-against-variant pairs are between frames of one video."""
+    size = Counter(g for g in group.values() if g.startswith(FRAMES))
+    return sum(size[group[pid]] - 1 for pid, _ in s.vfp if group[pid].startswith(FRAMES))
 
 
 def _same_video(group: dict[str, str], a: str, b: str) -> bool:
