@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import imagehash
 import numpy as np
 import PIL
 from PIL import Image, ImageOps
 
+from imagewatchd import dihedral
 from imagewatchd.fingerprint import fingerprint_file
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -47,14 +49,17 @@ def ours(path: Path) -> object:
     return fingerprint_file(path)
 
 
-def make_images(count: int, noises: Sequence[float], force: bool) -> dict[str, list[Path]]:
-    """Write ``count`` 12-MP JPEGs per noise level (0 = plain); returns set name → paths."""
+def make_images(
+    count: int, noises: Sequence[float], force: bool, where: Path = DATA / "speed"
+) -> dict[str, list[Path]]:
+    """Write ``count`` 12-MP JPEGs per noise level (0 = plain) under ``where``; returns set
+    name → paths."""
     manifest = json.loads((DATA / "originals" / "manifest.json").read_text())
     big = sorted(manifest, key=lambda m: -int(m["width"]) * int(m["height"]))[:count]
     names = {sigma: "plain" if sigma == 0 else f"noise{sigma:g}" for sigma in noises}
     out: dict[str, list[Path]] = {name: [] for name in names.values()}
     for n, m in enumerate(big):
-        paths = {s: DATA / "speed" / names[s] / f"{n:02d}-{m['photo_id']}.jpg" for s in noises}
+        paths = {s: where / names[s] / f"{n:02d}-{m['photo_id']}.jpg" for s in noises}
         for sigma, path in paths.items():
             out[names[sigma]].append(path)
         todo = [s for s, p in paths.items() if force or not p.exists()]
@@ -122,6 +127,27 @@ def threaded(paths: Sequence[Path], rounds: int, workers: int) -> list[float]:
         return out
 
 
+def unturned(path: Path) -> object:
+    """``fingerprint_file`` without the other orientations' hashes (as before issue 8)."""
+    with mock.patch.object(dihedral, "turned", return_value=()):
+        return ours(path)
+
+
+def orientation_cost(sets: dict[str, list[Path]], rounds: int) -> None:
+    """The fingerprint with and without the 8 orientations' hashes, interleaved."""
+    print("| set | without orientations ms | with ms | ratio |\n|---|---|---|---|")
+    for name, paths in sets.items():
+        funcs: dict[str, Callable[[Path], object]] = {"without": unturned, "with": ours}
+        interleaved(paths[:2], 1, funcs)
+        times = interleaved(paths, rounds, funcs)
+        best = {f: statistics.mean(map(min, zip(*times[f], strict=True))) for f in funcs}
+        print(
+            f"| {name} ({len(paths)}) | {best['without'] * 1000:.1f} | "
+            f"{best['with'] * 1000:.1f} | {best['with'] / best['without']:.2f}x |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30, help="12-MP images per set")
@@ -133,8 +159,20 @@ def main() -> None:
         "--wait-quiet", type=float, default=0, metavar="S",
         help="before each set, wait up to S seconds for other processes to use < 0.2 cores",
     )  # fmt: skip
+    parser.add_argument(
+        "--images", type=Path, default=DATA / "speed",
+        help="where the 12-MP test images are made (default bench/data/speed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--orientations",
+        action="store_true",
+        help="only time the fingerprint with and without the 8 orientations",
+    )
     args = parser.parse_args()
-    sets = make_images(args.count, args.noise, args.remake)
+    sets = make_images(args.count, args.noise, args.remake, args.images)
+    if args.orientations:
+        orientation_cost(sets, args.rounds)
+        return
     funcs: dict[str, Callable[[Path], object]] = {"tutorial": tutorial, "ours": ours}
     print(f"# Fingerprint speed, {SIZE[0]}x{SIZE[1]} JPEG q90, {args.rounds} rounds\n")
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cpus={os.cpu_count()},")

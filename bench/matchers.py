@@ -11,7 +11,7 @@ write a class like ``CurrentRule`` and add it to ``MATCHERS``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -26,10 +26,12 @@ class Decision:
     match: bool
     margin: int  # max over the evidence of (distance - threshold); <= 0 matches
     evidence: tuple[tuple[str, int, int], ...]  # (what, distance, threshold)
+    orientation: str = ""  # the query's orientation that decided, if not as it is
 
     def shown(self) -> str:
         parts = [f"{what} {d}/{t}" for what, d, t in self.evidence]
-        return ", ".join(parts) or "no evidence"
+        turned = f" ({self.orientation})" if self.orientation else ""
+        return (", ".join(parts) or "no evidence") + turned
 
 
 class Candidate(Protocol):
@@ -104,9 +106,41 @@ class ListRule(CurrentRule):
         return Decision(margin <= 0, min(decision.margin, margin), evidence)
 
 
+class TurnedRule(ListRule):
+    """The lists rule with the query's 8 orientations (imagewatchd/match.py with
+    ``orientations`` on): ``b`` (the query) in each orientation against ``a`` as it is, the
+    picture as it is first; the first orientation that matches decides, else the closest.
+    Another orientation than the picture's own needs ``Thresholds.turned`` (one bit stricter
+    on dHash and pHash) or PDQ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.same = self.thresholds
+        self.name += ", the query in its 8 orientations (turned: dH <= "
+        self.name += f"{self.same.turned().dhash}, pH <= {self.same.turned().phash} or PDQ)"
+
+    def compare(self, a: object, b: object) -> Decision:
+        assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
+        best = super().compare(a, b)
+        if best.match:
+            return best
+        try:
+            self.thresholds = self.same.turned()
+            for view in b.turned:
+                turned = replace(b, dhash=view.dhash, phash=view.phash, pdq=view.pdq, turned=())
+                decision = replace(super().compare(a, turned), orientation=view.turn)
+                if decision.match:
+                    return decision
+                best = min(best, decision, key=lambda d: d.margin)
+        finally:
+            self.thresholds = self.same
+        return best
+
+
 MATCHERS: dict[str, Callable[[], Candidate]] = {
     "current": CurrentRule,
     "lists": ListRule,
+    "turned": TurnedRule,
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }

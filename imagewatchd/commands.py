@@ -127,7 +127,7 @@ def compare(args: argparse.Namespace) -> int:
         pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
         print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
-    print(report.compare_text(result, thresholds))
+    print("\n".join(report.compare_text(result, thresholds)))
     return EXIT_OK
 
 

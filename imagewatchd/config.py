@@ -19,7 +19,7 @@ import yaml
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
 from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
-from imagewatchd.models import Role, Thresholds
+from imagewatchd.models import Orientations, Role, Thresholds
 
 
 class Action(enum.StrEnum):
@@ -59,6 +59,7 @@ class Watch:
     settle_seconds: float = 2.0
     polling: bool = False
     allow_delete: bool = False  # "delete" deletes for good: it must be asked for twice
+    orientations: Orientations = Orientations.LISTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
-    "move_to", "settle_seconds", "polling", "allow_delete",
+    "move_to", "settle_seconds", "polling", "allow_delete", "orientations",
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -334,6 +335,7 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         settle_seconds=reader.number(section, "settle_seconds", at, 2.0),
         polling=reader.boolean(section, "polling", at, False),
         allow_delete=reader.boolean(section, "allow_delete", at, False),
+        orientations=_orientations(reader, section, at),
     )
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
     if moves and watch.move_to is None:
@@ -349,6 +351,14 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     if watch.move_to is not None and watch.move_to.is_relative_to(watch.path):
         reader.problem(_join(at, "move_to"), "must be outside the watched tree")
     return watch
+
+
+def _orientations(reader: _Reader, section: Mapping[str, Any], at: str) -> Orientations:
+    """``true`` is ``all``, ``false`` is ``none``; else one of the names."""
+    value = section.get("orientations")
+    if isinstance(value, bool):
+        return Orientations.ALL if value else Orientations.NONE
+    return reader.choice(section, "orientations", at, Orientations.LISTS)
 
 
 def _check_overlaps(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:

@@ -24,7 +24,7 @@ import pillow_heif
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import pdq, regions
+from imagewatchd import dihedral, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -163,6 +163,7 @@ def fingerprint_bytes(
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
         pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
+        turned=() if flat else dihedral.turned(grey),  # mirrored and rotated copies' hashes
     )  # fmt: skip
 
 

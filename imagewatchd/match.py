@@ -20,7 +20,18 @@ from dataclasses import dataclass, field
 
 from imagewatchd import snapshot
 from imagewatchd.hashindex import HammingIndex, hamming
-from imagewatchd.models import Fingerprint, ListKind, Match, Role, Thresholds, Verdict, VerdictKind
+from imagewatchd.models import (
+    SAME,
+    Fingerprint,
+    ListKind,
+    Match,
+    Orientations,
+    Role,
+    Thresholds,
+    Turned,
+    Verdict,
+    VerdictKind,
+)  # fmt: skip
 from imagewatchd.pdqindex import PdqIndex, words_of_bytes
 from imagewatchd.rows import EntryRow, FileRow
 from imagewatchd.store import Store
@@ -111,98 +122,152 @@ class Matcher:
     def remove_library_file(self, file_id: int) -> None:
         self.library.remove(file_id)
 
-    def match(self, fp: Fingerprint, *, exclude_file: int | None = None) -> Verdict:
-        """The verdict for one fingerprint; ``exclude_file`` is the file's own library row."""
-        listed = self.list_matches(fp)
+    def match(
+        self, fp: Fingerprint, *, exclude_file: int | None = None,
+        orientations: Orientations = Orientations.LISTS,
+    ) -> Verdict:  # fmt: skip
+        """The verdict for one fingerprint; ``exclude_file`` is the file's own library row;
+        ``orientations``: where a mirrored or rotated copy counts (the watch's setting)."""
+        listed = self.list_matches(fp, turned=orientations.lists)
         block = tuple(m for m in listed if m.list_kind is ListKind.BLOCK)
         allow = tuple(m for m in listed if m.list_kind is ListKind.ALLOW)
         if block and allow:
             return Verdict(VerdictKind.CLEAN, allowed_by=allow, suppressed=block, flat=fp.flat)
         if block:
             return Verdict(VerdictKind.KNOWN, matches=block, flat=fp.flat)
-        duplicates = self.library_matches(fp, exclude_file=exclude_file)
+        duplicates = self.library_matches(
+            fp, exclude_file=exclude_file, turned=orientations.library
+        )
         if duplicates:
             return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat)
         return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat)
 
-    def list_matches(self, fp: Fingerprint) -> tuple[Match, ...]:
+    def list_matches(self, fp: Fingerprint, *, turned: bool = True) -> tuple[Match, ...]:
+        """Entries that match ``fp``; with ``turned``, the first of its other orientations
+        that matches anything when the picture as it is matches nothing."""
         exact = {row.id: row for row in self.store.entries_by_sha256(fp.sha256)}
         near: set[int] = set()
         by_pdq: set[int] = set()
-        if not fp.flat:
-            near = {key for key, _, _ in self._search(self.entries, fp)}
-            by_pdq = {key for key, _ in self._search_pdq(fp)}
+        view = _same(fp)
+        for view in _views(fp, turned and not exact):
+            near = {key for key, _, _ in self._search(self.entries, view, _regions(fp, view))}
+            by_pdq = {key for key, _ in self._search_pdq(view, fp.pdq_quality)}
+            if near or by_pdq or exact:
+                break
         missing = [key for key in near | by_pdq if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
         found = [
-            _entry_match(rows[key], fp, key in exact, key in by_pdq and key not in near)
+            _entry_match(
+                rows[key], view, key in exact, key in by_pdq and key not in near, _regions(fp, view)
+            )
             for key in rows
             if rows[key].enabled
         ]
         return tuple(sorted(found, key=_strength))
 
-    def _search_pdq(self, fp: Fingerprint) -> list[tuple[int, int]]:
+    def _search_pdq(self, view: Turned, quality: int) -> list[tuple[int, int]]:
         """Entries within the PDQ threshold, if the query's PDQ is good enough."""
         t = self.thresholds
-        if fp.pdq is None or fp.pdq_quality < t.pdq_quality:
+        if view.pdq is None or quality < t.pdq_quality:
             return []
-        return self.indexes.pdq.search(fp.pdq, t.pdq)
+        return self.indexes.pdq.search(view.pdq, t.pdq)
 
     def library_matches(
-        self, fp: Fingerprint, *, exclude_file: int | None = None
+        self, fp: Fingerprint, *, exclude_file: int | None = None, turned: bool = False
     ) -> tuple[Match, ...]:
+        """Library files that ``fp`` duplicates; ``turned`` as for ``list_matches``."""
         exact = {row.id: row for row in self.store.files_by_sha256(fp.sha256, Role.LIBRARY)}
-        near_ids: list[int] = []
-        if not fp.flat:
-            near_ids = [key for key, _, _ in self._search(self.library, fp)]
-        rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
-        if exclude_file is not None:
-            rows.pop(exclude_file, None)
-        if rows:  # pictures someone said this one is not a duplicate of are no evidence
-            different = self.store.not_duplicates(fp.sha256)
-            rows = {k: r for k, r in rows.items() if r.sha256 not in different}
-        # a library file renamed or deleted since it was indexed is no evidence
-        found = [
-            _file_match(r, fp, r.id in exact) for r in rows.values() if os.path.lexists(r.path)
-        ]
+        rows = self._live(exact, [], exclude_file, fp.sha256)
+        view = _same(fp)
+        for view in _views(fp, turned and not rows):
+            near_ids = [key for key, _, _ in self._search(self.library, view, _regions(fp, view))]
+            rows = self._live(exact, near_ids, exclude_file, fp.sha256)
+            if rows:
+                break
+        regions = _regions(fp, view)
+        found = [_file_match(r, view, r.id in exact, regions) for r in rows.values()]
         return tuple(sorted(found, key=_strength))
 
-    def _search(self, index: HammingIndex, fp: Fingerprint) -> list[tuple[int, int, int]]:
-        """The whole picture's hashes, then its regions' (borders, caption bar trimmed)."""
-        t = self.thresholds
+    def _live(
+        self, exact: dict[int, FileRow], near_ids: list[int], exclude_file: int | None,
+        sha256: str,
+    ) -> dict[int, FileRow]:  # fmt: skip
+        """The library rows found, but the file's own; a library file renamed or deleted
+        since it was indexed is no evidence, nor is one someone said this picture is not a
+        duplicate of (``dupes not-duplicate``)."""
+        rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
+        rows.pop(exclude_file if exclude_file is not None else -1, None)
+        if rows:
+            different = self.store.not_duplicates(sha256)
+            rows = {key: row for key, row in rows.items() if row.sha256 not in different}
+        return {key: row for key, row in rows.items() if os.path.lexists(row.path)}
+
+    def _search(
+        self, index: HammingIndex, view: Turned, regions: Regions = ()
+    ) -> list[tuple[int, int, int]]:
+        """The view's hashes, then its regions' (borders, caption bar trimmed)."""
+        t = self.thresholds if view.turn == SAME else self.thresholds.turned()
         found: dict[int, tuple[int, int, int]] = {}
-        for dhash, phash in ((fp.dhash, fp.phash), *fp.regions):
+        for dhash, phash in ((view.dhash, view.phash), *regions):
             for hit in index.search(dhash, phash, t.dhash, t.phash):
                 found.setdefault(hit[0], hit)
         return list(found.values())
 
 
-def _distances(fp: Fingerprint, dhash: int | None, phash: int | None) -> tuple[int, int]:
-    """The closest of the whole picture's and its regions' hashes to the stored pair."""
+Regions = tuple[tuple[int, int], ...]
+
+
+def _same(fp: Fingerprint) -> Turned:
+    return Turned(SAME, fp.dhash, fp.phash, fp.pdq)
+
+
+def _regions(fp: Fingerprint, view: Turned) -> Regions:
+    """The query's regions (imagewatchd/regions.py) go with the picture as it is only."""
+    return fp.regions if view.turn == SAME else ()
+
+
+def _views(fp: Fingerprint, turned: bool) -> list[Turned]:
+    """The query's orientations to search, the picture as it is first; a flat picture has
+    none (only its sha256 can match)."""
+    if fp.flat:
+        return []
+    return [_same(fp), *fp.turned] if turned else [_same(fp)]
+
+
+def _distances(
+    view: Turned, dhash: int | None, phash: int | None, regions: Regions = ()
+) -> tuple[int, int]:
+    """The closest of the view's and its regions' hashes to the stored pair."""
     if dhash is None or phash is None:
         return 0, 0  # an exact-only entry: the sha256 is the evidence
-    pairs = [(hamming(d, dhash), hamming(p, phash)) for d, p in ((fp.dhash, fp.phash), *fp.regions)]
+    pairs = [
+        (hamming(d, dhash), hamming(p, phash)) for d, p in ((view.dhash, view.phash), *regions)
+    ]
     return min(pairs, key=lambda pair: (max(pair), sum(pair)))
 
 
-def _pdq_distance(fp: Fingerprint, pdq: int | None) -> int | None:
-    return None if fp.pdq is None or pdq is None else hamming(fp.pdq, pdq)
+def _pdq_distance(view: Turned, pdq: int | None) -> int | None:
+    return None if view.pdq is None or pdq is None else hamming(view.pdq, pdq)
 
 
-def _entry_match(row: EntryRow, fp: Fingerprint, exact: bool, by_pdq: bool = False) -> Match:
-    dd, pd = _distances(fp, row.dhash, row.phash)
+def _entry_match(
+    row: EntryRow, view: Turned, exact: bool, by_pdq: bool = False, regions: Regions = ()
+) -> Match:
+    dd, pd = _distances(view, row.dhash, row.phash, regions)
     return Match(
         source="list", exact=exact, dhash_distance=dd, phash_distance=pd,
         list_name=row.list_name, list_kind=row.list_kind, entry_id=row.id, label=row.label,
-        pdq_distance=_pdq_distance(fp, row.pdq), by_pdq=by_pdq and not exact,
+        pdq_distance=_pdq_distance(view, row.pdq), by_pdq=by_pdq and not exact,
+        orientation=SAME if exact else view.turn,
     )  # fmt: skip
 
 
-def _file_match(row: FileRow, fp: Fingerprint, exact: bool) -> Match:
-    dd, pd = _distances(fp, row.dhash, row.phash)
+def _file_match(row: FileRow, view: Turned, exact: bool, regions: Regions = ()) -> Match:
+    dd, pd = _distances(view, row.dhash, row.phash, regions)
     return Match(
         source="library", exact=exact, dhash_distance=dd, phash_distance=pd,
-        file_id=row.id, path=row.path, pdq_distance=_pdq_distance(fp, row.pdq),
+        file_id=row.id, path=row.path, pdq_distance=_pdq_distance(view, row.pdq),
+        orientation=SAME if exact else view.turn,
     )  # fmt: skip
 
 

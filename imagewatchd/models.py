@@ -24,6 +24,25 @@ class ListKind(enum.StrEnum):
     ALLOW = "allow"
 
 
+class Orientations(enum.StrEnum):
+    """Which matches a mirrored or rotated copy counts for (a watch's ``orientations``)."""
+
+    NONE = "none"  # only the picture as it is
+    LISTS = "lists"  # list entries, block and allow (the default)
+    ALL = "all"  # list entries and library duplicates
+
+    @property
+    def lists(self) -> bool:
+        return self is not Orientations.NONE
+
+    @property
+    def library(self) -> bool:
+        return self is Orientations.ALL
+
+
+SAME = "same"  # the orientation of a picture matched as it is (imagewatchd/dihedral.py)
+
+
 class VerdictKind(enum.StrEnum):
     CLEAN = "clean"
     KNOWN = "known"
@@ -46,6 +65,16 @@ class FileStat:
 
 
 @dataclass(frozen=True, slots=True)
+class Turned:
+    """The query's hashes with one turn undone (imagewatchd/dihedral.py names the turns)."""
+
+    turn: str  # how the copy was turned from the original: "mirrored", "rot90"…
+    dhash: int
+    phash: int
+    pdq: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Fingerprint:
     """What the fingerprint stage learns about one image; pure data, no paths."""
 
@@ -62,6 +91,9 @@ class Fingerprint:
     # (dHash, pHash) of the picture without uniform borders or a caption bar, when that differs
     # from the whole (imagewatchd/regions.py): searched too, never stored.
     regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+    # the other 7 orientations' hashes, for matching mirrored and rotated copies: query-only,
+    # never stored (a fingerprint read back from the store has none)
+    turned: tuple[Turned, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +106,14 @@ class Thresholds:
     phash: int
     pdq: int = 31
     pdq_quality: int = 50
+
+    def turned(self) -> Thresholds:
+        """For a match in another orientation: one bit stricter on dHash and on pHash (whose
+        distances are even: two), since 8 searches give a look-alike 8 chances; PDQ keeps its
+        threshold (docs/BENCHMARKS.md, "Issue 8: orientations")."""
+        return Thresholds(
+            max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +132,7 @@ class Match:
     path: str | None = None
     pdq_distance: int | None = None  # when both sides have a PDQ
     by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
+    orientation: str = SAME  # how the query is turned from the match (dihedral.NAMES)
 
 
 @dataclass(frozen=True, slots=True)

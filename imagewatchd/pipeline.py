@@ -20,6 +20,7 @@ from imagewatchd.errors import FingerprintError, NotATreeFile
 from imagewatchd.fileops import FileChanged, FileOpsError, Location
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
+    SAME,
     Fingerprint,
     Match,
     Outcome,
@@ -45,9 +46,10 @@ def evidence(match: Match, thresholds: Thresholds) -> str:
         where = f"library={match.path}"
     if match.exact:
         return f"{where} sha256=identical"
+    turned = "" if match.orientation == SAME else f" orientation={match.orientation}"
     return (
         f"{where} dhash={match.dhash_distance}/{thresholds.dhash} "
-        f"phash={match.phash_distance}/{thresholds.phash}"
+        f"phash={match.phash_distance}/{thresholds.phash}{turned}"
     )
 
 
@@ -86,18 +88,25 @@ class Pipeline:
         block entries (``settled.retro``, a retroactive ban).
         """
         row = self.store.get_file(settled.path)
+        orientations = self.config.watches[settled.watch].orientations
         if row is not None and row.unchanged(settled.stat):
             stored = row.fingerprint()
             if not (recheck or settled.retro) or stored is None:
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
+            # a stored fingerprint has no other orientations: decode again if they count
+            fresh = orientations.lists and not stored.flat
         else:
+            fresh = True
+        if fresh:
             try:
                 file_stat, fp = fingerprint_at(self.decoder, self._location(settled))
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)
-        verdict = self.matcher.match(fp, exclude_file=row.id if row else None)
+        verdict = self.matcher.match(
+            fp, exclude_file=row.id if row else None, orientations=orientations
+        )
         decision, kept = self._decide(found, row, fp, verdict, act)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")

@@ -13,7 +13,7 @@ from pathlib import Path
 from imagewatchd.dupes import DupeGroup
 from imagewatchd.fingerprint import hex64
 from imagewatchd.hashindex import hamming
-from imagewatchd.models import Fingerprint, Match, Thresholds, Verdict, VerdictKind
+from imagewatchd.models import SAME, Fingerprint, Match, Thresholds, Turned, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.rows import FileRow
 
@@ -37,12 +37,13 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
         what = f"library {match.path}"
     if match.exact:
         return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
+    turned = "" if match.orientation == SAME else f", orientation {match.orientation}"
     if match.by_pdq:
-        return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq})"
+        return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq}){turned}"
     return (
         f"{what}: dHash distance {match.dhash_distance} (threshold {thresholds.dhash}), "
         f"pHash distance {match.phash_distance} (threshold {thresholds.phash})"
-        f"{_pdq_part(match, thresholds)}"
+        f"{_pdq_part(match, thresholds)}{turned}"
     )
 
 
@@ -79,6 +80,7 @@ def match_json(match: Match) -> dict[str, object]:
         "phash_distance": match.phash_distance,
         "pdq_distance": match.pdq_distance,
         "by_pdq": match.by_pdq,
+        "orientation": match.orientation,
     }
     if match.source == "list":
         kind = match.list_kind.value if match.list_kind else None
@@ -116,36 +118,83 @@ def _thresholds_json(t: Thresholds) -> dict[str, int]:
 
 
 def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
-    """How two fingerprints compare; ``pdq_match``: would a list entry made from one
-    match the other (distance within the threshold, both qualities at the floor or above)."""
-    dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
+    """How ``b`` compares with ``a`` as a list entry or a library photo would: in each of
+    ``b``'s orientations, and in the best one. ``pdq_match``: would a list entry made from
+    ``a`` match by PDQ (distance within the threshold, both qualities at the floor or above).
+    ``region`` is the part of the pictures compared: the whole of each, for now."""
     identical = a.sha256 == b.sha256
     flat = a.flat or b.flat
-    near = not flat and dd <= thresholds.dhash and pd <= thresholds.phash
-    qd = None if a.pdq is None or b.pdq is None else hamming(a.pdq, b.pdq)
     good = min(a.pdq_quality, b.pdq_quality) >= thresholds.pdq_quality
+    views = [_compare_view(a, view, thresholds, flat, good) for view in _views_of(b)]
+    best = min(views, key=lambda v: (not (v["match"] or v["pdq_match"]), v["margin"]))
+    same = views[0]
+    near_any = any(v["match"] for v in views)
     return {
         "identical": identical,
-        "dhash_distance": dd,
-        "phash_distance": pd,
-        "pdq_distance": qd,
+        "region": "whole",
+        **{k: v for k, v in best.items() if k not in ("match", "pdq_match", "margin")},
         "pdq_quality": [a.pdq_quality, b.pdq_quality],
         "thresholds": _thresholds_json(thresholds),
-        "match": identical or near,
-        "pdq_match": identical or (qd is not None and not flat and good and qd <= thresholds.pdq),
+        "match": identical or bool(best["match"]),
+        "pdq_match": identical or bool(best["pdq_match"]),
         "flat": flat,
+        "list_entry": identical or any(v["match"] or v["pdq_match"] for v in views),
+        "library_duplicate": identical or bool(same["match"]),
+        "library_duplicate_turned": identical or near_any,
+        "orientations": [
+            {k: v[k] for k in ("orientation", "dhash_distance", "phash_distance", "pdq_distance")}
+            for v in views
+        ],
     }
 
 
-def compare_text(result: dict[str, object], thresholds: Thresholds) -> str:
-    """The last line of ``compare``: each distance against its threshold, and the outcome."""
+def _views_of(fp: Fingerprint) -> list[Turned]:
+    return [Turned(SAME, fp.dhash, fp.phash, fp.pdq), *fp.turned]
+
+
+def _compare_view(
+    a: Fingerprint, view: Turned, t: Thresholds, flat: bool, good: bool
+) -> dict[str, object]:
+    """One orientation of the second picture against the first (another orientation than
+    ``same`` needs the stricter ``Thresholds.turned`` on dHash and pHash)."""
+    t = t if view.turn == SAME else t.turned()
+    dd, pd = hamming(a.dhash, view.dhash), hamming(a.phash, view.phash)
+    qd = None if a.pdq is None or view.pdq is None else hamming(a.pdq, view.pdq)
+    return {
+        "orientation": view.turn,
+        "dhash_distance": dd,
+        "phash_distance": pd,
+        "pdq_distance": qd,
+        "match": not flat and dd <= t.dhash and pd <= t.phash,
+        "pdq_match": qd is not None and not flat and good and qd <= t.pdq,
+        "margin": max(dd - t.dhash, pd - t.phash),
+    }
+
+
+def compare_text(result: dict[str, object], thresholds: Thresholds) -> list[str]:
+    """The lines of ``compare`` after each picture's hashes: the orientation and region
+    compared, each distance against its threshold, and what each rule concludes."""
     verdict = "match" if result["match"] else "different"
-    return (
+    turned = result["orientation"] != SAME
+    how = f"the second is the first {result['orientation']}" if turned else "as they are"
+    return [
+        f"region: {result['region']}; best orientation: {result['orientation']} ({how})",
         f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
         f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
         f"{_compare_pdq(result, thresholds)}, "
-        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}"
-    )
+        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}",
+        "as a list entry (orientations on, the default for lists): "
+        + ("match" if result["list_entry"] else "no match"),
+        "as a library duplicate: " + _as_duplicate(result),
+    ]
+
+
+def _as_duplicate(result: dict[str, object]) -> str:
+    if result["library_duplicate"]:
+        return "duplicate"
+    if result["library_duplicate_turned"]:
+        return "duplicate only where the watch has 'orientations: all'"
+    return "not a duplicate"
 
 
 def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:

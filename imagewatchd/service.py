@@ -120,7 +120,9 @@ def _dedupe(
     errors = summary.errors
     on_known = Decision(watch.on_known, f"watches[{index}].on_known")
     for row in rows:
-        verdict = matcher.match(_fingerprint(row), exclude_file=row.id)
+        verdict = matcher.match(
+            _fingerprint(row), exclude_file=row.id, orientations=watch.orientations
+        )
         if verdict.kind is VerdictKind.KNOWN:
             errors += _act_on(row, verdict, on_known, index, store, matcher, actor)
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]

@@ -18,12 +18,12 @@ from prometheus_client.registry import Collector
 
 from imagewatchd import __version__, report
 from imagewatchd.api.tally import Tally
-from imagewatchd.config import Watch
+from imagewatchd.config import Config, Watch
 from imagewatchd.decoding import Decoder
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import open_path
 from imagewatchd.match import Matcher
-from imagewatchd.models import Verdict, VerdictKind
+from imagewatchd.models import Orientations, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.session import Session
 from imagewatchd.store import Store
@@ -105,7 +105,20 @@ def _iso(when: float) -> str:
     return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
 
 
-def check_fd(matcher: Matcher, decoder: Decoder, fd: int, path: Path) -> report.CheckResult:
+def orientations_of(config: Config, path: Path) -> Orientations:
+    """The ``orientations`` setting of the watch that holds ``path``; outside every watch, the
+    default (turned copies count for lists)."""
+    where = path.absolute()
+    for watch in config.watches:
+        if where.is_relative_to(watch.path):
+            return watch.orientations
+    return Orientations.LISTS
+
+
+def check_fd(
+    matcher: Matcher, decoder: Decoder, fd: int, path: Path,
+    orientations: Orientations = Orientations.LISTS,
+) -> report.CheckResult:  # fmt: skip
     """The verdict for the open file ``fd``, named ``path``: what ``check`` prints.
 
     A library file is not its own duplicate: its own row is left out when it is unchanged.
@@ -116,22 +129,29 @@ def check_fd(matcher: Matcher, decoder: Decoder, fd: int, path: Path) -> report.
         return report.CheckResult(path, None, Verdict(VerdictKind.ERROR), exc.reason)
     own = matcher.store.get_file(str(path))
     exclude = own.id if own is not None and own.sha256 == fp.sha256 else None
-    return report.CheckResult(path, fp, matcher.match(fp, exclude_file=exclude))
+    verdict = matcher.match(fp, exclude_file=exclude, orientations=orientations)
+    return report.CheckResult(path, fp, verdict)
 
 
-def check_path(matcher: Matcher, decoder: Decoder, path: Path, name: Path) -> report.CheckResult:
+def check_path(
+    matcher: Matcher, decoder: Decoder, path: Path, name: Path,
+    orientations: Orientations = Orientations.LISTS,
+) -> report.CheckResult:  # fmt: skip
     """A file the daemon reads itself (the last component is not followed if a symlink)."""
     try:
         fd = open_path(path)
     except FingerprintError as exc:
         return report.CheckResult(name, None, Verdict(VerdictKind.ERROR), exc.reason)
     try:
-        return check_fd(matcher, decoder, fd, name)
+        return check_fd(matcher, decoder, fd, name, orientations)
     finally:
         os.close(fd)
 
 
-def check_bytes(matcher: Matcher, decoder: Decoder, data: bytes, name: Path) -> report.CheckResult:
+def check_bytes(
+    matcher: Matcher, decoder: Decoder, data: bytes, name: Path,
+    orientations: Orientations = Orientations.LISTS,
+) -> report.CheckResult:  # fmt: skip
     """An image sent as bytes: held in an anonymous memory file for the decoding pool."""
     fd = os.memfd_create("imagewatchd-check", os.MFD_CLOEXEC)
     try:
@@ -139,7 +159,7 @@ def check_bytes(matcher: Matcher, decoder: Decoder, data: bytes, name: Path) -> 
         while view:
             view = view[os.write(fd, view) :]
         os.lseek(fd, 0, os.SEEK_SET)
-        return check_fd(matcher, decoder, fd, name)
+        return check_fd(matcher, decoder, fd, name, orientations)
     finally:
         os.close(fd)
 

@@ -122,20 +122,22 @@ def _failed(path: Path, reason: str) -> report.CheckResult:
 class _Local:
     matcher: Matcher
     decoder: Decoder
+    config: Config
 
 
 @contextmanager
 def _local(args: argparse.Namespace, config: Config) -> Iterator[_Local]:
     """The in-process check: the whole index loaded here (slow with a large store)."""
     with commands.open_store(args, config) as store, closing(open_decoder(config)) as decoder:
-        yield _Local(Matcher.load(store, config.matching.thresholds), decoder)
+        yield _Local(Matcher.load(store, config.matching.thresholds), decoder, config)
 
 
 def _check_here(item: Path | FingerprintError, local: _Local | None) -> report.CheckResult:
     if isinstance(item, FingerprintError):
         return _failed(Path(str(item.path)), item.reason)
     assert local is not None
-    return answers.check_path(local.matcher, local.decoder, item, item)
+    turned = answers.orientations_of(local.config, item)
+    return answers.check_path(local.matcher, local.decoder, item, item, turned)
 
 
 def status(args: argparse.Namespace) -> int:

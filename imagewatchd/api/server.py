@@ -341,10 +341,11 @@ class Handler(BaseHTTPRequestHandler):
         def job(store: Store) -> tuple[dict[str, object], float, float]:
             start = time.perf_counter()
             bound, timed = matcher.bind(store), _Timed(decoder)
+            turned = answers.orientations_of(session.config, name or path or Path("-"))
             if path is not None:
-                result = answers.check_path(bound, timed, path, name or path)
+                result = answers.check_path(bound, timed, path, name or path, turned)
             else:
-                result = answers.check_bytes(bound, timed, body, name or Path("-"))
+                result = answers.check_bytes(bound, timed, body, name or Path("-"), turned)
             answer = answers.check_answer(result, session)
             return answer, timed.seconds, time.perf_counter() - start
 

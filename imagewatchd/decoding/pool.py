@@ -27,8 +27,9 @@ from typing import Any
 
 import imagewatchd
 from imagewatchd.decoding import Settings
+from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
-from imagewatchd.models import FileStat, Fingerprint
+from imagewatchd.models import FileStat, Fingerprint, Turned
 
 log = logging.getLogger(__name__)
 
@@ -279,12 +280,13 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         raise FingerprintError("<fd>", str(reply["error"])[:500])
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions = reply[
-            "fingerprint"
-        ]
+        fields = reply["fingerprint"]
+        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned = (
+            fields
+        )
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
-                         _regions(regions))  # fmt: skip
+                         _regions(regions), _turned(turned))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -320,6 +322,18 @@ def _regions(value: object) -> tuple[tuple[int, int], ...]:
     if not all(0 <= h < 1 << 64 for pair in pairs for h in pair):
         raise ValueError(value)
     return pairs
+
+
+def _turned(value: object) -> tuple[Turned, ...]:
+    """The other orientations' hashes: at most 7, each named by a known turn."""
+    if not isinstance(value, list) or len(value) > len(NAMES) - 1:
+        raise ValueError(value)
+    out = []
+    for turn, dhash, phash, pdq in value:
+        if turn not in NAMES or not (0 <= dhash < 1 << 64 and 0 <= phash < 1 << 64):
+            raise ValueError(turn)
+        out.append(Turned(str(turn), int(dhash), int(phash), _pdq(pdq)))
+    return tuple(out)
 
 
 def _pdq(value: object) -> int | None:

@@ -134,7 +134,14 @@ def _serve_thumbnail(fd: int, limits: Limits) -> dict[str, Any]:
 
 
 def _fields(value: Any) -> tuple[Any, ...]:
-    return tuple(getattr(value, name) for name in value.__slots__)
+    """A frozen dataclass as plain values for JSON (nested ones too: ``Fingerprint.turned``)."""
+    return tuple(_plain(getattr(value, name)) for name in value.__slots__)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return list(_fields(value)) if hasattr(value, "__slots__") else value
 
 
 def _test_hook(command: bytes) -> None:
