@@ -17,6 +17,19 @@ matches them like live bans (a daemon killed before saving matches them again: t
 acted on are gone or exempt by then). The first daemon on a store starts from the entries it
 finds; a dry run keeps nothing.
 
+What it does not find (README, "What a ban does not catch"): mirrored or rotated copies, and
+bordered, padded or captioned ones, among the stored files. A live upload is searched in its 8
+orientations and its trimmed regions (``Fingerprint.turned``, ``regions``), but those are the
+query's, computed at decode time and never stored; here the entry is the query, and an entry
+has its hashes as they are. The orientations could be turned to the entry's side: ``known add``
+from a picture holds the picture's 7 other orientations (``Fingerprint.turned``), and comparing
+them with the stored files, at the turned thresholds, for the watches whose ``orientations``
+count lists, finds what the live search would. That needs them stored per entry (a table,
+a migration), and hash-list imports have no picture (PDQ's turns follow from its DCT signs,
+dHash's and pHash's do not). Regions cannot move to the entry's side (a border is not added to
+a hash): that needs the files' region hashes stored. Not built; ``scan --act`` decodes the files
+again and finds both.
+
 Library trees are not reached: a library is the user's own collection, indexed for
 duplicates, and a new ban sweeping it is what ``scan --act`` does when asked (README).
 """
