@@ -137,8 +137,12 @@ def test_bans_added_or_enabled_while_no_daemon_runs_act_when_it_starts(
         assert line.endswith(f"(retroactive: entry {entry})")
         assert not path.exists()
     assert d.stop() == 0
-    d.start()  # what it acted on is not matched again
-    assert "stored incoming file(s) match" not in d.log()
+    d.start()  # entries 2 and 3 are not matched again; a new one is (its batch comes after)
+    other = tmp_path / "other.png"
+    photo(900, (800, 600)).save(other)
+    assert iw(d.db, "known", "add", "--list", "other", str(other)).returncode == 0
+    d.wait_for(r"entries 4: 0 stored incoming file\(s\) match")
+    assert len(re.findall(r"entries [\d,]+: \d+ stored incoming", d.log())) == 1
     assert d.stop() == 0
 
 
