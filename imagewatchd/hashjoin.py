@@ -1,7 +1,7 @@
 """Every pair of entries of a ``HammingIndex`` within both thresholds: a self-join, on arrays.
 
 The index keeps each hash cut into three chunks, every (tagged) chunk value sorted beside its
-row. Two hashes within ``d`` bits have some chunk within its radius (``hashindex._radii``), so
+row. Two hashes within ``d`` bits have some chunk within its radius (``hashchunks._radii``), so
 every near pair shows up when each row's chunk value, XORed with each mask of at most that many
 bits, is looked up in the same sorted chunk array: one vectorised ``searchsorted`` per (chunk,
 mask) over a block of rows, the hits expanded to candidate pairs, then verified on both hashes
@@ -14,16 +14,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from imagewatchd.hashindex import (
-    _CHUNKS,
-    _TAG_SHIFT,
-    HammingIndex,
-    _Main,
-    _masks,
-    _probe_count,
-    _radii,
-    _ranges,
-)  # fmt: skip
+from imagewatchd.hashchunks import _CHUNKS, _TAG_SHIFT, _masks, _probe_count, _radii, _ranges
+from imagewatchd.hashindex import HammingIndex, _Main
 
 __all__ = ["near_pairs"]
 

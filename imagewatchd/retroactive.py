@@ -10,6 +10,26 @@ entry still suppresses), the exemptions of narrow restores, the watch's ``on_kno
 journal and the log line are the live ones. A file whose row is stale (its stat changed) is
 offered to the settler instead, to be fingerprinted again like any changed file.
 
+The daemon keeps where it stands (the last entry id seen, the entries disabled then) in the
+store's counters (``Store.retro_state``), saved once a batch's files are handed over: a new
+session's first look finds the entries added or enabled again since, while no daemon ran, and
+matches them like live bans (a daemon killed before saving matches them again: the files it
+acted on are gone or exempt by then). The first daemon on a store starts from the entries it
+finds; a dry run keeps nothing.
+
+What it does not find (README, "What a ban does not catch"): mirrored or rotated copies, and
+bordered, padded or captioned ones, among the stored files. A live upload is searched in its 8
+orientations and its trimmed regions (``Fingerprint.turned``, ``regions``), but those are the
+query's, computed at decode time and never stored; here the entry is the query, and an entry
+has its hashes as they are. The orientations could be turned to the entry's side: ``known add``
+from a picture holds the picture's 7 other orientations (``Fingerprint.turned``), and comparing
+them with the stored files, at the turned thresholds, for the watches whose ``orientations``
+count lists, finds what the live search would. That needs them stored per entry (a table,
+a migration), and hash-list imports have no picture (PDQ's turns follow from its DCT signs,
+dHash's and pHash's do not). Regions cannot move to the entry's side (a border is not added to
+a hash): that needs the files' region hashes stored. Not built; ``scan --act`` decodes the files
+again and finds both.
+
 Library trees are not reached: a library is the user's own collection, indexed for
 duplicates, and a new ban sweeping it is what ``scan --act`` does when asked (README).
 """
@@ -200,7 +220,8 @@ def summary(store: Store, config: Config, entry_ids: Sequence[int], daemon: int 
     if daemon is not None:
         return text + f"; the running daemon{f' (PID {daemon})' if daemon else ''} acts on them"
     roots = " ".join(shown(str(w.path)) for w in config.watches if w.role is Role.INCOMING)
-    return text + f"; no daemon is running: `imagewatchd scan --act {roots or 'DIR'}` acts on them"
+    return text + (f"; no daemon is running: it acts on them when it starts "
+                   f"(`imagewatchd scan --act {roots or 'DIR'}` does now)")  # fmt: skip
 
 
 def incoming_watch(config: Config, path: str) -> int | None:
@@ -230,36 +251,54 @@ def offer(config: Config, hit: Hit) -> SettledFile | Candidate | None:
     return SettledFile(hit.row.path, watch, stat, retro=hit.entries)
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries to match, and where the daemon stands once they are: the last entry id seen
+    and the entries disabled then (``NewBans.run`` saves it in the store)."""
+
+    ids: tuple[int, ...]
+    last_id: int
+    disabled: frozenset[int]
+
+
 class NewBans:
     """Block entries added or enabled again since the last look (the daemon's side).
 
     ``look`` runs before the matcher's ``refresh_entries``, so that every entry it reports is
-    in the index the workers match with; the finding runs on its own thread (``run``).
+    in the index the workers match with; the finding runs on its own thread (``run``). Where
+    the last session stood (the last entry id, the disabled entries) is kept in the store once
+    a batch is matched, so the first look of a session catches up with the entries added or
+    enabled again while no daemon ran (``keep=False``, a dry run: it is not kept).
     """
 
-    def __init__(self, store: Store, floor: int) -> None:
+    def __init__(self, store: Store, floor: int, keep: bool = True) -> None:
         self.store = store
+        self.keep = keep
         self.stored = StoredHashes(floor)  # loaded by ``run``, on its own thread
-        self.counters = store.entry_counters()
-        self.last_id = store.last_entry_id()
-        self.disabled = store.disabled_entry_ids()
-        self.pending: queue.Queue[list[int]] = queue.Queue()
+        self.counters: tuple[int, int] | None = None  # the first look compares with the store
+        state = store.retro_state()  # None: no daemon saved one yet; from now on, then
+        self.last_id, disabled = state or (store.last_entry_id(), store.disabled_entry_ids())
+        self.disabled = frozenset(disabled)
+        self.saved: tuple[int, frozenset[int]] | None = None  # where the store says it stands
+        if state is None:
+            self.record(store, Batch((), self.last_id, self.disabled))
+        self.saved = (self.last_id, self.disabled)
+        self.pending: queue.Queue[Batch] = queue.Queue()
 
     def look(self) -> list[int]:
         """The block entries new or re-enabled since the last look; queued for ``run``."""
         counters = self.store.entry_counters()
         if counters == self.counters:
             return []
-        changed = counters[1] != self.counters[1]
+        changed = self.counters is None or counters[1] != self.counters[1]
         self.counters = counters
         ids = set(self.store.block_entry_ids(self.last_id))
         self.last_id = max([self.last_id, *ids])
         if changed:
-            disabled = self.store.disabled_entry_ids()
+            disabled = frozenset(self.store.disabled_entry_ids())
             ids.update(self.disabled - disabled)  # enabled again (or removed: find drops them)
             self.disabled = disabled
-        if ids:
-            self.pending.put(sorted(ids))
+        self.pending.put(Batch(tuple(sorted(ids)), self.last_id, self.disabled))
         return sorted(ids)
 
     def run(
@@ -273,24 +312,42 @@ class NewBans:
                  time.monotonic() - start)  # fmt: skip
         while not stop.is_set():
             try:
-                ids = self.pending.get(timeout=0.5)
+                batch = self.pending.get(timeout=0.5)
             except queue.Empty:
                 continue
-            try:
-                columns = self.stored.columns(store)
-                hits = find(store, config.matching.thresholds, ids, columns)
-            except Exception as exc:  # e.g. the database busy for longer than its timeout
-                if store_check.damage(exc) is not None:
-                    raise
-                log.error("entries %s: not matched against the stored files: %r; "
-                          "`imagewatchd scan --act` does it", _ids(ids), exc)  # fmt: skip
-                log.debug("traceback", exc_info=True)
-                continue
-            offers = [item for item in (offer(config, hit) for hit in hits) if item is not None]
-            log.info("entries %s: %d stored incoming file(s) match; matching them again",
-                     _ids(ids), len(offers))  # fmt: skip
-            for item in offers:
-                send(item)
+            if not batch.ids or self._match(store, config, batch.ids, send):
+                self.record(store, batch)
+
+    def _match(
+        self, store: Store, config: Config, ids: Sequence[int],
+        send: Callable[[SettledFile | Candidate], None],
+    ) -> bool:  # fmt: skip
+        """Find the files these entries match and ``send`` them; False if it failed."""
+        try:
+            columns = self.stored.columns(store)
+            hits = find(store, config.matching.thresholds, ids, columns)
+        except Exception as exc:  # e.g. the database busy for longer than its timeout
+            if store_check.damage(exc) is not None:
+                raise
+            log.error("entries %s: not matched against the stored files: %r; "
+                      "`imagewatchd scan --act` does it", _ids(ids), exc)  # fmt: skip
+            log.debug("traceback", exc_info=True)
+            return False
+        offers = [item for item in (offer(config, hit) for hit in hits) if item is not None]
+        log.info("entries %s: %d stored incoming file(s) match; matching them again",
+                 _ids(ids), len(offers))  # fmt: skip
+        for item in offers:
+            send(item)
+        return True
+
+    def record(self, store: Store, batch: Batch) -> None:
+        """Keep where the daemon stands (the files found are handed over), if it moved."""
+        if not self.keep or (batch.last_id, batch.disabled) == self.saved:
+            return
+        disabled = frozenset[int]() if self.saved is None else self.saved[1]
+        store.save_retro_state(batch.last_id, set(batch.disabled - disabled),
+                               set(disabled - batch.disabled))  # fmt: skip
+        self.saved = (batch.last_id, batch.disabled)
 
 
 def _ids(ids: Iterable[int]) -> str:

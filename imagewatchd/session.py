@@ -84,7 +84,9 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
-        self.bans = retroactive.NewBans(self.store, config.matching.thresholds.pdq_quality)
+        self.bans = retroactive.NewBans(
+            self.store, config.matching.thresholds.pdq_quality, keep=not dry_run
+        )
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
 

@@ -51,6 +51,8 @@ BUSY_TIMEOUT = 30.0  # seconds a statement waits for another connection's lock
 WAL_SIZE_LIMIT = 4 << 20  # bytes the WAL file keeps after a checkpoint; the rest is truncated
 WAL_AUTOCHECKPOINT = 1000  # pages: each commit past this checkpoints as far as readers allow
 CHECKPOINT_WAIT_MS = 500  # a checkpoint that must wait for readers holds writers this long
+RETRO_LAST = "retro_last_entry"  # counters rows: where the daemon's retroactive bans resume
+RETRO_OFF = "retro_disabled "  # + an entry id: an entry disabled then
 
 
 def _blob(path: str) -> bytes:
@@ -353,8 +355,9 @@ class Store(DecisionQueries):
 
     def _counters(self, *names: str) -> list[int]:
         """These counters' values; a missing one means a damaged file (migrations made all)."""
+        query = f"SELECT name, value FROM counters WHERE name IN ({','.join('?' * len(names))})"
         with self._lock:
-            found = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+            found = dict(self._db.execute(query, names).fetchall())
         missing = [name for name in names if not isinstance(found.get(name), int)]
         if missing:
             raise DatabaseDamaged(self.path, f"counters table: no {missing[0]!r} counter")
@@ -625,6 +628,31 @@ class Store(DecisionQueries):
 
     def disabled_entry_ids(self) -> set[int]:
         return {row[0] for row in self._db.execute("SELECT id FROM entries WHERE enabled = 0")}
+
+    def retro_state(self) -> tuple[int, set[int]] | None:
+        """(the last entry, the entries disabled) as the daemon last matched new bans against
+        the stored files, where its next session resumes (``retroactive.NewBans``); None if no
+        daemon has yet. Counters rows, written by ``save_retro_state`` (no migration)."""
+        query = "SELECT name, value FROM counters WHERE name GLOB 'retro_*'"
+        with self._lock:
+            rows = dict(self._db.execute(query).fetchall())
+        last = rows.pop(RETRO_LAST, None)
+        if not isinstance(last, int):
+            return None
+        return last, {v for k, v in rows.items() if k.startswith(RETRO_OFF) and isinstance(v, int)}
+
+    def save_retro_state(self, last_id: int, disabled: set[int], enabled: set[int]) -> None:
+        """The daemon matched the entries through ``last_id``; ``disabled`` were disabled and
+        ``enabled`` enabled again (or removed) since the state saved before."""
+        upsert = (
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+        with self.transaction() as db:
+            db.execute(upsert, (RETRO_LAST, last_id))
+            db.executemany("DELETE FROM counters WHERE name = ?",
+                           ((f"{RETRO_OFF}{i}",) for i in enabled))  # fmt: skip
+            db.executemany(upsert, ((f"{RETRO_OFF}{i}", i) for i in disabled))
 
     def near_entry_hashes_after(
         self, last_id: int

@@ -106,24 +106,44 @@ def test_a_re_enabled_entry_acts_too(daemon: Daemon, site: dict[str, Path], tmp_
     assert daemon.stop() == 0
 
 
-def test_with_no_daemon_the_cli_points_to_scan_act(
+def test_bans_added_or_enabled_while_no_daemon_runs_act_when_it_starts(
     tmp_path: Path, site: dict[str, Path], banned: Path
 ) -> None:
     d = Daemon(tmp_path, config_for(site))
     assert iw(d.db, "known", "add", "--create", "--list", "other", str(banned)).returncode == 0
+    later = tmp_path / "later.png"
+    photo(650, (800, 600)).save(later)
+    assert iw(d.db, "known", "add", "--list", "other", str(later)).returncode == 0  # entry 2
+    assert iw(d.db, "known", "disable", "2").returncode == 0  # before any daemon ever ran
     upload = write(site["uploads"] / "up.jpg", 700, (640, 480), quality=85)
+    dormant = write(site["uploads"] / "dormant.jpg", 650, (640, 480), quality=85)
     d.start()
-    assert "-> none" in d.processed(upload)
+    assert "-> none" in d.processed(upload) and "-> none" in d.processed(dormant)
     assert d.stop() == 0
     picture = tmp_path / "p.png"
     photo(700, (800, 600)).save(picture)
     added = iw(d.db, "known", "add", "--list", "other", str(picture), config=d.config_path)
     assert added.returncode == 0, added.stderr
     assert added.stdout.splitlines()[-1] == (
-        "stored incoming files matched: 1; no daemon is running: "
-        f"`imagewatchd scan --act {site['uploads']}` acts on them"
+        "stored incoming files matched: 1; no daemon is running: it acts on them when it starts "
+        f"(`imagewatchd scan --act {site['uploads']}` does now)"
     )
-    assert upload.exists()
+    assert iw(d.db, "known", "enable", "2").returncode == 0
+    assert upload.exists() and dormant.exists()
+    d.start()  # catches up: entry 3 was added and entry 2 enabled again since it last looked
+    d.wait_for(r"entries 2,3: 2 stored incoming file\(s\) match")
+    for path, entry in ((upload, 3), (dormant, 2)):
+        line = d.wait_for(rf"{re.escape(str(path))}: known .*-> quarantine", timeout=10)[0]
+        assert line.endswith(f"(retroactive: entry {entry})")
+        assert not path.exists()
+    assert d.stop() == 0
+    d.start()  # entries 2 and 3 are not matched again; a new one is (its batch comes after)
+    other = tmp_path / "other.png"
+    photo(900, (800, 600)).save(other)
+    assert iw(d.db, "known", "add", "--list", "other", str(other)).returncode == 0
+    d.wait_for(r"entries 4: 0 stored incoming file\(s\) match")
+    assert len(re.findall(r"entries [\d,]+: \d+ stored incoming", d.log())) == 1
+    assert d.stop() == 0
 
 
 def test_an_imported_sha256_reaches_its_identical_upload(

@@ -191,7 +191,30 @@ def test_new_and_re_enabled_block_entries_are_noticed(store: Store) -> None:
     store.set_entries_enabled([first], True)
     (third,), _ = store.add_entries(block, [NewEntry("d" * 64, None, None)], 1.0)
     assert bans.look() == [first, third]
-    assert [bans.pending.get_nowait() for _ in range(2)] == [[second], [first, third]]
+    batches = [bans.pending.get_nowait() for _ in range(bans.pending.qsize())]
+    assert [b.ids for b in batches if b.ids] == [(second,), (first, third)]
+
+
+def test_a_session_resumes_where_the_last_one_recorded(store: Store) -> None:
+    """Entries added or enabled again while no daemon ran are found by the next one's look."""
+    block = store.create_list("ban", ListKind.BLOCK, "", 1.0)
+    (first,), _ = store.add_entries(block, [NewEntry("a" * 64, None, None)], 1.0)
+    store.set_entries_enabled([first], False)
+    assert store.retro_state() is None  # no daemon yet: the first one starts from now
+    bans = retroactive.NewBans(store, THRESHOLDS.pdq_quality)
+    assert store.retro_state() == (first, {first})  # kept at once, however short the session
+    assert bans.look() == []
+    (second,), _ = store.add_entries(block, [NewEntry("b" * 64, None, None)], 1.0)
+    store.set_entries_enabled([first], True)
+    dry = retroactive.NewBans(store, THRESHOLDS.pdq_quality, keep=False)
+    assert dry.look() == [first, second]
+    dry.record(store, dry.pending.get_nowait())  # a dry run keeps nothing
+    assert store.retro_state() == (first, {first})
+    bans = retroactive.NewBans(store, THRESHOLDS.pdq_quality)
+    assert bans.look() == [first, second]
+    bans.record(store, bans.pending.get_nowait())
+    assert store.retro_state() == (second, set())
+    assert retroactive.NewBans(store, THRESHOLDS.pdq_quality).look() == []
 
 
 def test_the_daemons_copy_follows_new_rows_and_saves_and_is_checked(store: Store) -> None:
