@@ -8,9 +8,10 @@ list says (a copy there is never moved), and the path is always the last word. A
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePath
+from typing import Any, Protocol
 
 from imagewatchd.fingerprint import ALLOWED_FORMATS
 from imagewatchd.keep import DEFAULT_FORMATS, DEFAULT_ORDER, Criterion, KeepPolicy
@@ -90,3 +91,38 @@ def _formats(value: object, at: str, problem: Problem) -> tuple[str, ...]:
 
 def _patterns(value: object, at: str, problem: Problem) -> tuple[str, ...]:
     return tuple(_strings(value, at, "glob patterns", problem) or ())
+
+
+class _Watch(Protocol):
+    @property
+    def path(self) -> Path: ...
+    @property
+    def keep(self) -> KeepPolicy: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Policies:
+    """Each watch's keep policy by its folder; outside every watch, the default policy."""
+
+    watches: tuple[tuple[str, KeepPolicy], ...] = ()
+
+    @classmethod
+    def of(cls, watches: Iterable[_Watch]) -> Policies:
+        return cls(tuple((str(w.path), w.keep) for w in watches))
+
+    def for_paths(self, paths: Sequence[str]) -> KeepPolicy:
+        """The policy of the watch holding the first (by path) of these files that is in a
+        watch, with the reference folders of every watch holding one of them: a copy in a
+        reference folder is never moved, whichever watch's policy ranks its group."""
+        holding = [self._holding(p) for p in sorted(paths)]
+        found = [policy for policy in holding if policy is not None]
+        if not found:
+            return KeepPolicy()
+        folders = dict.fromkeys(folder for policy in found for folder in policy.reference)
+        return replace(found[0], reference=tuple(folders))
+
+    def _holding(self, path: str) -> KeepPolicy | None:
+        for folder, policy in self.watches:
+            if PurePath(path).is_relative_to(folder):
+                return policy
+        return None
