@@ -32,6 +32,7 @@ from imagewatchd.errors import (
     UsageError,
 )
 from imagewatchd.filters import Selection, walk
+from imagewatchd.keepconfig import Policies
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Role
 from imagewatchd.names import shown
@@ -134,7 +135,8 @@ def compare(args: argparse.Namespace) -> int:
 def dupes(args: argparse.Namespace) -> int:
     config = load_config(args)
     with open_store(args, config) as store:
-        groups = duplicate_groups(Matcher.load(store, config.matching.thresholds))
+        matcher = Matcher.load(store, config.matching.thresholds)
+        groups = duplicate_groups(matcher, policies=Policies.of(config.watches))
         if args.json:
             print(report.dupes_json(groups))
         else:

@@ -19,6 +19,8 @@ import yaml
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
 from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
+from imagewatchd.keep import KeepPolicy
+from imagewatchd.keepconfig import KEEP_KEYS, parse_keep
 from imagewatchd.models import Orientations, Role, Thresholds
 
 
@@ -60,6 +62,7 @@ class Watch:
     polling: bool = False
     allow_delete: bool = False  # "delete" deletes for good: it must be asked for twice
     orientations: Orientations = Orientations.LISTS
+    keep: KeepPolicy = field(default_factory=KeepPolicy)  # which copy of a group stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +123,7 @@ DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
-    "move_to", "settle_seconds", "polling", "allow_delete", "orientations",
+    "move_to", "settle_seconds", "polling", "allow_delete", "orientations", *KEEP_KEYS,
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -336,7 +339,11 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         polling=reader.boolean(section, "polling", at, False),
         allow_delete=reader.boolean(section, "allow_delete", at, False),
         orientations=_orientations(reader, section, at),
+        keep=parse_keep(section, at, path or Path("/"), reader.problem),
     )
+    if watch.role is Role.INCOMING and any(key in section for key in KEEP_KEYS):
+        reader.problem(at, "a keep policy (keep, reference, prefer, avoid, formats) is for "
+                       "library watches")  # fmt: skip
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
     if moves and watch.move_to is None:
         reader.problem(_join(at, "move_to"), "required when an action is 'move'")

@@ -3,7 +3,9 @@
 Links: every pair of indexed library files within both thresholds (``hashjoin.near_pairs``, a
 self-join of the near-match index) and every set of library files with one sha256 (one grouped
 query). Groups are the connected components of those links (an array union-find); only the
-groups' own rows are read from the store, to order them.
+groups' own rows are read from the store, to order them: a copy kept by a durable decision
+first, then the keep policy of the watch holding the group (imagewatchd/keep.py), each copy
+with the reason the keeper beat it.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from numpy.typing import NDArray
 from imagewatchd.decisions_store import NOT_DUPLICATE
 from imagewatchd.hashindex import hamming
 from imagewatchd.hashjoin import near_pairs
+from imagewatchd.keep import Copy, KeepPolicy, in_reference, rank
+from imagewatchd.keepconfig import Policies
 from imagewatchd.match import Matcher
 from imagewatchd.models import Role
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
 Ids = NDArray[np.int64]
+DEFAULT_POLICY = KeepPolicy()
+NO_WATCHES = Policies()  # every group ranked by the default policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +57,54 @@ class Among:
 
 @dataclass(frozen=True, slots=True)
 class DupeGroup:
-    # best first: kept by a decision, then most pixels, then largest file, then path
+    # best first: kept by a decision, then by the keep policy (``ordered_group``)
     files: tuple[FileRow, ...]
     kept: tuple[tuple[int, int], ...] = ()  # (file id, decision id) of files kept by decision
+    # the keeper's: why it wins; each other copy's: why the keeper beat it
+    reasons: tuple[str, ...] = ()
+    reference: tuple[int, ...] = ()  # ids of the files in a reference folder: never moved
 
     @property
     def best(self) -> FileRow:
         return self.files[0]
 
+    @property
+    def reason(self) -> str:
+        """Why the first file is the one kept: the one place that says so."""
+        return self.reasons[0] if self.reasons else "the only copy"
+
     def kept_by(self, row: FileRow) -> int | None:
         return dict(self.kept).get(row.id)
 
+    def reason_of(self, row: FileRow) -> str:
+        return dict(zip((r.id for r in self.files), self.reasons, strict=False)).get(row.id, "")
 
-def _quality(row: FileRow) -> tuple[int, int, str]:
-    pixels = (row.width or 0) * (row.height or 0)
-    return (-pixels, -row.stat.size, row.path)
+
+def copy_of(row: FileRow) -> Copy:
+    """A file as the keep policy sees it (no provenance stored: no evidence)."""
+    return Copy(row.path, row.width or 0, row.height or 0, row.format or "", row.stat.size,
+                row.stat.mtime_ns, row.provenance)  # fmt: skip
+
+
+def ordered_group(
+    rows: Sequence[FileRow], kept: dict[str, int], policy: KeepPolicy = DEFAULT_POLICY
+) -> DupeGroup:
+    """The group best first: copies kept by a decision (``kept``: sha256 → decision id), then
+    the policy's order; with the reasons."""
+    ranked = rank([copy_of(r) for r in rows], policy)
+    by_path = {r.path: r for r in rows}
+    ordered = [by_path[x.copy.path] for x in ranked]
+    reasons = [x.reason for x in ranked]
+    decided = [r for r in ordered if r.sha256 in kept]
+    by = tuple((r.id, kept[r.sha256 or ""]) for r in decided)
+    if decided:
+        first = kept[decided[0].sha256 or ""]
+        reasons = [f"kept by decision {kept[r.sha256 or '']}" for r in decided] + [
+            f"decision {first} keeps another copy" for r in ordered if r.sha256 not in kept
+        ]
+        ordered = decided + [r for r in ordered if r.sha256 not in kept]
+    held = tuple(r.id for r in ordered if in_reference(r.path, policy))
+    return DupeGroup(tuple(ordered), by, tuple(reasons), held)
 
 
 def _undecided(store: Store, first: Ids, second: Ids) -> tuple[Ids, Ids]:
@@ -126,17 +165,23 @@ def _links(matcher: Matcher, among: Among | None) -> tuple[Ids, Ids]:
 
 
 def duplicate_groups(
-    matcher: Matcher, rows: Iterable[FileRow] | Among | None = None
+    matcher: Matcher,
+    rows: Iterable[FileRow] | Among | None = None,
+    policies: Policies = NO_WATCHES,
 ) -> list[DupeGroup]:
-    """Connected groups of library files that match each other (sha256 or both hashes).
+    """Connected groups of library files that match each other (sha256 or both hashes), each
+    ordered by the keep policy of the watch holding it.
 
     With ``rows``, only groups that involve those files are returned.
     """
     among = rows if rows is None or isinstance(rows, Among) else Among.of_rows(rows)
-    return _grouped(matcher.store, *_undecided(matcher.store, *_links(matcher, among)))
+    links = _undecided(matcher.store, *_links(matcher, among))
+    return _grouped(matcher.store, *links, policies)
 
 
-def groups_among(matcher: Matcher, rows: Sequence[FileRow]) -> list[DupeGroup]:
+def groups_among(
+    matcher: Matcher, rows: Sequence[FileRow], policies: Policies = NO_WATCHES
+) -> list[DupeGroup]:
     """The groups a few files (one former group) form now, by the links among them alone:
     what a decision about them, or a copy gone, leaves of their group (the review page)."""
     t, pairs = matcher.thresholds, []
@@ -149,10 +194,10 @@ def groups_among(matcher: Matcher, rows: Sequence[FileRow]) -> list[DupeGroup]:
                 if near and hamming(a.phash or 0, b.phash or 0) <= t.phash:
                     pairs.append((a.id, b.id))
     first, second = (np.array([p[i] for p in pairs], np.int64) for i in (0, 1))
-    return _grouped(matcher.store, *_undecided(matcher.store, first, second))
+    return _grouped(matcher.store, *_undecided(matcher.store, first, second), policies)
 
 
-def _grouped(store: Store, first: Ids, second: Ids) -> list[DupeGroup]:
+def _grouped(store: Store, first: Ids, second: Ids, policies: Policies) -> list[DupeGroup]:
     """The connected groups of these links, each best first, the groups by their best path."""
     nodes, labels = components(first, second)
     order = np.argsort(labels, kind="stable")
@@ -163,8 +208,7 @@ def _grouped(store: Store, first: Ids, second: Ids) -> list[DupeGroup]:
     groups = []
     for ids in members:
         rows_of = [found[i] for i in ids.tolist() if i in found]
-        by = tuple((r.id, kept[r.sha256]) for r in rows_of if r.sha256 in kept)
-        ordered = sorted(rows_of, key=lambda r: (r.sha256 not in kept, *_quality(r)))
-        groups.append(DupeGroup(tuple(ordered), by))
+        policy = policies.for_paths([r.path for r in rows_of])
+        groups.append(ordered_group(rows_of, kept, policy))
     groups.sort(key=lambda g: g.best.path)
     return groups

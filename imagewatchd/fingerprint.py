@@ -28,6 +28,7 @@ from imagewatchd import dihedral, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
+from imagewatchd.provenance import Provenance, provenance
 
 pillow_heif.register_heif_opener()
 # Our own pixel limit (checked right after the header is read) replaces Pillow's global one,
@@ -164,6 +165,7 @@ def fingerprint_bytes(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
         pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
         turned=() if flat else dihedral.turned(grey),  # mirrored and rotated copies' hashes
+        provenance=decoded.provenance,
     )  # fmt: skip
 
 
@@ -186,6 +188,7 @@ class _Decoded:
     format: str
     pdq: int
     pdq_quality: int
+    provenance: Provenance
 
 
 def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
@@ -206,6 +209,7 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
             _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
             orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
             img.load()  # so Pillow decodes the whole image to look for it
+            found = provenance(img)  # camera, capture date, JPEG quality: the keep policy's
             grey = _to_grey(img)
         pdq_hash, quality = _pdq(grey, orientation)
         if orientation in _TRANSPOSE:  # before shrinking, as if the pixels had been turned
@@ -223,7 +227,7 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
         raise FingerprintError("<bytes>", OVER_MEMORY) from exc
     except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
         raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
-    return _Decoded(grey, width, height, fmt, pdq_hash, quality)
+    return _Decoded(grey, width, height, fmt, pdq_hash, quality, found)
 
 
 def _pdq(grey: Image.Image, orientation: int) -> tuple[int, int]:

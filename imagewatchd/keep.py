@@ -149,9 +149,9 @@ def _keeper_reason(reasons: list[str]) -> str:
     return "; ".join(dict.fromkeys(reasons)) if reasons else "the only copy"
 
 
-def _in_reference(copy: Copy, policy: KeepPolicy) -> bool:
-    path = PurePath(copy.path)
-    return any(path.is_relative_to(folder) for folder in policy.reference)
+def in_reference(path: str, policy: KeepPolicy) -> bool:
+    """Is this file in one of the policy's reference folders (always kept, never moved)?"""
+    return any(PurePath(path).is_relative_to(folder) for folder in policy.reference)
 
 
 def _format_rank(copy: Copy, policy: KeepPolicy) -> int:
@@ -171,7 +171,7 @@ def _quality_key(copy: Copy, _: KeepPolicy) -> tuple[object, ...]:
 
 Key = Callable[[Copy, KeepPolicy], tuple[object, ...]]
 _KEYS: dict[Criterion, Key] = {
-    Criterion.REFERENCE: lambda c, p: (not _in_reference(c, p),),
+    Criterion.REFERENCE: lambda c, p: (not in_reference(c.path, p),),
     Criterion.ORIGINAL: lambda c, p: (-original_score(c.provenance),),
     Criterion.PIXELS: lambda c, p: (-c.pixels,),
     Criterion.QUALITY: _quality_key,

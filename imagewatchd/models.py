@@ -6,6 +6,8 @@ import enum
 import os
 from dataclasses import dataclass, field
 
+from imagewatchd.provenance import Provenance
+
 # Bumped whenever canonicalisation or hashing changes, so stored fingerprints made by an older
 # version are recomputed lazily instead of silently mismatching.
 # 2: PDQ (256 bits and its quality) joins dHash and pHash.
@@ -94,6 +96,8 @@ class Fingerprint:
     # the other 7 orientations' hashes, for matching mirrored and rotated copies: query-only,
     # never stored (a fingerprint read back from the store has none)
     turned: tuple[Turned, ...] = field(default=(), compare=False)
+    # what the header says of where the picture came from (the keep policy's evidence)
+    provenance: Provenance = field(default_factory=Provenance, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

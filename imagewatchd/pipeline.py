@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from imagewatchd.act import Actor, Decision, Moved, decide
+from imagewatchd.arrivals import rank_arrival, watch_of
 from imagewatchd.config import Action, Config
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import FingerprintError, NotATreeFile
 from imagewatchd.fileops import FileChanged, FileOpsError, Location
+from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     SAME,
@@ -79,6 +83,9 @@ class Pipeline:
         self.announce: Callable[[str], None] = _log_line
         # told of each fingerprint saved (the daemon's copy of the incoming files' hashes)
         self.saved: Callable[[int, Role, Fingerprint], None] | None = None
+        # held while a library file is matched, decided and acted on: the daemon's workers
+        # share one, so that arrivals are ranked against each other one at a time
+        self.serial: AbstractContextManager[object] = threading.Lock()
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -104,10 +111,21 @@ class Pipeline:
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)
+        library = self.config.watches[settled.watch].role is Role.LIBRARY
+        with self.serial if library else nullcontext():  # arrivals decided one at a time
+            return self._conclude(found, row, fp, act)
+
+    def _conclude(
+        self, found: SettledFile, row: FileRow | None, fp: Fingerprint, act: bool
+    ) -> Outcome:
+        """Match, decide, act and record: for a library, under ``serial``, so that files
+        arriving together are decided by the keep policy, not by which finished first."""
+        orientations = self.config.watches[found.watch].orientations
         verdict = self.matcher.match(
             fp, exclude_file=row.id if row else None, orientations=orientations
         )
         decision, kept = self._decide(found, row, fp, verdict, act)
+        decision, kept = self._better_arrival(found, fp, verdict, decision, kept)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
@@ -117,7 +135,7 @@ class Pipeline:
                      exc)  # fmt: skip
             return Outcome(found.path, verdict.kind, "changed", detail=str(exc))
         except FileOpsError as exc:
-            return self._act_failed(settled, verdict, decision, exc)
+            return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
             outcome = self._moved(found, row, verdict, decision, moved)
         else:
@@ -127,6 +145,52 @@ class Pipeline:
             outcome = replace(outcome, action="none", detail=kept) if kept else outcome
         self._log(outcome, verdict, moved, found)
         return outcome
+
+    def _better_arrival(
+        self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
+        kept: str,
+    ) -> tuple[Decision, str]:  # fmt: skip
+        """A library newcomer about to get on_duplicate is ranked against the copies it
+        matches: when it wins, the copies it beat get on_duplicate (now, before the newcomer
+        is recorded: a crash in between leaves it a newcomer still) and it stays; one in a
+        reference folder stays in any case."""
+        if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
+            return decision, kept
+        if self.config.watches[settled.watch].role is not Role.LIBRARY:
+            return decision, kept
+        ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
+        if ranking.beaten:
+            for old in ranking.beaten:
+                self._displace(old, settled, fp)
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})"
+        if ranking.held:
+            return Decision(None, ""), "kept: in a reference folder"
+        return decision, kept
+
+    def _displace(self, old: FileRow, winner: SettledFile, fp: Fingerprint) -> None:
+        """The old copy a better one beat gets its watch's on_duplicate; a failure leaves it."""
+        index, old_fp = watch_of(self.config, old.path), old.fingerprint()
+        if index is None or old_fp is None:
+            return
+        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, fp, winner.path),))
+        rule = f"watches[{index}].on_duplicate (a better copy arrived)"
+        decision = Decision(self.config.watches[index].on_duplicate, rule)
+        settled = SettledFile(old.path, index, old.stat)
+        try:
+            moved = self.actor.act(settled, old_fp, verdict, decision)
+        except FileChanged as exc:
+            log.info("%s: changed since it was indexed (%s): left alone", old.path, exc)
+            return
+        except FileOpsError as exc:
+            log.error("%s: duplicate: %s failed, the file stays: %s", old.path, decision.action,
+                      exc)  # fmt: skip
+            return
+        if moved is not None:
+            outcome = self._moved(settled, old, verdict, decision, moved)
+        else:
+            done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
+            outcome = Outcome(old.path, VerdictKind.DUPLICATE, done)
+        self._log(outcome, verdict, moved, settled)
 
     def _decide(
         self, settled: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
@@ -250,6 +314,15 @@ class Pipeline:
                         moved.unrecorded)  # fmt: skip
             return
         self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
+
+
+def _library_match(fp: Fingerprint, winner: Fingerprint, path: str) -> Match:
+    exact = fp.sha256 == winner.sha256
+    return Match(
+        source="library", exact=exact, path=path,
+        dhash_distance=0 if exact else hamming(fp.dhash, winner.dhash),
+        phash_distance=0 if exact else hamming(fp.phash, winner.phash),
+    )  # fmt: skip
 
 
 def _retroactive(settled: SettledFile) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 
 _MAKE, _MODEL, _SOFTWARE, _DATETIME = 0x010F, 0x0110, 0x0131, 0x0132
 _EXIF_IFD, _DATETIME_ORIGINAL = 0x8769, 0x9003
-_TEXT_LIMIT = 64  # a header field longer than this is cut: it only ever names a device
+TEXT_LIMIT = 64  # a header field longer than this is cut: it only ever names a device
 
 # The IJG standard luminance quantisation table (JPEG Annex K), in natural order.
 _STANDARD_LUMA = (
@@ -78,7 +78,8 @@ def _text(value: object) -> str | None:
         value = value.decode("latin-1")
     if not isinstance(value, str):
         return None
-    text = " ".join(value.replace("\x00", " ").split())[:_TEXT_LIMIT]
+    words = "".join(c if c.isprintable() else " " for c in value).split()  # no control codes
+    text = " ".join(words)[:TEXT_LIMIT]
     return text or None
 
 

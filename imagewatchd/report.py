@@ -229,9 +229,11 @@ def dupes_text(groups: list[DupeGroup]) -> list[str]:
     lines: list[str] = []
     for number, group in enumerate(groups, start=1):
         lines.append(f"group {number} ({len(group.files)} files)")
+        lines.append(f"  why: {shown(group.reason)}")
         best = group.best
         for row in group.files:
-            tag = "keep" if row is best or group.kept_by(row) else "    "
+            kept = row is best or group.kept_by(row) or row.id in group.reference
+            tag = "keep" if kept else "    "
             size = f"{row.width}x{row.height} {human_size(row.stat.size)}"
             decided = group.kept_by(row)
             why = f"  kept by decision {decided}" if decided else ""
@@ -250,26 +252,42 @@ def _distance_to(best: FileRow, row: FileRow) -> str:
 
 
 def dupes_json(groups: list[DupeGroup]) -> str:
+    """Each group: its id (the keeper's file id), the keeper's reason, its files best first."""
     return json.dumps(
         {
             "groups": [
-                [
-                    {
-                        "path": row.path,
-                        "width": row.width,
-                        "height": row.height,
-                        "size": row.stat.size,
-                        "sha256": row.sha256,
-                        "format": row.format,
-                        "keep": row is group.best or group.kept_by(row) is not None,
-                        "kept_by_decision": group.kept_by(row),
-                    }
-                    for row in group.files
-                ]
+                {
+                    "id": group.best.id,
+                    "reason": group.reason,
+                    "files": [_dupe_file_json(group, row) for row in group.files],
+                }
                 for group in groups
             ]
         }
     )
+
+
+def _dupe_file_json(group: DupeGroup, row: FileRow) -> dict[str, object]:
+    best, p = group.best, row.provenance
+    return {
+        "id": row.id, "path": row.path, "width": row.width, "height": row.height,
+        "size": row.stat.size, "format": row.format, "sha256": row.sha256,
+        "captured": p.captured, "camera": p.camera, "software": p.software,
+        "jpeg_quality": p.jpeg_quality,
+        "keep": row is best or group.kept_by(row) is not None or row.id in group.reference,
+        "kept_by_decision": group.kept_by(row), "reason": group.reason_of(row),
+        "distance": None if row is best else _distances(best, row),
+    }  # fmt: skip
+
+
+def _distances(best: FileRow, row: FileRow) -> dict[str, object]:
+    """To the keeper: identical bytes, and the hashes' distances (None when unknown)."""
+    known = None not in (best.dhash, row.dhash, best.phash, row.phash)
+    return {
+        "identical": best.sha256 is not None and best.sha256 == row.sha256,
+        "dhash": hamming(best.dhash or 0, row.dhash or 0) if known else None,
+        "phash": hamming(best.phash or 0, row.phash or 0) if known else None,
+    }
 
 
 VERDICT_EXIT = {VerdictKind.CLEAN: 0, VerdictKind.KNOWN: 1, VerdictKind.DUPLICATE: 1}

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
+from imagewatchd.provenance import Provenance
 
 FILE_COLUMNS = (
     "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
-    " format, flat, canon_version, error, first_seen, last_seen, pdq, pdq_quality"
+    " format, flat, canon_version, error, first_seen, last_seen, pdq, pdq_quality,"
+    " camera, captured, software, jpeg_quality"
 )
 ENTRY_COLUMNS = (
     "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
@@ -80,6 +82,7 @@ class FileRow:
     last_seen: float
     pdq: int | None = None
     pdq_quality: int | None = None
+    provenance: Provenance = field(default_factory=Provenance)  # none stored: no evidence
 
     def unchanged(self, stat: FileStat) -> bool:
         """Already read at this very (size, mtime, inode), by the current hashing?
@@ -99,7 +102,7 @@ class FileRow:
         return Fingerprint(
             self.sha256, self.dhash, self.phash, self.width or 0, self.height or 0,
             self.format or "", self.flat, self.pdq, self.pdq_quality or 0,
-            self.canon_version or CANON_VERSION,
+            self.canon_version or CANON_VERSION, provenance=self.provenance,
         )  # fmt: skip
 
 
@@ -245,6 +248,7 @@ def _file_row(row: Sequence[Any]) -> FileRow:
         phash=_unsigned_or_none(row[9]), width=row[10], height=row[11], format=row[12],
         flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
         last_seen=row[17], pdq=pdq_of(row[18]), pdq_quality=row[19],
+        provenance=Provenance(row[20], row[21], row[22], row[23]),
     )  # fmt: skip
 
 

@@ -411,4 +411,17 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_created ON actions (created);
         """,
     ),
+    # PLACEHOLDER, not to merge: migration 11 belongs to the crops branch (round 2); it stands
+    # here only so that this branch's databases number 1..N. The lead takes crops' 11 instead.
+    (11, "placeholder for the crops branch's migration 11", "SELECT 1;"),
+    (
+        12,
+        "provenance of library files: camera, capture date, software, JPEG quality",
+        """
+        ALTER TABLE files ADD COLUMN camera TEXT;
+        ALTER TABLE files ADD COLUMN captured TEXT;
+        ALTER TABLE files ADD COLUMN software TEXT;
+        ALTER TABLE files ADD COLUMN jpeg_quality INTEGER;
+        """,
+    ),
 )

@@ -23,6 +23,7 @@ from imagewatchd.filters import walk
 from imagewatchd.hashindex import hamming
 from imagewatchd.history import undo_selection
 from imagewatchd.journal import reverse
+from imagewatchd.keepconfig import Policies
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     FileStat,
@@ -126,7 +127,7 @@ def _dedupe(
         if verdict.kind is VerdictKind.KNOWN:
             errors += _act_on(row, verdict, on_known, index, store, matcher, actor)
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
-    for group in duplicate_groups(matcher, rows):
+    for group in duplicate_groups(matcher, rows, Policies.of([watch])):
         errors += act_on_group(group, root, index, watch, store, matcher, actor)
     return errors
 
@@ -139,12 +140,15 @@ def act_on_group(
     ``scan --act`` does, and the review page's "apply"); returns the number of errors."""
     best, errors = group.best, 0
     _say(f"keep {best.path}")
+    _say(f"  why: {group.reason}")
     different = store.not_duplicates(best.sha256) if best.sha256 else set()
     for row in group.files[1:]:
         if not Path(row.path).is_relative_to(root):
             _say(f"  {row.path}: outside {root}, left alone")
         elif (decided := group.kept_by(row)) is not None:
             _say(f"  {row.path}: kept by decision {decided}")
+        elif row.id in group.reference:
+            _say(f"  {row.path}: in a reference folder: left alone")
         elif row.sha256 in different:
             _say(f"  {row.path}: not a duplicate of {best.path} (a decision): left alone")
         elif not _matches(row, best, matcher.thresholds):

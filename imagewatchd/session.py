@@ -73,6 +73,7 @@ class Session:
         self.again: set[str] = set()
         self.again_retro: dict[str, SettledFile] = {}  # reached by a ban while in flight
         self.lock = threading.Lock()
+        self.library_turn = threading.Lock()  # library arrivals are decided one at a time
         self.stats = Stats()
         self.tally = tally if tally is not None else Tally()
         self.rescan_request = threading.Event()
@@ -286,6 +287,7 @@ class Session:
                 store, matcher, actor, self.config, self.decoder, retry=self.retries.later
             )
             pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
+            pipeline.serial = self.library_turn
             while True:
                 item = self.work.get()
                 if item is None:

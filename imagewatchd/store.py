@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import astuple
 from itertools import chain
 from pathlib import Path
 
@@ -426,20 +427,23 @@ class Store(DecisionQueries):
             stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, fp.sha256,
             to_signed(fp.dhash), to_signed(fp.phash), fp.width, fp.height, fp.format,
             int(fp.flat), fp.canon_version, pdq_blob(fp.pdq), fp.pdq_quality,
+            *astuple(fp.provenance),
         )  # fmt: skip
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO files (path, device, inode, size, mtime_ns, role, sha256, dhash,"
-                " phash, width, height, format, flat, canon_version, pdq, pdq_quality, error,"
-                " first_seen, last_seen)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+                " phash, width, height, format, flat, canon_version, pdq, pdq_quality, camera,"
+                " captured, software, jpeg_quality, error, first_seen, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
                 " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = excluded.sha256, dhash = excluded.dhash,"
                 " phash = excluded.phash, width = excluded.width, height = excluded.height,"
                 " format = excluded.format, flat = excluded.flat,"
                 " canon_version = excluded.canon_version, pdq = excluded.pdq,"
-                " pdq_quality = excluded.pdq_quality, error = NULL,"
+                " pdq_quality = excluded.pdq_quality, camera = excluded.camera,"
+                " captured = excluded.captured, software = excluded.software,"
+                " jpeg_quality = excluded.jpeg_quality, error = NULL,"
                 " last_seen = excluded.last_seen RETURNING id",
                 (_blob(path), *values, now, now),
             ).fetchone()
@@ -456,7 +460,8 @@ class Store(DecisionQueries):
                 " ON CONFLICT (path) DO UPDATE SET device = excluded.device,"
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL, pdq = NULL,"
-                " pdq_quality = NULL, error = excluded.error, last_seen = excluded.last_seen",
+                " pdq_quality = NULL, camera = NULL, captured = NULL, software = NULL,"
+                " jpeg_quality = NULL, error = excluded.error, last_seen = excluded.last_seen",
                 (_blob(path), stat.device, stat.inode, stat.size, stat.mtime_ns, role.value,
                  _text_or_none(error), now, now),
             )  # fmt: skip

@@ -148,7 +148,8 @@ RULES: dict[str, dict[str, str]] = {
         "error": _opt(TEXT), "first_seen": NUM, "last_seen": NUM,
         **_columns(INT, "device", "inode", "size", "mtime_ns", "flat"),
         **_columns(_opt(INT), "dhash", "phash", "width", "height", "canon_version"),
-        "pdq": _opt(PDQ), "pdq_quality": _opt(INT),
+        "pdq": _opt(PDQ), "pdq_quality": _opt(INT), "jpeg_quality": _opt(INT),
+        **_columns(_opt(TEXT), "camera", "captured", "software"),
     },
     "lists": {"name": TEXT, "kind": KIND, "description": TEXT, "created": NUM},
     "entries": {

@@ -154,15 +154,17 @@ def test_allow_list_entry_suppresses(cli: Cli, make_image: MakeImage) -> None:
 
 
 def test_dupes_best_copy_first(cli: Cli, library: Path) -> None:
-    photo(0, (1600, 1200)).save(library / "photo0-big.png")
+    photo(0, (1600, 1200)).save(library / "photo0-big.jpg", quality=90)  # as original as photo0
     cli("scan", str(library), check=0)
     groups = json.loads(cli("dupes", "--json", check=0).out)["groups"]
     assert len(groups) == 1
-    assert [Path(f["path"]).name for f in groups[0]] == [
-        "photo0-big.png", "photo0.jpg", "photo0-small.png"]  # fmt: skip
+    assert [Path(f["path"]).name for f in groups[0]["files"]] == [
+        "photo0-big.jpg", "photo0.jpg", "photo0-small.png"]  # fmt: skip
     text = cli("dupes", check=0).out.splitlines()
     assert text[0] == "group 1 (3 files)"
-    assert text[1].startswith(f"  keep {library / 'photo0-big.png'}  1600x1200")
+    why = "pixels: 1600x1200 over 800x600; original: JPEG quality 90 (the other: no evidence)"
+    assert text[1] == f"  why: {why}"  # photo0-small.png: no JPEG quality, a re-encode
+    assert text[2].startswith(f"  keep {library / 'photo0-big.jpg'}  1600x1200")
 
 
 def test_compare(cli: Cli, make_image: MakeImage) -> None:
@@ -210,7 +212,7 @@ def test_console_script_and_module_agree(cli: Cli) -> None:
 def test_scan_act_dedupes_a_library_keeping_the_best(
     cli: Cli, tmp_path: Path, library: Path, make_image: MakeImage
 ) -> None:
-    photo(0, (1600, 1200)).save(library / "photo0-big.png")
+    photo(0, (1600, 1200)).save(library / "photo0-big.jpg", quality=90)  # as original as photo0
     banned = make_image("banned.jpg", seed=3, size=(800, 600), quality=90)  # = lib/photo3.jpg
     cli("known", "add", "--create", "--list", "banned", str(banned), check=0)
     config = tmp_path / "config.yaml"
@@ -221,14 +223,14 @@ def test_scan_act_dedupes_a_library_keeping_the_best(
     )
     before = sorted(p.name for p in library.rglob("*") if p.is_file())
     dry = cli("--config", str(config), "scan", "--act", "--dry-run", check=0).out
-    assert f"keep {library / 'photo0-big.png'}" in dry
+    assert f"keep {library / 'photo0-big.jpg'}" in dry
     assert f"{library / 'sub' / 'photo0-small.png'}: duplicate -> would move" in dry
     assert f"{library / 'photo3.jpg'}: known -> would quarantine" in dry
     assert sorted(p.name for p in library.rglob("*") if p.is_file()) == before
     cli("--config", str(config), "scan", "--act", check=0)
     assert (tmp_path / "dupes" / "sub" / "photo0-small.png").exists()
     assert (tmp_path / "dupes" / "photo0.jpg").exists()
-    assert (library / "photo0-big.png").exists()
+    assert (library / "photo0-big.jpg").exists()
     assert not (library / "photo3.jpg").exists()
     assert len(list((tmp_path / "q").iterdir())) == 1
     assert "no duplicates" in cli("--config", str(config), "dupes", check=0).out

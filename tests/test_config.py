@@ -11,6 +11,7 @@ import yaml
 from imagewatchd import config, paths
 from imagewatchd.config import Action
 from imagewatchd.errors import ConfigError
+from imagewatchd.keep import Criterion, KeepPolicy
 from imagewatchd.models import Role
 from tests.conftest import Run
 
@@ -195,3 +196,40 @@ def test_move_targets_and_the_quarantine_stay_outside_every_watch() -> None:
     )  # fmt: skip
     assert "watches[1].move_to: inside watches[0] (/srv/uploads)" in found
     assert "quarantine_dir: inside watches[0] (/srv/uploads)" in found
+
+
+def _library(**keys: object) -> dict[str, object]:
+    return {"watches": [{"path": "/srv/lib", **keys}]}
+
+
+def test_a_library_watch_has_its_keep_policy() -> None:
+    parsed = config.parse(
+        _library(
+            keep=["pixels", "size"], reference=["/srv/lib/archive"], prefer="*/best/*",
+            avoid=["*/WhatsApp/*"], formats=["heic", "JPG"],
+        ),
+        "test.yaml",
+    )  # fmt: skip
+    policy = parsed.watches[0].keep
+    assert policy.order == (Criterion.REFERENCE, Criterion.PIXELS, Criterion.SIZE)
+    assert policy.reference == ("/srv/lib/archive",)
+    assert (policy.prefer, policy.avoid) == (("*/best/*",), ("*/WhatsApp/*",))
+    assert policy.formats == ("HEIF", "JPEG")
+    assert config.parse(_library(), "test.yaml").watches[0].keep == KeepPolicy()
+
+
+def test_keep_policy_errors_name_their_key_path() -> None:
+    found = problems(
+        _library(
+            keep=["pixels", "sharpness", "pixels"], reference=["archive", "/elsewhere"],
+            formats=["jpeg", "psd"], prefer=[3],
+        )
+    )  # fmt: skip
+    assert any(p.startswith("watches[0].keep[1]: expected one of") for p in found), found
+    assert "watches[0].keep[2]: 'pixels' is listed twice" in found
+    assert "watches[0].reference[0]: must be an absolute path, got 'archive'" in found
+    assert "watches[0].reference[1]: must be inside the watched tree (/srv/lib)" in found
+    assert any(p.startswith("watches[0].formats[1]: expected one of") for p in found), found
+    assert any(p.startswith("watches[0].prefer: expected a list") for p in found), found
+    incoming = problems({"watches": [{"path": "/up", "role": "incoming", "keep": ["size"]}]})
+    assert any("for library watches" in p for p in incoming), incoming

@@ -42,7 +42,7 @@ def config(tmp_path: Path, library: Path) -> Path:
 
 def groups(cli: CLI, config: Path) -> list[list[dict[str, Any]]]:
     out = cli("--config", str(config), "dupes", "--json", check=0).out
-    found: list[list[dict[str, Any]]] = json.loads(out)["groups"]
+    found: list[list[dict[str, Any]]] = [g["files"] for g in json.loads(out)["groups"]]
     return found
 
 

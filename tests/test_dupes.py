@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imagewatchd import hashjoin
-from imagewatchd.dupes import Among, DupeGroup, _quality, components, duplicate_groups
+from imagewatchd.dupes import Among, DupeGroup, components, duplicate_groups, ordered_group
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
@@ -52,7 +52,7 @@ def reference_groups(matcher: Matcher, rows: list[FileRow] | None = None) -> lis
     for ids in members.values():
         if len(ids) > 1:
             found = store.files_by_id(ids)
-            groups.append(DupeGroup(tuple(sorted(found.values(), key=_quality))))
+            groups.append(ordered_group(list(found.values()), {}))
     groups.sort(key=lambda g: g.best.path)
     return groups
 

@@ -28,7 +28,7 @@ CAMERA = {0x010F: "Canon", 0x0110: "Canon EOS 5D Mark IV"}
 CAPTURED = {0x9003: "2019:05:01 12:34:56"}
 
 
-def _write(
+def write_photo(
     path: Path,
     size: tuple[int, int] = (640, 480),
     *,
@@ -62,12 +62,12 @@ def _copy(path: Path) -> Copy:
 
 @pytest.mark.parametrize("quality", [30, 60, 75, 85, 95])
 def test_a_jpeg_quality_is_read_back_from_its_tables(tmp_path: Path, quality: int) -> None:
-    copy = _copy(_write(tmp_path / "a.jpg", quality=quality))
+    copy = _copy(write_photo(tmp_path / "a.jpg", quality=quality))
     assert copy.provenance.jpeg_quality == quality
 
 
 def test_provenance_reads_camera_capture_date_and_software(tmp_path: Path) -> None:
-    path = _write(tmp_path / "a.jpg", tags={**CAMERA, 0x0131: "GIMP 2.10"}, inner=CAPTURED)
+    path = write_photo(tmp_path / "a.jpg", tags={**CAMERA, 0x0131: "GIMP 2.10"}, inner=CAPTURED)
     p = _copy(path).provenance
     assert p == Provenance("Canon EOS 5D Mark IV", "2019-05-01T12:34:56", "GIMP 2.10", 95)
     assert len(original_evidence(p)) == 3
@@ -75,13 +75,15 @@ def test_provenance_reads_camera_capture_date_and_software(tmp_path: Path) -> No
 
 
 def test_a_png_has_no_quality_and_a_broken_date_is_no_date(tmp_path: Path) -> None:
-    assert _copy(_write(tmp_path / "a.png", fmt="PNG")).provenance == Provenance()
-    broken = _write(tmp_path / "b.jpg", inner={0x9003: "yesterday"})
+    assert _copy(write_photo(tmp_path / "a.png", fmt="PNG")).provenance == Provenance()
+    broken = write_photo(tmp_path / "b.jpg", inner={0x9003: "yesterday"})
     assert _copy(broken).provenance.captured is None
 
 
 def test_the_camera_original_beats_a_larger_messenger_reencode(tmp_path: Path) -> None:
-    original = _copy(_write(tmp_path / "IMG_0001.jpg", quality=92, tags=CAMERA, inner=CAPTURED))
+    original = _copy(
+        write_photo(tmp_path / "IMG_0001.jpg", quality=92, tags=CAMERA, inner=CAPTURED)
+    )
     # a q60 re-encode that came out larger (noise added on the way): same pixels, no EXIF
     grain = np.random.default_rng(8).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     noisy = Image.blend(photo(7).resize((640, 480)), Image.fromarray(grain), 0.5)
@@ -95,34 +97,34 @@ def test_the_camera_original_beats_a_larger_messenger_reencode(tmp_path: Path) -
 
 
 def test_a_full_size_photo_beats_its_thumbnail_with_the_same_exif(tmp_path: Path) -> None:
-    full = _copy(_write(tmp_path / "full.jpg", (1600, 1200), tags=CAMERA, inner=CAPTURED))
-    thumb = _copy(_write(tmp_path / "thumb.jpg", (170, 128), tags=CAMERA, inner=CAPTURED))
+    full = _copy(write_photo(tmp_path / "full.jpg", (1600, 1200), tags=CAMERA, inner=CAPTURED))
+    thumb = _copy(write_photo(tmp_path / "thumb.jpg", (170, 128), tags=CAMERA, inner=CAPTURED))
     ranked = rank([thumb, full])
     assert [r.copy for r in ranked] == [full, thumb]
     assert ranked[1].reason == "pixels: 1600x1200 over 170x128"
 
 
 def test_a_heic_made_from_the_original_loses_to_it(tmp_path: Path) -> None:
-    original = _copy(_write(tmp_path / "a.jpg", tags=CAMERA, inner=CAPTURED))
-    heic = _copy(_write(tmp_path / "a.heic", fmt="HEIF"))
+    original = _copy(write_photo(tmp_path / "a.jpg", tags=CAMERA, inner=CAPTURED))
+    heic = _copy(write_photo(tmp_path / "a.heic", fmt="HEIF"))
     assert heic.format == "HEIF"
     assert rank([heic, original])[0].copy == original
 
 
 def test_quality_decides_only_between_jpegs(tmp_path: Path) -> None:
-    q95 = _copy(_write(tmp_path / "b95.jpg", quality=95))
-    q70 = _copy(_write(tmp_path / "a70.jpg", quality=70))
+    q95 = _copy(write_photo(tmp_path / "b95.jpg", quality=95))
+    q70 = _copy(write_photo(tmp_path / "a70.jpg", quality=70))
     policy = KeepPolicy(order=(Criterion.QUALITY, Criterion.SIZE))
     assert rank([q70, q95], policy)[1].reason == "quality: JPEG quality 95 over 70"
-    png = _copy(_write(tmp_path / "c.png", fmt="PNG"))
+    png = _copy(write_photo(tmp_path / "c.png", fmt="PNG"))
     ranked = rank([q70, png, q95], policy)  # mixed: size decides, not a missing estimate
     assert [r.copy for r in ranked] == sorted([q70, png, q95], key=lambda c: -c.size)
 
 
 def test_a_reference_folder_always_wins(tmp_path: Path) -> None:
     (tmp_path / "ref").mkdir()
-    small = _copy(_write(tmp_path / "ref" / "small.jpg", (320, 240)))
-    large = _copy(_write(tmp_path / "large.jpg", (1600, 1200), tags=CAMERA))
+    small = _copy(write_photo(tmp_path / "ref" / "small.jpg", (320, 240)))
+    large = _copy(write_photo(tmp_path / "large.jpg", (1600, 1200), tags=CAMERA))
     ranked = rank([large, small], KeepPolicy(reference=(str(tmp_path / "ref"),)))
     assert ranked[0].copy == small
     assert ranked[1].reason == "reference: in a reference folder"
@@ -140,7 +142,7 @@ def test_path_rules_then_the_path_itself_break_ties(tmp_path: Path) -> None:
 
 def test_the_keeper_does_not_depend_on_the_order_copies_arrive_in(tmp_path: Path) -> None:
     copies = [
-        _copy(_write(tmp_path / f"{name}.jpg", size, quality=q, tags=tags))
+        _copy(write_photo(tmp_path / f"{name}.jpg", size, quality=q, tags=tags))
         for name, size, q, tags in [
             ("a", (640, 480), 95, CAMERA), ("b", (640, 480), 95, CAMERA),
             ("c", (800, 600), 70, {}), ("d", (640, 480), 80, CAMERA),
@@ -154,8 +156,8 @@ def test_the_keeper_does_not_depend_on_the_order_copies_arrive_in(tmp_path: Path
 
 
 def test_an_export_by_an_editor_loses_to_the_camera_file_it_came_from(tmp_path: Path) -> None:
-    original = _copy(_write(tmp_path / "a.jpg", quality=92, tags=CAMERA, inner=CAPTURED))
-    export = _copy(_write(tmp_path / "a-export.jpg", quality=95,
+    original = _copy(write_photo(tmp_path / "a.jpg", quality=92, tags=CAMERA, inner=CAPTURED))
+    export = _copy(write_photo(tmp_path / "a-export.jpg", quality=95,
                           tags={**CAMERA, 0x0131: "Adobe Photoshop Lightroom Classic 12.0"},
                           inner=CAPTURED))  # fmt: skip
     ranked = rank([export, original])

@@ -36,7 +36,7 @@ HOSTILE = '<img src=x onerror="document.title=1">\udcff.jpg'  # HTML, and a byte
 
 @pytest.fixture
 def library(tmp_path: Path) -> Path:
-    """Two groups: a (kept: most pixels) with b and a hostile-named copy of b; c with d."""
+    """Two groups: a (kept: more pixels) with b and a hostile-named copy of b; c with d."""
     lib = tmp_path / "library"
     lib.mkdir()
     photo(11, (800, 600)).save(lib / "a.jpg", quality=92)
@@ -120,14 +120,14 @@ def test_groups_with_their_thumbnails_and_a_hostile_name_shown_escaped(
         driver.get(url)
         a, b, c, d = (library / n for n in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"))
         assert _groups(driver) == [
-            [str(a), shown(str(library / HOSTILE)), str(b)],
+            [str(a), str(b), shown(str(library / HOSTILE))],  # b: older than its copy
             [str(c), str(d)],
         ]
         assert driver.title == "imagewatchd review"  # the name's onerror never ran
         assert driver.find_elements(By.CSS_SELECTOR, "img[src=x]") == []
         assert "\\xff.jpg" in _path_text(_figure(driver, library / HOSTILE))
         keeper = _figure(driver, a).find_element(By.CSS_SELECTOR, ".badge").text
-        assert keeper == "Keeper: most pixels (800x600)"
+        assert keeper == "Keeper: pixels: 800x600 over 400x300"
         assert re.fullmatch(r"distance: dHash \d+, pHash \d+", _distance(_figure(driver, b)))
         assert "400x300 · 31" in _figure(driver, b).text and "JPEG" in _figure(driver, b).text
         WebDriverWait(driver, 60).until(lambda _: _images_loaded(driver))
@@ -162,7 +162,7 @@ def _distance(figure: WebElement) -> str:
 
 def _dupes(daemon: Daemon) -> list[list[str]]:
     out = iw(daemon.db, "dupes", "--json", config=daemon.config_path).stdout
-    return [[f["path"] for f in g] for g in json.loads(out)["groups"]]
+    return [[f["path"] for f in g["files"]] for g in json.loads(out)["groups"]]
 
 
 def test_keep_and_not_duplicate_by_clicking_are_honoured_by_dupes_and_the_daemon(

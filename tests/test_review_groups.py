@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from imagewatchd.dupes import DupeGroup
+from imagewatchd.dupes import DupeGroup, ordered_group
 from imagewatchd.models import FileStat, Role
 from imagewatchd.review.groups import Filter, distance, keep_reason, page, parse_day
 from imagewatchd.rows import FileRow
@@ -23,12 +23,14 @@ def _row(
 
 def test_the_keepers_reason_is_the_rule_that_put_it_first() -> None:
     big, small = _row(1, "/a/big.jpg"), _row(2, "/a/small.jpg", pixels=(400, 300))
-    assert keep_reason(DupeGroup((big, small))) == "most pixels (800x600)"
+    assert keep_reason(ordered_group([small, big], {})) == "pixels: 800x600 over 400x300"
     heavy, light = _row(3, "/a/heavy.jpg", size=2000), _row(4, "/a/light.jpg")
-    assert keep_reason(DupeGroup((heavy, light))) == "largest file"
-    assert keep_reason(DupeGroup((small, big), kept=((2, 7),))) == "kept by decision 7"
-    twin = _row(5, "/a/twin.jpg")
-    assert keep_reason(DupeGroup((big, twin))) == "first by path (the copies are alike)"
+    assert keep_reason(ordered_group([light, heavy], {})) == "size: 2000 bytes over 1000"
+    kept = ordered_group([small, big], {small.sha256 or "": 7})
+    assert kept.best is small and keep_reason(kept) == "kept by decision 7"
+    assert kept.reason_of(big) == "decision 7 keeps another copy"
+    twin = _row(5, "/a/bog.jpg")
+    assert keep_reason(ordered_group([twin, big], {})) == "path: first by name"
 
 
 def test_distance_to_the_keeper() -> None:

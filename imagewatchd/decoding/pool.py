@@ -30,6 +30,7 @@ from imagewatchd.decoding import Settings
 from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
 from imagewatchd.models import FileStat, Fingerprint, Turned
+from imagewatchd.provenance import TEXT_LIMIT, Provenance
 
 log = logging.getLogger(__name__)
 
@@ -281,12 +282,24 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned = (
-            fields
-        )
+        (
+            sha256,
+            dhash,
+            phash,
+            width,
+            height,
+            fmt,
+            flat,
+            pdq,
+            quality,
+            canon,
+            regions,
+            turned,
+            found,
+        ) = fields
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
-                         _regions(regions), _turned(turned))  # fmt: skip
+                         _regions(regions), _turned(turned), _provenance(found))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -334,6 +347,22 @@ def _turned(value: object) -> tuple[Turned, ...]:
             raise ValueError(turn)
         out.append(Turned(str(turn), int(dhash), int(phash), _pdq(pdq)))
     return tuple(out)
+
+
+def _provenance(value: object) -> Provenance:
+    """Camera, capture date and software: short text or none; the JPEG quality 1..100."""
+    if not isinstance(value, list) or len(value) != 4:
+        raise ValueError(value)
+    camera, captured, software, quality = value
+    if not all(t is None or _short_text(t) for t in (camera, captured, software)):
+        raise ValueError(value)
+    if quality is not None and (not isinstance(quality, int) or not 1 <= quality <= 100):
+        raise ValueError(value)
+    return Provenance(camera, captured, software, quality)
+
+
+def _short_text(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= TEXT_LIMIT and value.isprintable()
 
 
 def _pdq(value: object) -> int | None:

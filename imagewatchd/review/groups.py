@@ -17,21 +17,8 @@ PAGE_SIZE = 25
 
 
 def keep_reason(group: DupeGroup) -> str:
-    """Why the group's first file is the one kept: the one place that says so."""
-    best = group.best
-    decided = group.kept_by(best)
-    if decided is not None:
-        return f"kept by decision {decided}"
-    second = group.files[1] if len(group.files) > 1 else best
-    if _pixels(best) > _pixels(second):
-        return f"most pixels ({best.width}x{best.height})"
-    if best.stat.size > second.stat.size:
-        return "largest file"
-    return "first by path (the copies are alike)"
-
-
-def _pixels(row: FileRow) -> int:
-    return (row.width or 0) * (row.height or 0)
+    """Why the group's first file is the one kept (the keep policy's words: DupeGroup.reason)."""
+    return group.reason
 
 
 def distance(row: FileRow, best: FileRow) -> str:

@@ -27,6 +27,7 @@ from imagewatchd.dupes import DupeGroup, duplicate_groups, groups_among
 from imagewatchd.errors import FingerprintError, ImagewatchdError, UsageError
 from imagewatchd.history import when, where
 from imagewatchd.journal import destination, source
+from imagewatchd.keepconfig import Policies
 from imagewatchd.match import Matcher
 from imagewatchd.models import Role
 from imagewatchd.names import shown
@@ -60,6 +61,7 @@ class Review:
         self._store: Store | None = None
         self._matcher: Matcher | None = None
         self._groups: list[DupeGroup] | None = None
+        self.policies = Policies.of(config.watches)
 
     def run(self, task: Callable[[], T]) -> T:
         """``task`` on the store's own thread."""
@@ -90,7 +92,7 @@ class Review:
 
     def groups(self) -> list[DupeGroup]:
         if self._groups is None:
-            self._groups = duplicate_groups(self.matcher)
+            self._groups = duplicate_groups(self.matcher, policies=self.policies)
         return self._groups
 
     def prune(self) -> int:
@@ -104,7 +106,7 @@ class Review:
         left = [r for r in rows if r.role is Role.LIBRARY and r.error is None]
         groups = self.groups()
         groups.remove(group)
-        groups.extend(groups_among(self.matcher, left))
+        groups.extend(groups_among(self.matcher, left, self.policies))
         groups.sort(key=lambda g: g.best.path)
 
     def _row(self, file_id: int) -> tuple[DupeGroup, int]:
