@@ -34,7 +34,7 @@ SIMILAR = ("stereo", "video frames", "same view", "same page", "chessboard", "ae
 # the benign kinds farthest from their original (docs/BENCHMARKS.md): checked by default
 HARD_KINDS = ("scale25", "jpeg50", "webp80", "heic80", "avif60", "gif", "bright+30", "bright-30",
               "contrast+30", "contrast-30", "blur", "noise", "grey", "thumb", "social")  # fmt: skip
-MAX_DIFFERENT = 0.001  # at most this share of different pairs in the band (tuning half)
+MAX_DIFFERENT = 0.0001  # at most this share of different pairs in the band (tuning half)
 I64 = npt.NDArray[np.int64]
 Hashes = tuple[int, int, bool] | None
 
@@ -135,7 +135,7 @@ def main() -> None:
     td, tp = choose(d[tune], p[tune], cls[tune])
     print(f"# The similar band on {len(ok)} originals ({len(paths) - len(ok)} flat or failed)\n")
     print(f"Chosen on the tuning half: the most look-alike pairs with at most "
-          f"{100 * MAX_DIFFERENT:.1f}% of different pairs in the band.\n")  # fmt: skip
+          f"{100 * MAX_DIFFERENT:.2f}% of different pairs in the band.\n")  # fmt: skip
     report("tuning half", d[tune], p[tune], cls[tune], td, tp)
     report("test half", d[test], p[test], cls[test], td, tp)
     report("all pairs", d, p, cls, td, tp)

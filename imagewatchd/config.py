@@ -37,8 +37,8 @@ DEFAULT_DHASH_THRESHOLD = 6
 DEFAULT_PHASH_THRESHOLD = 4
 # The similar band beyond them (burst shots, near frames, stereo pairs): reported, never a
 # duplicate (docs/BENCHMARKS.md, "Issue 10: the similar band", bench/similar.py).
-DEFAULT_SIMILAR_DHASH = 12
-DEFAULT_SIMILAR_PHASH = 14
+DEFAULT_SIMILAR_DHASH = 14
+DEFAULT_SIMILAR_PHASH = 12
 # List entries with a PDQ also match by it: bits of 256 (Meta's documented default, 31, is what
 # the benchmark set supports: docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides
 # need (Meta recommends 50).
