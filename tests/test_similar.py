@@ -11,15 +11,21 @@ import pytest
 import yaml
 from PIL import Image
 
-from imagewatchd.config import Action, default_config, parse
+from imagewatchd.config import DEFAULT_INCLUDE, Action, default_config, parse
+from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.errors import ConfigError
+from imagewatchd.filters import Selection
 from imagewatchd.match import Matcher
 from imagewatchd.models import VerdictKind
+from imagewatchd.review.app import Secrets, create_app
+from imagewatchd.review.state import Review
+from imagewatchd.scan import Scanner
 from imagewatchd.store import Store
 from tests.conftest import Run, photo
 from tests.test_match import add_library, fp_of
 
 THRESHOLDS = default_config().matching.thresholds
+HOST = {"Host": "127.0.0.1:8421"}
 
 
 def frames(seed: int = 33, step: int = 16) -> tuple[Image.Image, Image.Image]:
@@ -106,3 +112,24 @@ def test_dupes_lists_similar_groups_apart_and_scan_act_moves_no_similar_picture(
     assert (lib / "burst" / "frame1.jpg").exists() and (lib / "burst" / "frame2.jpg").exists()
     assert not (lib / "frame1 small.jpg").exists(), acted
     assert [p.name for p in aside.rglob("*.jpg")] == ["frame1 small.jpg"]
+
+
+def test_the_review_page_has_a_tab_for_similar_groups(tmp_path: Path) -> None:
+    lib = library(tmp_path)
+    db = tmp_path / "state" / "imagewatchd.db"
+    config = parse({"watches": [{"path": str(lib), "role": "library"}]}, "<test>")
+    with Store(db) as store:
+        Scanner(
+            store, Matcher.load(store, THRESHOLDS), Selection(DEFAULT_INCLUDE), InlineDecoder()
+        ).scan([lib])
+    review = Review(config, db, InlineDecoder())
+    try:
+        keys = Secrets()
+        client = create_app(review, keys).test_client()
+        page = client.get(f"/{keys.url}/similar", headers=HOST).get_data(as_text=True)
+        assert "1 group(s) of similar pictures" in page
+        assert page.count('<figure class="file"') == 2
+        assert "frame2.jpg" in page and "frame1 small" not in page
+        assert f'href="/{keys.url}/similar" aria-current="page"' in page
+    finally:
+        review.close()
