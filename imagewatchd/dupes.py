@@ -152,6 +152,14 @@ def groups_among(matcher: Matcher, rows: Sequence[FileRow]) -> list[DupeGroup]:
     return _grouped(matcher.store, *_undecided(matcher.store, first, second))
 
 
+def one_name_each(rows: Iterable[FileRow]) -> list[FileRow]:
+    """One row per file: of several names of one inode (hard links), the first by path."""
+    first: dict[tuple[int, int], FileRow] = {}
+    for row in sorted(rows, key=lambda r: r.path):
+        first.setdefault((row.stat.device, row.stat.inode), row)
+    return list(first.values())
+
+
 def _grouped(store: Store, first: Ids, second: Ids) -> list[DupeGroup]:
     """The connected groups of these links, each best first, the groups by their best path."""
     nodes, labels = components(first, second)
@@ -162,7 +170,9 @@ def _grouped(store: Store, first: Ids, second: Ids) -> list[DupeGroup]:
     kept, _ = store.decisions_among(r.sha256 for r in found.values() if r.sha256)
     groups = []
     for ids in members:
-        rows_of = [found[i] for i in ids.tolist() if i in found]
+        rows_of = one_name_each(found[i] for i in ids.tolist() if i in found)
+        if len(rows_of) < 2:  # hard links of one file (``on_duplicate: hardlink``): no copies
+            continue
         by = tuple((r.id, kept[r.sha256]) for r in rows_of if r.sha256 in kept)
         ordered = sorted(rows_of, key=lambda r: (r.sha256 not in kept, *_quality(r)))
         groups.append(DupeGroup(tuple(ordered), by))

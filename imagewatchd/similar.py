@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from imagewatchd.dupes import Among, DupeGroup, Ids, components, duplicate_groups
+from imagewatchd.dupes import (
+    Among,
+    DupeGroup,
+    Ids,
+    components,
+    duplicate_groups,
+    one_name_each,
+)
 from imagewatchd.hashindex import hamming
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.match import Matcher
@@ -42,7 +49,7 @@ def similar_groups(
     rows = matcher.store.files_by_id(np.concatenate(members).tolist() if members else [])
     found = []
     for ids in members:
-        group = sorted((rows[i] for i in ids.tolist() if i in rows), key=lambda r: r.path)
+        group = one_name_each(rows[i] for i in ids.tolist() if i in rows)  # sorted by path
         if len(group) > 1:
             found.append(DupeGroup(tuple(group)))
     return sorted(found, key=lambda g: g.best.path)

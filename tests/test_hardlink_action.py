@@ -71,6 +71,9 @@ def test_scan_act_links_an_identical_copy_and_undo_makes_it_independent_again(
     with Store(tmp_path / "state" / "db") as store:
         (action,) = store.actions(kind="hardlink")
         assert action.state == "done"
+    assert run(tmp_path, lib, "scan", str(lib)).returncode == 0  # both names indexed again
+    listed = run(tmp_path, lib, "dupes")
+    assert listed.stdout.strip() == "no duplicates", "two names of one file are no copies"
 
     undone = run(tmp_path, lib, "undo", str(action.id))
     assert undone.returncode == 0, undone.stderr
