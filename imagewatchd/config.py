@@ -358,9 +358,10 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     moves = Action.MOVE in (watch.on_known, watch.on_duplicate, watch.on_similar)
     if moves and watch.move_to is None:
         reader.problem(_join(at, "move_to"), "required when an action is 'move'")
-    if watch.on_known is Action.HARDLINK:
-        reader.problem(_join(at, "on_known"), "'hardlink' is for duplicates: a banned picture "
-                       "has no kept copy to link to")  # fmt: skip
+    for key in ("on_known", "on_similar"):
+        if getattr(watch, key) is Action.HARDLINK:
+            reader.problem(_join(at, key), "'hardlink' is for duplicates: only identical bytes "
+                           "are linked to the kept copy")  # fmt: skip
     for key in ("on_known", "on_duplicate", "on_similar"):
         if getattr(watch, key) is Action.DELETE and not watch.allow_delete:
             reader.problem(

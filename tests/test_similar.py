@@ -72,8 +72,9 @@ def test_on_similar_is_parsed_and_move_needs_move_to(tmp_path: Path) -> None:
     assert parse({"watches": [{"path": str(tmp_path)}]}, "t").watches[0].on_similar is Action.LOG
     with pytest.raises(ConfigError, match=r"move_to: required"):
         parse({"watches": [{"path": str(tmp_path), "on_similar": "move"}]}, "t")
-    with pytest.raises(ConfigError, match=r"on_known: 'hardlink' is for duplicates"):
-        parse({"watches": [{"path": str(tmp_path), "on_known": "hardlink"}]}, "t")
+    for key in ("on_known", "on_similar"):
+        with pytest.raises(ConfigError, match=rf"{key}: 'hardlink' is for duplicates"):
+            parse({"watches": [{"path": str(tmp_path), key: "hardlink"}]}, "t")
 
 
 def library(tmp_path: Path) -> Path:
