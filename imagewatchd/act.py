@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from imagewatchd import fileops, report, trash
 from imagewatchd.config import Action, Config, Watch
 from imagewatchd.errors import StoreError
-from imagewatchd.fileops import FileChanged, FileOpsError, Location, TargetExists
+from imagewatchd.fileops import FileChanged, FileOpsError, Location, NotLinkable, TargetExists
 from imagewatchd.match import entry_ids
 from imagewatchd.models import FileStat, Fingerprint, SettledFile, Verdict, VerdictKind
 from imagewatchd.rows import NewAction
@@ -44,6 +44,8 @@ def decide(verdict: Verdict, watch: Watch, index: int) -> Decision:
         return Decision(watch.on_known, f"watches[{index}].on_known")
     if verdict.kind is VerdictKind.DUPLICATE:
         return Decision(watch.on_duplicate, f"watches[{index}].on_duplicate")
+    if verdict.kind is VerdictKind.SIMILAR:
+        return Decision(watch.on_similar, f"watches[{index}].on_similar")
     return Decision(None, "")
 
 
@@ -51,7 +53,8 @@ def evidence_json(verdict: Verdict, config: Config) -> str:
     t = config.matching.thresholds
     return json.dumps({
         "matches": [report.match_json(m) for m in verdict.matches],
-        "thresholds": {"dhash": t.dhash, "phash": t.phash},
+        "thresholds": {"dhash": t.dhash, "phash": t.phash, "similar_dhash": t.similar_dhash,
+                       "similar_phash": t.similar_phash},
     })  # fmt: skip
 
 
@@ -183,10 +186,10 @@ class Actor:
         if decision.action is Action.LOG:
             self._journal_log(src, settled.stat, fp, verdict, decision)
             return None
-        if decision.action is Action.TRASH:
-            return self._trash(src, settled.stat, fp, verdict, decision)
-        if decision.action is Action.DELETE:
-            return self._delete(src, settled.stat, fp, verdict, decision)
+        special = {Action.TRASH: self._trash, Action.DELETE: self._delete,
+                   Action.HARDLINK: self._hardlink}.get(decision.action)  # fmt: skip
+        if special is not None:
+            return special(src, settled.stat, fp, verdict, decision)
         if decision.action is Action.QUARANTINE:
             ensure_quarantine(self.quarantine_dir)
             dst = Location(self.quarantine_dir, PurePosixPath(quarantine_name(fp, self.clock())))
@@ -344,6 +347,44 @@ class Actor:
             for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
                 log.info("%s: removed, emptied by deleting %s", gone, src.path)
         return moved
+
+    def _hardlink(
+        self, src: Location, stat: FileStat, fp: Fingerprint, verdict: Verdict, decision: Decision
+    ) -> Moved:
+        """The duplicate's name becomes a hard link to the kept copy: only a copy with exactly
+        these bytes on the same filesystem (checked again by ``fileops`` as it links)."""
+        keeper = self._keeper(src, fp, verdict)
+        info = fileops.check_same(src, stat)
+        tmp_name = f".imagewatchd-{uuid.uuid4().hex}.tmp"
+        action = NewAction(
+            kind="hardlink", src_root=str(src.root), src_rel=str(src.relative),
+            dst_root=str(keeper.root), dst_rel=str(keeper.relative), tmp_name=tmp_name,
+            sha256=fp.sha256, stat=stat, atime_ns=info.st_atime_ns, uid=info.st_uid,
+            gid=info.st_gid, mode=info.st_mode, verdict=verdict.kind.value,
+            evidence=evidence_json(verdict, self.config), rule=decision.rule,
+            batch_id=self.batch_id,
+        )  # fmt: skip
+        action_id = self.store.intend(action, self.clock())
+        try:
+            fileops.link_to_keeper(src, keeper, expect=stat, sha256=fp.sha256, tmp_name=tmp_name)
+        except FileChanged as exc:
+            self._abandon(action_id, "rolled_back", str(exc), False)
+            raise
+        except FileOpsError as exc:
+            self._abandon(action_id, "failed", exc.reason, False)
+            raise
+        return self._done(action_id, src, keeper, 0)
+
+    def _keeper(self, src: Location, fp: Fingerprint, verdict: Verdict) -> Location:
+        """The library copy with exactly these bytes, reached from its watch's root."""
+        same = [m.path for m in verdict.matches if m.source == "library" and m.exact and m.path]
+        if not same:
+            raise NotLinkable(src.path, "not byte-identical to the kept copy (a near "
+                              "duplicate): not linked")  # fmt: skip
+        path = Path(same[0])
+        roots = [w.path for w in self.config.watches if path.is_relative_to(w.path)]
+        root = max(roots, key=lambda p: len(p.parts), default=Path(path.anchor))
+        return Location(root, PurePosixPath(path.relative_to(root)))
 
 
 def _free(dst: Location) -> Location:

@@ -135,6 +135,8 @@ def _review(args: argparse.Namespace) -> int:
 def _dupes_parser(p: argparse.ArgumentParser) -> None:
     """``dupes`` lists the groups; its actions record people's decisions about them."""
     p.add_argument("--json", action="store_true")
+    p.add_argument("--similar", action="store_true",
+                   help="only the groups of similar pictures: burst shots")  # fmt: skip
     p.set_defaults(handler=commands.dupes)
     d = p.add_subparsers(dest="action", metavar="ACTION")
     p = _sub(d, "keep", "always keep these pictures: never moved as a copy of another")

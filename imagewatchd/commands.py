@@ -39,6 +39,7 @@ from imagewatchd.names import shown
 from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
+from imagewatchd.similar import similar_groups, similar_json, similar_text
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -137,11 +138,16 @@ def dupes(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         matcher = Matcher.load(store, config.matching.thresholds)
         groups = duplicate_groups(matcher, policies=Policies.of(config.watches))
-        if args.json:
-            print(report.dupes_json(groups))
-        else:
-            lines = report.dupes_text(groups)
-            print("\n".join(lines) if lines else "no duplicates")
+        alike = similar_groups(matcher, duplicates=groups)
+        if args.json:  # the duplicate groups, and the similar ones under "similar"
+            data = json.loads(report.dupes_json([] if args.similar else groups))
+            print(json.dumps({**data, "similar": similar_json(alike)}))
+            return EXIT_OK
+        lines = [] if args.similar else report.dupes_text(groups) or ["no duplicates"]
+        if alike or args.similar:
+            lines += [""] if lines else []
+            lines += similar_text(alike) or ["no similar pictures"]
+        print("\n".join(lines))
     return EXIT_OK
 
 

@@ -30,12 +30,17 @@ class Action(enum.StrEnum):
     QUARANTINE = "quarantine"
     TRASH = "trash"  # the freedesktop.org trash (a user's library)
     DELETE = "delete"  # for good: only with the watch's allow_delete
+    HARDLINK = "hardlink"  # a duplicate's name becomes a hard link to the kept copy
 
 
 # Chosen from measured precision and recall on real photographs: see docs/BENCHMARKS.md.
 # (imagehash's pHash sets exactly 32 of its 64 bits, so its distances are always even.)
 DEFAULT_DHASH_THRESHOLD = 6
 DEFAULT_PHASH_THRESHOLD = 4
+# The similar band beyond them (burst shots, near frames, stereo pairs): reported, never a
+# duplicate (docs/BENCHMARKS.md, "Issue 10: the similar band", bench/similar.py).
+DEFAULT_SIMILAR_DHASH = 14
+DEFAULT_SIMILAR_PHASH = 12
 # List entries with a PDQ also match by it: bits of 256 (Meta's documented default, 31, is what
 # the benchmark set supports: docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides
 # need (Meta recommends 50).
@@ -57,6 +62,7 @@ class Watch:
     exclude: tuple[str, ...] = ()
     on_known: Action = Action.LOG
     on_duplicate: Action = Action.LOG
+    on_similar: Action = Action.LOG  # a library newcomer only similar to a library photo
     move_to: Path | None = None
     settle_seconds: float = 2.0
     polling: bool = False
@@ -72,12 +78,16 @@ class Matching:
     max_pixels: int = DEFAULT_MAX_PIXELS
     pdq_threshold: int = DEFAULT_PDQ_THRESHOLD
     pdq_min_quality: int = DEFAULT_PDQ_MIN_QUALITY
+    similar_dhash: int = DEFAULT_SIMILAR_DHASH
+    similar_phash: int = DEFAULT_SIMILAR_PHASH
 
     @property
     def thresholds(self) -> Thresholds:
         return Thresholds(
-            self.dhash_threshold, self.phash_threshold, self.pdq_threshold, self.pdq_min_quality
-        )
+            self.dhash_threshold, self.phash_threshold, self.pdq_threshold, self.pdq_min_quality,
+            max(self.similar_dhash, self.dhash_threshold),
+            max(self.similar_phash, self.phash_threshold),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +128,14 @@ TOP_KEYS = (
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
+    "similar_dhash", "similar_phash",
 )  # fmt: skip
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
-    "move_to", "settle_seconds", "polling", "allow_delete", "orientations", *KEEP_KEYS,
+    "on_similar", "move_to", "settle_seconds", "polling", "allow_delete", "orientations",
+    *KEEP_KEYS,
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -264,6 +276,12 @@ def _parse_matching(reader: _Reader, value: object) -> Matching:
         pdq_min_quality=reader.integer(
             section, "pdq_min_quality", "matching", DEFAULT_PDQ_MIN_QUALITY, 0, 100
         ),
+        similar_dhash=reader.integer(
+            section, "similar_dhash", "matching", DEFAULT_SIMILAR_DHASH, 0, 32
+        ),
+        similar_phash=reader.integer(
+            section, "similar_phash", "matching", DEFAULT_SIMILAR_PHASH, 0, 32
+        ),
     )
 
 
@@ -334,6 +352,7 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         exclude=reader.globs(section, "exclude", at, ()),
         on_known=reader.choice(section, "on_known", at, Action.LOG),
         on_duplicate=reader.choice(section, "on_duplicate", at, Action.LOG),
+        on_similar=reader.choice(section, "on_similar", at, Action.LOG),
         move_to=reader.path(section, "move_to", at),
         settle_seconds=reader.number(section, "settle_seconds", at, 2.0),
         polling=reader.boolean(section, "polling", at, False),
@@ -344,10 +363,14 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     if watch.role is Role.INCOMING and any(key in section for key in KEEP_KEYS):
         reader.problem(at, "a keep policy (keep, reference, prefer, avoid, formats) is for "
                        "library watches")  # fmt: skip
-    moves = Action.MOVE in (watch.on_known, watch.on_duplicate)
+    moves = Action.MOVE in (watch.on_known, watch.on_duplicate, watch.on_similar)
     if moves and watch.move_to is None:
         reader.problem(_join(at, "move_to"), "required when an action is 'move'")
-    for key in ("on_known", "on_duplicate"):
+    for key in ("on_known", "on_similar"):
+        if getattr(watch, key) is Action.HARDLINK:
+            reader.problem(_join(at, key), "'hardlink' is for duplicates: only identical bytes "
+                           "are linked to the kept copy")  # fmt: skip
+    for key in ("on_known", "on_duplicate", "on_similar"):
         if getattr(watch, key) is Action.DELETE and not watch.allow_delete:
             reader.problem(
                 _join(at, key), "'delete' needs allow_delete: true in the same watch (deleted "

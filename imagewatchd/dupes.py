@@ -197,6 +197,14 @@ def groups_among(
     return _grouped(matcher.store, *_undecided(matcher.store, first, second), policies)
 
 
+def one_name_each(rows: Iterable[FileRow]) -> list[FileRow]:
+    """One row per file: of several names of one inode (hard links), the first by path."""
+    first: dict[tuple[int, int], FileRow] = {}
+    for row in sorted(rows, key=lambda r: r.path):
+        first.setdefault((row.stat.device, row.stat.inode), row)
+    return list(first.values())
+
+
 def _grouped(store: Store, first: Ids, second: Ids, policies: Policies) -> list[DupeGroup]:
     """The connected groups of these links, each best first, the groups by their best path."""
     nodes, labels = components(first, second)
@@ -207,7 +215,9 @@ def _grouped(store: Store, first: Ids, second: Ids, policies: Policies) -> list[
     kept, _ = store.decisions_among(r.sha256 for r in found.values() if r.sha256)
     groups = []
     for ids in members:
-        rows_of = [found[i] for i in ids.tolist() if i in found]
+        rows_of = one_name_each(found[i] for i in ids.tolist() if i in found)
+        if len(rows_of) < 2:  # hard links of one file (``on_duplicate: hardlink``): no copies
+            continue
         policy = policies.for_paths([r.path for r in rows_of])
         groups.append(ordered_group(rows_of, kept, policy))
     groups.sort(key=lambda g: g.best.path)

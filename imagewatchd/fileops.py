@@ -54,6 +54,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
 _NO_RENAMEAT2 = {errno.EINVAL, errno.ENOSYS}
 _NO_FAST_COPY = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 _CHUNK = 8 << 20
@@ -301,10 +302,10 @@ def open_file(loc: Location) -> int:
         return _open_regular(dfd, _name(loc), loc.path, None)
 
 
-def _renameat2(sfd: int, sname: str, dfd: int, dname: str) -> None:
+def _renameat2(sfd: int, sname: str, dfd: int, dname: str, flags: int = _RENAME_NOREPLACE) -> None:
     if _renameat2_c is None:
         raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
-    if _renameat2_c(sfd, os.fsencode(sname), dfd, os.fsencode(dname), _RENAME_NOREPLACE):
+    if _renameat2_c(sfd, os.fsencode(sname), dfd, os.fsencode(dname), flags):
         code = ctypes.get_errno()
         raise OSError(code, os.strerror(code))
 
@@ -595,3 +596,182 @@ def remove_empty_dirs(directory: Location) -> list[Path]:
         removed.append(directory.root.joinpath(*parts))
         parts = parts[:-1]
     return removed
+
+
+# -- hard links: a duplicate's name given to the kept copy's inode (``on_duplicate: hardlink``)
+#
+# Crash states of :func:`link_to_keeper` (``tmp`` and ``priv`` beside the duplicate's name);
+# the journal records both names and the duplicate's expected ``FileStat``:
+#
+#   name        tmp       priv   meaning                            recovery
+#   duplicate   -         -      not started, or rolled back        nothing to do
+#   duplicate   keeper's  -      linked, the duplicate not taken    remove tmp: rolled back
+#   -           keeper's  dup    taken, the link not yet named      priv back to its name,
+#                                                                   remove tmp: rolled back
+#   keeper's    -         dup    named, the duplicate not removed   ``remove(priv, expect)``
+#   keeper's    -         -      done                               nothing to do
+#
+# tmp is removed only while it is another name of the kept copy's inode (``remove_extra_name``).
+
+
+class NotLinkable(FileOpsError):
+    """No hard link replaces this duplicate (another filesystem, other bytes…); it stays."""
+
+
+def _digest(fd: int) -> str:
+    digest, at = hashlib.sha256(), 0
+    while chunk := os.pread(fd, _CHUNK, at):
+        digest.update(chunk)
+        at += len(chunk)
+    return digest.hexdigest()
+
+
+def _checked_keeper(kfd: int, keeper: Location, dup: os.stat_result, sha256: str) -> os.stat_result:
+    """The kept copy's status, once it is a regular file on the duplicate's filesystem, not the
+    duplicate itself, holding exactly ``sha256``."""
+    with _closing(_open_regular(kfd, _name(keeper), keeper.path, None)) as fd:
+        info = os.fstat(fd)
+        if info.st_dev != dup.st_dev:
+            raise NotLinkable(keeper.path, "the kept copy is on another filesystem")
+        if info.st_ino == dup.st_ino:
+            raise NotLinkable(keeper.path, "already the same file (a hard link)")
+        with _reporting(keeper.path):
+            if _digest(fd) != sha256:
+                raise NotLinkable(keeper.path, "the kept copy's bytes differ")
+        return info
+
+
+def _checked_duplicate(sfd: int, dup: Location, expect: FileStat, sha256: str) -> os.stat_result:
+    with _closing(_open_regular(sfd, _name(dup), dup.path, expect)) as fd, _reporting(dup.path):
+        if _digest(fd) != sha256:
+            raise FileChanged(dup.path, "its bytes changed since it was fingerprinted")
+        return os.fstat(fd)
+
+
+def link_to_keeper(
+    dup: Location, keeper: Location, *, expect: FileStat, sha256: str, tmp_name: str
+) -> None:
+    """Replace the name ``dup`` by a hard link to ``keeper``, when both hold exactly the bytes
+    ``sha256`` on one filesystem (else NotLinkable, and nothing changed). The kept copy is
+    linked under ``tmp_name`` beside the duplicate, the duplicate is taken under its private
+    name and checked there, the link gets its name (never replacing), then the private name
+    goes. On any error the duplicate is back at its name, whole."""
+    _check_component(tmp_name)
+    private = private_name(tmp_name)
+    with _closing(_expected_parent(dup)) as sfd, _closing(_expected_parent(keeper)) as kfd:
+        dup_info = _checked_duplicate(sfd, dup, expect, sha256)
+        kept = _checked_keeper(kfd, keeper, dup_info, sha256)
+        with _reporting(dup.path.parent / tmp_name):
+            os.link(_name(keeper), tmp_name, src_dir_fd=kfd, dst_dir_fd=sfd, follow_symlinks=False)
+        try:
+            linked = _stat_expected(sfd, tmp_name, dup.path.parent / tmp_name)
+            if (linked.st_ino, linked.st_size, linked.st_mtime_ns) != (
+                kept.st_ino, kept.st_size, kept.st_mtime_ns,
+            ):  # fmt: skip
+                raise FileChanged(keeper.path, "was replaced or changed while being linked")
+            with _reporting(dup.path):
+                os.fsync(sfd)
+            _swap_in_link(sfd, dup, expect, tmp_name, private)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp_name, dir_fd=sfd)
+            raise
+        with _reporting(dup.path):
+            os.unlink(private, dir_fd=sfd)
+            os.fsync(sfd)
+
+
+def _swap_in_link(sfd: int, dup: Location, expect: FileStat, tmp_name: str, private: str) -> None:
+    """Take the duplicate under ``private``, check it, give the link its name; else put it back."""
+    name = _name(dup)
+    with _reporting(dup.path):
+        _rename_noreplace(sfd, name, sfd, private)
+    try:
+        _verify(_stat_expected(sfd, private, dup.path), dup.path, expect)
+        with _reporting(dup.path):
+            _rename_noreplace(sfd, tmp_name, sfd, name)
+    except BaseException:
+        with _reporting(f"{dup.path} (kept meanwhile as {private})"):
+            _rename_noreplace(sfd, private, sfd, name)
+            os.fsync(sfd)
+        raise
+    with _reporting(dup.path):
+        os.fsync(sfd)
+
+
+def remove_extra_name(loc: Location, other: Location) -> None:
+    """Unlink ``loc`` only while it is another name of the file at ``other`` (same inode)."""
+    here, there = lstat(loc), lstat(other)
+    if (here.st_dev, here.st_ino) != (there.st_dev, there.st_ino) or not stat.S_ISREG(here.st_mode):
+        raise FileChanged(loc.path, f"is not another name of {other.path}; left alone")
+    remove(loc, expect=file_stat(here))
+
+
+def rename_back(private: Location, name: str, *, expect: FileStat) -> None:
+    """Give the expected file at ``private`` the name ``name`` in its directory again."""
+    _check_component(name)
+    with _closing(_expected_parent(private)) as dfd:
+        _verify(_stat_expected(dfd, _name(private), private.path), private.path, expect)
+        with _reporting(private.path.parent / name):
+            _rename_noreplace(dfd, _name(private), dfd, name)
+            os.fsync(dfd)
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """What a file had before it became a hard link: given back to its independent copy."""
+
+    mode: int
+    uid: int
+    gid: int
+    atime_ns: int
+    mtime_ns: int
+
+
+def unshare(loc: Location, *, sha256: str, tmp_name: str, attrs: Attributes) -> None:
+    """Make the name ``loc`` of a file with other names an independent copy of it again, with
+    ``attrs``: a complete copy is written as ``tmp_name`` beside it, then exchanged with the
+    name in one step (the name always holds these bytes); the old name, now ``tmp_name``, goes
+    while it is still the shared inode. NotLinkable when the name has no other names."""
+    _check_component(tmp_name)
+    with _closing(_expected_parent(loc)) as dfd:
+        with _closing(_open_regular(dfd, _name(loc), loc.path, None)) as in_fd:
+            shared = os.fstat(in_fd)
+            if shared.st_nlink < 2:
+                raise NotLinkable(loc.path, "has no other name: already an independent copy")
+            with _reporting(loc.path):
+                if _digest(in_fd) != sha256:
+                    raise FileChanged(loc.path, "its bytes differ from the journal's")
+            _write_copy(dfd, in_fd, loc, tmp_name, attrs)
+        try:
+            with _reporting(loc.path):
+                _renameat2(dfd, tmp_name, dfd, _name(loc), _RENAME_EXCHANGE)
+        except FileOpsError:
+            with suppress(OSError):
+                os.unlink(tmp_name, dir_fd=dfd)
+            raise
+        old = _stat_expected(dfd, tmp_name, loc.path.parent / tmp_name)
+        with _reporting(loc.path):
+            if (old.st_dev, old.st_ino) != (shared.st_dev, shared.st_ino):  # replaced meanwhile
+                _renameat2(dfd, tmp_name, dfd, _name(loc), _RENAME_EXCHANGE)
+                os.unlink(tmp_name, dir_fd=dfd)
+                raise FileChanged(loc.path, "was replaced during the undo; left alone")
+            os.unlink(tmp_name, dir_fd=dfd)
+            os.fsync(dfd)
+
+
+def _write_copy(dfd: int, in_fd: int, loc: Location, tmp_name: str, attrs: Attributes) -> None:
+    with _reporting(loc.path.parent / tmp_name):
+        out_fd = os.open(tmp_name, _TMP_FLAGS, 0o600, dir_fd=dfd)
+    try:
+        with _closing(out_fd), _reporting(loc.path.parent / tmp_name):
+            if _copy_bytes(in_fd, out_fd) != os.fstat(in_fd).st_size:
+                raise FileChanged(loc.path, "changed while being copied")
+            _chown(out_fd, attrs.uid, attrs.gid)
+            os.fchmod(out_fd, stat.S_IMODE(attrs.mode))
+            os.utime(out_fd, ns=(attrs.atime_ns, attrs.mtime_ns))
+            os.fsync(out_fd)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp_name, dir_fd=dfd)
+        raise

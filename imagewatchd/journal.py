@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import fileops, trash
+from imagewatchd import fileops, hardlinks, trash
 from imagewatchd.act import QUARANTINE_MODE, Actor
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import UsageError
@@ -66,6 +66,10 @@ def recover(store: Store, clock: Callable[[], float] = time.time) -> int:
 def _settle_action(action: ActionRow) -> tuple[str, str | None]:  # noqa: PLR0911
     if action.kind == "delete":  # from the quarantine: done once the file is gone
         return ("rolled_back", None) if fileops.exists(source(action)) else ("done", None)
+    if action.kind == "hardlink":
+        return hardlinks.settle(action)
+    if hardlinks.is_undo(action):
+        return hardlinks.settle_undo(action)
     if action.kind == "log" or action.dst_root is None:
         return "done", None
     src, dst = source(action), destination(action)
@@ -147,10 +151,12 @@ def reverse(
     A file whose bytes are exactly a block entry's goes back only with ``force``.
     """
     action = store.action(action_id)
-    if action is None or action.kind not in ("quarantine", "move", "trash"):
-        raise UsageError(f"no quarantine, move or trash action with id {action_id}")
+    if action is None or action.kind not in ("quarantine", "move", "trash", "hardlink"):
+        raise UsageError(f"no quarantine, move, trash or hardlink action with id {action_id}")
     if action.state != "done":
         raise UsageError(_not_done(store, action))
+    if action.kind == "hardlink":  # the name becomes an independent copy again
+        return hardlinks.undo(store, action, actor.clock)
     here, back = destination(action), source(action)
     current = fileops.lstat(here)
     if not stat.S_ISREG(current.st_mode):

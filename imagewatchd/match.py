@@ -6,8 +6,10 @@ list), PDQ within its threshold when both the entry's quality and the query's re
 floor (docs/BENCHMARKS.md, "Issue 8: PDQ": more recall, no false match). Library duplicates
 still need dHash and pHash. The query's regions (the picture without uniform borders, padding
 or a caption bar, imagewatchd/regions.py) are searched like the whole picture, against list
-entries and the library alike. Flat images (no structure to hash) match only by sha256. An
-allow-list entry that matches suppresses every block match.
+entries and the library alike. A library file beyond the duplicate thresholds but within the
+similar band (``matching.similar_dhash``/``similar_phash``: burst shots, near frames) makes the
+verdict ``similar``, never ``duplicate``. Flat images (no structure to hash) match only by
+sha256. An allow-list entry that matches suppresses every block match.
 """
 
 from __future__ import annotations
@@ -140,6 +142,9 @@ class Matcher:
         )
         if duplicates:
             return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat)
+        similar = self.similar_matches(fp, exclude_file=exclude_file)
+        if similar:
+            return Verdict(VerdictKind.SIMILAR, matches=similar, flat=fp.flat)
         return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat)
 
     def list_matches(self, fp: Fingerprint, *, turned: bool = True) -> tuple[Match, ...]:
@@ -186,6 +191,21 @@ class Matcher:
                 break
         regions = _regions(fp, view)
         found = [_file_match(r, view, r.id in exact, regions) for r in rows.values()]
+        return tuple(sorted(found, key=_strength))
+
+    def similar_matches(
+        self, fp: Fingerprint, *, exclude_file: int | None = None
+    ) -> tuple[Match, ...]:
+        """Library files within the similar band (burst shots, near frames): the picture as
+        it is only, both distances within the band's thresholds. Called when nothing is a
+        duplicate, so none of these is one."""
+        t = self.thresholds
+        if fp.flat or (t.similar_dhash <= t.dhash and t.similar_phash <= t.phash):
+            return ()
+        view = _same(fp)
+        hits = self.library.search(fp.dhash, fp.phash, t.similar_dhash, t.similar_phash)
+        rows = self._live({}, [key for key, _, _ in hits], exclude_file, fp.sha256)
+        found = [_file_match(r, view, False) for r in rows.values()]
         return tuple(sorted(found, key=_strength))
 
     def _live(

@@ -49,6 +49,7 @@ class VerdictKind(enum.StrEnum):
     CLEAN = "clean"
     KNOWN = "known"
     DUPLICATE = "duplicate"
+    SIMILAR = "similar"  # a library photo within the similar band only: never a duplicate
     ERROR = "error"
 
 
@@ -110,14 +111,17 @@ class Thresholds:
     phash: int
     pdq: int = 31
     pdq_quality: int = 50
+    similar_dhash: int = 0  # the similar band: beyond dhash/phash, within these (both)
+    similar_phash: int = 0
 
     def turned(self) -> Thresholds:
         """For a match in another orientation: one bit stricter on dHash and on pHash (whose
         distances are even: two), since 8 searches give a look-alike 8 chances; PDQ keeps its
         threshold (docs/BENCHMARKS.md, "Issue 8: orientations")."""
         return Thresholds(
-            max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality
-        )
+            max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality,
+            self.similar_dhash, self.similar_phash,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from imagewatchd.arrivals import rank_arrival, watch_of
 from imagewatchd.config import Action, Config
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import FingerprintError, NotATreeFile
-from imagewatchd.fileops import FileChanged, FileOpsError, Location
+from imagewatchd.fileops import FileChanged, FileOpsError, Location, NotLinkable
 from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
@@ -134,6 +134,9 @@ class Pipeline:
             log.info("%s: changed while being processed (%s); processing it again", found.path,
                      exc)  # fmt: skip
             return Outcome(found.path, verdict.kind, "changed", detail=str(exc))
+        except NotLinkable as exc:  # no hard link here (other bytes, filesystem): it stays
+            kept = f"not linked: {exc.reason}"
+            moved = None
         except FileOpsError as exc:
             return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
@@ -199,7 +202,8 @@ class Pipeline:
         """The watch's decision, unless the file is no newcomer or an undo put it here."""
         watch = self.config.watches[settled.watch]
         decision = decide(verdict, watch, settled.watch) if act else Decision(None, "")
-        if not self._newcomer(settled, row, watch.role) and verdict.kind is VerdictKind.DUPLICATE:
+        near = verdict.kind in (VerdictKind.DUPLICATE, VerdictKind.SIMILAR)
+        if near and not self._newcomer(settled, row, watch.role):
             return Decision(None, ""), ""  # an edited or renamed library photo is no newcomer
         if decision.action is None:
             return decision, ""
@@ -293,6 +297,9 @@ class Pipeline:
         self, outcome: Outcome, verdict: Verdict, moved: Moved | None, settled: SettledFile
     ) -> None:
         thresholds = self.config.matching.thresholds
+        if verdict.kind is VerdictKind.SIMILAR:  # the distances against the band's limits
+            thresholds = replace(thresholds, dhash=thresholds.similar_dhash,
+                                 phash=thresholds.similar_phash)  # fmt: skip
         kind = verdict.kind.value
         if verdict.matches:
             extra = len(verdict.matches) - 1

@@ -114,7 +114,10 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
 
 
 def _thresholds_json(t: Thresholds) -> dict[str, int]:
-    return {"dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality}
+    return {
+        "dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality,
+        "similar_dhash": t.similar_dhash, "similar_phash": t.similar_phash,
+    }  # fmt: skip
 
 
 def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
@@ -290,4 +293,6 @@ def _distances(best: FileRow, row: FileRow) -> dict[str, object]:
     }
 
 
-VERDICT_EXIT = {VerdictKind.CLEAN: 0, VerdictKind.KNOWN: 1, VerdictKind.DUPLICATE: 1}
+VERDICT_EXIT = {
+    VerdictKind.CLEAN: 0, VerdictKind.KNOWN: 1, VerdictKind.DUPLICATE: 1, VerdictKind.SIMILAR: 0,
+}  # fmt: skip

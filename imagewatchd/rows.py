@@ -156,7 +156,7 @@ class NewEntry:
 class NewAction:
     """An action about to be taken, with everything needed to finish or undo it after a crash."""
 
-    kind: str  # log | move | quarantine | restore | undo | delete
+    kind: str  # log | move | quarantine | restore | undo | delete | trash | hardlink
     src_root: str
     src_rel: str
     dst_root: str | None

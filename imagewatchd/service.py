@@ -18,7 +18,7 @@ from imagewatchd.daemon import Daemon
 from imagewatchd.decoding import Decoder, open_decoder
 from imagewatchd.dupes import DupeGroup, duplicate_groups
 from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
-from imagewatchd.fileops import FileOpsError
+from imagewatchd.fileops import FileOpsError, NotLinkable
 from imagewatchd.filters import walk
 from imagewatchd.hashindex import hamming
 from imagewatchd.history import undo_selection
@@ -198,6 +198,9 @@ def _act_on(
     kind = verdict.kind.value
     try:
         moved = actor.act(settled, _fingerprint(row), verdict, decision)
+    except NotLinkable as exc:
+        _say(f"  {row.path}: {kind}: not linked: {exc.reason}; left alone")
+        return 0
     except (FileOpsError, ValueError) as exc:
         _say(f"  {row.path}: {kind}: error: {getattr(exc, 'reason', exc)}")
         return 1

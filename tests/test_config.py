@@ -96,8 +96,8 @@ def test_value_errors() -> None:
     assert "watches[0].path: must be an absolute path, got 'relative/dir'" in found
     assert "watches[1].role: expected one of library | incoming, got 'archive'" in found
     assert (
-        "watches[1].on_known: expected one of log | move | quarantine | trash | delete, got 'shred'"
-        in found
+        "watches[1].on_known: expected one of log | move | quarantine | trash | delete | "
+        "hardlink, got 'shred'" in found
     )
     assert "watches[2].move_to: required when an action is 'move'" in found
     assert "watches[3].move_to: must be outside the watched tree" in found
@@ -178,7 +178,7 @@ def test_check_config_reports_every_problem_in_one_run(
         f"imagewatchd: {bad}: watches[0].path: must be an absolute path, got 'relative/uploads'",
         f"imagewatchd: {bad}: watches[0].role: expected one of library | incoming, got 'incomming'",
         f"imagewatchd: {bad}: watches[0].on_known: expected one of log | move | quarantine | "
-        "trash | delete, got 'explode'",
+        "trash | delete | hardlink, got 'explode'",
         f"imagewatchd: {bad}: watches[1].settle_seconds: expected a non-negative number, got 'ten'",
         f"imagewatchd: {bad}: warning: watches[1].path: {tmp_path / 'not-yet'}: no such "
         "directory; the daemon waits for it",

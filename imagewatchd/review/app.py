@@ -99,6 +99,12 @@ def _routes(pages: Blueprint, review: Review, keys: Secrets, say: Callable[[str]
         shown_page = review.run(lambda: page(review.groups(), chosen, number))
         return _render("groups.html", keys, page=shown_page, chosen=chosen, tab="groups")
 
+    @pages.get("/similar")
+    def similar() -> str:
+        number = request.args.get("page", 1, type=int) or 1
+        shown_page = review.run(lambda: page(review.similar(), Filter(), number))
+        return _render("similar.html", keys, page=shown_page, tab="similar")
+
     @pages.get("/quarantine")
     def quarantine() -> str:
         rows = review.run(review.quarantined)

@@ -34,6 +34,7 @@ from imagewatchd.names import shown
 from imagewatchd.quarantine import delete, entry_summary
 from imagewatchd.review.thumbs import Thumbnails
 from imagewatchd.rows import ActionRow
+from imagewatchd.similar import similar_groups
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,10 @@ class Review:
         if self._groups is None:
             self._groups = duplicate_groups(self.matcher, policies=self.policies)
         return self._groups
+
+    def similar(self) -> list[DupeGroup]:
+        """Groups of similar pictures (burst shots): shown, never acted on."""
+        return similar_groups(self.matcher, duplicates=self.groups())
 
     def prune(self) -> int:
         """Drop the thumbnails no file row or quarantined file needs any more."""
