@@ -94,7 +94,7 @@ def turned(grey: Image.Image, thumbs: Thumbnails | None = None) -> tuple[Turned,
     )
 
 
-def dhash(wide: NDArray[np.uint8]) -> int:
+def dhash(wide: NDArray[np.generic]) -> int:
     """imagehash.dhash from its 9x8 thumbnail: each pixel brighter than its left neighbour."""
     return bits(np.greater(wide[:, 1:], wide[:, :-1]))
 

@@ -45,7 +45,7 @@ DEFAULT_MEMORY_BYTES = 128 << 20
 
 # Images are shrunk (JPEG at decode time) until the short side is about this many pixels; the
 # hashes then resample to 9x8 (dHash) and 32x32 (pHash), so nothing they use is lost.
-WORKING_SIZE = 128
+WORKING_SIZE = 256
 
 # Whether an image has structure to hash is decided by structure, not by variance: PDQ's
 # quality score (the summed neighbour differences of its 64x64 image, each truncated to whole

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 # 2: PDQ (256 bits and its quality) joins dHash and pHash.
 # 3: flat means no structure (PDQ quality, pHash balance); the query's regions without
 #    uniform borders or a caption bar are hashed too (searched, never stored).
-# 4: a smaller working image (short side 128..255 pixels, JPEGs decoded at up to 1/8 scale):
-#    every hash but sha256 moves by a few bits.
-CANON_VERSION = 4
+CANON_VERSION = 3
 
 
 class Role(enum.StrEnum):
