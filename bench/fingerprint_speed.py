@@ -20,9 +20,11 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy are imported
 
 import argparse
+import atexit
 import importlib
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -171,6 +173,7 @@ def before(rev: str) -> Callable[[Path], object]:
     """``fingerprint_file`` of the git revision ``rev``: its ``imagewatchd`` package, copied to
     a temporary directory as ``imagewatchd_before``, so both run in this process."""
     where = Path(tempfile.mkdtemp(prefix="fingerprint-before-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
     root = Path(__file__).resolve().parent.parent
     tar = subprocess.run(
         ["git", "-C", str(root), "archive", rev, "imagewatchd"], check=True, capture_output=True
