@@ -20,9 +20,15 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy are imported
 
 import argparse
+import atexit
+import importlib
 import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +41,7 @@ import PIL
 from PIL import Image, ImageOps
 
 from imagewatchd import dihedral
-from imagewatchd.fingerprint import fingerprint_file
+from imagewatchd.fingerprint import WORKING_SIZE, fingerprint_file
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZE = (4000, 3000)
@@ -50,10 +56,14 @@ def ours(path: Path) -> object:
 
 
 def make_images(
-    count: int, noises: Sequence[float], force: bool, where: Path = DATA / "speed"
+    count: int,
+    noises: Sequence[float],
+    force: bool,
+    where: Path = DATA / "speed",
+    size: tuple[int, int] = SIZE,
 ) -> dict[str, list[Path]]:
-    """Write ``count`` 12-MP JPEGs per noise level (0 = plain) under ``where``; returns set
-    name → paths."""
+    """Write ``count`` JPEGs of ``size`` (12 MP) per noise level (0 = plain) under ``where``;
+    returns set name → paths."""
     manifest = json.loads((DATA / "originals" / "manifest.json").read_text())
     big = sorted(manifest, key=lambda m: -int(m["width"]) * int(m["height"]))[:count]
     names = {sigma: "plain" if sigma == 0 else f"noise{sigma:g}" for sigma in noises}
@@ -67,7 +77,7 @@ def make_images(
             continue
         with Image.open(DATA / "originals" / str(m["file"])) as src:
             shown = ImageOps.exif_transpose(src).convert("RGB")
-        img = ImageOps.fit(shown, SIZE, Image.Resampling.LANCZOS)
+        img = ImageOps.fit(shown, size, Image.Resampling.LANCZOS)
         pixels = np.asarray(img, dtype=np.float32)
         for sigma in todo:
             rng = np.random.default_rng(n)
@@ -99,7 +109,10 @@ def wait_quiet(limit: float, max_wait: float) -> float:
 
 
 def interleaved(
-    paths: Sequence[Path], rounds: int, funcs: dict[str, Callable[[Path], object]]
+    paths: Sequence[Path],
+    rounds: int,
+    funcs: dict[str, Callable[[Path], object]],
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[list[float]]]:
     """Seconds per function, round and image; per image the functions' order alternates."""
     names = list(funcs)
@@ -109,9 +122,9 @@ def interleaved(
             times[name].append([])
         for i, path in enumerate(paths):
             for name in names if (i + r) % 2 == 0 else names[::-1]:
-                start = time.perf_counter()
+                start = clock()
                 funcs[name](path)
-                times[name][r].append(time.perf_counter() - start)
+                times[name][r].append(clock() - start)
     return times
 
 
@@ -148,6 +161,70 @@ def orientation_cost(sets: dict[str, list[Path]], rounds: int) -> None:
         )
 
 
+def reduced_decode(path: Path) -> object:
+    """The floor: the JPEG decoded at the scale the fingerprint decodes it, and nothing else."""
+    with Image.open(path) as img:
+        img.draft("L", (WORKING_SIZE, WORKING_SIZE))
+        img.load()
+        return img.size
+
+
+def before(rev: str) -> Callable[[Path], object]:
+    """``fingerprint_file`` of the git revision ``rev``: its ``imagewatchd`` package, copied to
+    a temporary directory as ``imagewatchd_before``, so both run in this process."""
+    where = Path(tempfile.mkdtemp(prefix="fingerprint-before-"))
+    atexit.register(shutil.rmtree, where, ignore_errors=True)
+    root = Path(__file__).resolve().parent.parent
+    tar = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, "imagewatchd"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(where)], input=tar, check=True)
+    package = where / "imagewatchd_before"
+    (where / "imagewatchd").rename(package)
+    for source in package.rglob("*.py"):
+        text = re.sub(r"\bimagewatchd\b(?=[. ])", "imagewatchd_before", source.read_text())
+        source.write_text(text)
+    sys.path.insert(0, str(where))
+    module = importlib.import_module("imagewatchd_before.fingerprint")
+    func: Callable[[Path], object] = module.fingerprint_file
+    return func
+
+
+def floor(args: argparse.Namespace) -> None:
+    """The fingerprint (before ``args.before`` and now) against the reduced-scale decode, in
+    CPU time per image (this process is single-threaded; the machine may be loaded)."""
+    funcs: dict[str, Callable[[Path], object]] = {"decode": reduced_decode, "now": ours}
+    if args.before:
+        funcs["before"] = before(args.before)
+    print(
+        "| set | decode ms | "
+        + " | ".join(f"{f} ms | {f} / decode" for f in funcs if f != "decode")
+        + " |"
+    )
+    print("|---|---|" + "---|---|" * (len(funcs) - 1))
+    for megapixels in args.floor:
+        width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
+        size = (width, width * 3 // 4)
+        sets = make_images(
+            args.count, args.noise, args.remake, args.images / f"{megapixels:g}mp", size
+        )
+        for name, paths in sets.items():
+            interleaved(paths[:2], 1, funcs)
+            times = interleaved(paths, args.rounds, funcs, time.process_time)  # CPU: loaded
+            best = {f: statistics.mean(map(min, zip(*times[f], strict=True))) for f in funcs}
+            cells = [
+                f"{best[f] * 1000:.2f} | {best['decode'] / best[f]:.0%}"
+                for f in funcs
+                if f != "decode"
+            ]
+            print(
+                f"| {size[0]}x{size[1]} {name} ({len(paths)}) | {best['decode'] * 1000:.2f} | "
+                + " | ".join(cells)
+                + " |",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30, help="12-MP images per set")
@@ -168,7 +245,20 @@ def main() -> None:
         action="store_true",
         help="only time the fingerprint with and without the 8 orientations",
     )
+    parser.add_argument(
+        "--floor", type=float, nargs="+", metavar="MP",
+        help="only time the fingerprint against the reduced-scale decode alone, on JPEGs of "
+        "these megapixels (4:3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="with --floor: also time the fingerprint of this git revision",
+    )
     args = parser.parse_args()
+    if args.floor:
+        floor(args)
+        return
     sets = make_images(args.count, args.noise, args.remake, args.images)
     if args.orientations:
         orientation_cost(sets, args.rounds)

@@ -65,14 +65,38 @@ _DHASH_SIZE: Final = 8
 _PHASH_SIZE: Final = 32
 
 
-def turned(grey: Image.Image) -> tuple[Turned, ...]:
+@dataclass(frozen=True, slots=True)
+class Thumbnails:
+    """The working image resized as the hashes resize it (LANCZOS), once for all of them."""
+
+    wide: NDArray[np.uint8]  # 9 wide, 8 high: imagehash.dhash's
+    tall: NDArray[np.uint8]  # 8 wide, 9 high: the transposing turns' dHash
+    square: NDArray[np.uint8]  # 32x32: imagehash.phash's
+
+
+def thumbnails(grey: Image.Image) -> Thumbnails:
+    lanczos = Image.Resampling.LANCZOS
+    return Thumbnails(
+        np.asarray(grey.resize((_DHASH_SIZE + 1, _DHASH_SIZE), lanczos)),
+        np.asarray(grey.resize((_DHASH_SIZE, _DHASH_SIZE + 1), lanczos)),
+        np.asarray(grey.resize((_PHASH_SIZE, _PHASH_SIZE), lanczos)),
+    )
+
+
+def turned(grey: Image.Image, thumbs: Thumbnails | None = None) -> tuple[Turned, ...]:
     """The hashes of the working image ``grey`` with each turn but ``same`` undone."""
-    dhashes = _dhashes(grey)
-    phashes = _phashes(grey)
+    thumbs = thumbs or thumbnails(grey)
+    dhashes = _dhashes(thumbs)
+    phashes = _phashes(thumbs)
     pdqs = _pdqs(grey)
     return tuple(
         Turned(turn.name, dhashes[i], phashes[i], pdqs[i]) for i, turn in enumerate(TURNS) if i
     )
+
+
+def dhash(wide: NDArray[np.generic]) -> int:
+    """imagehash.dhash from its 9x8 thumbnail: each pixel brighter than its left neighbour."""
+    return bits(np.greater(wide[:, 1:], wide[:, :-1]))
 
 
 def undo(turn: Turn, pixels: NDArray[np.generic]) -> NDArray[np.generic]:
@@ -82,30 +106,23 @@ def undo(turn: Turn, pixels: NDArray[np.generic]) -> NDArray[np.generic]:
     return out[:, ::-1] if turn.flip_cols else out
 
 
-def _dhashes(grey: Image.Image) -> list[int]:
+def _dhashes(thumbs: Thumbnails) -> list[int]:
     """dHash of each undone turn: a 9 wide, 8 high thumbnail of the undone image is the
     undone 9x8 (or, for a transposing turn, 8x9) thumbnail of the image."""
-    wide = np.asarray(grey.resize((_DHASH_SIZE + 1, _DHASH_SIZE), Image.Resampling.LANCZOS))
-    tall = np.asarray(grey.resize((_DHASH_SIZE, _DHASH_SIZE + 1), Image.Resampling.LANCZOS))
-    out = []
-    for turn in TURNS:
-        pixels = undo(turn, tall if turn.transpose else wide)
-        out.append(_bits(np.greater(pixels[:, 1:], pixels[:, :-1])))
-    return out
+    return [dhash(undo(turn, thumbs.tall if turn.transpose else thumbs.wide)) for turn in TURNS]
 
 
-def _phashes(grey: Image.Image) -> list[int]:
+def _phashes(thumbs: Thumbnails) -> list[int]:
     """pHash of each undone turn from one DCT: the 8x8 low frequencies, signs flipped and
     transposed as the turn requires, above their median."""
-    size = (_PHASH_SIZE, _PHASH_SIZE)
-    pixels = np.asarray(grey.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    pixels = thumbs.square.astype(np.float64)
     dct = _dct()
     low = dct @ pixels @ dct.T
     signs = np.where(np.arange(_DHASH_SIZE) % 2, -1.0, 1.0)  # (-1) ** k, frequencies 0..7
     out = []
     for turn in TURNS:
         coefficients = _undo_coefficients(turn, low, signs)
-        out.append(_bits(coefficients > np.median(coefficients)))
+        out.append(bits(coefficients > np.median(coefficients)))
     return out
 
 
@@ -120,11 +137,20 @@ def _dct() -> NDArray[np.float64]:
 
 def _pdqs(grey: Image.Image) -> list[int | None]:
     """PDQ of each undone turn of the working image (PDQ's decimation grid is not symmetric,
-    so sign flips of one DCT would cost up to 30 bits more: see the module's docstring)."""
+    so sign flips of one DCT would cost up to 30 bits more: see the module's docstring). The
+    filter is shared: ``pdq.flipped`` gives the four flips; a transpose is transposed after."""
     pixels = np.asarray(grey)
     if min(pixels.shape) < pdq.MIN_DIMENSION:
         return [None] * len(TURNS)
-    return [pdq.pdq(undo(turn, pixels))[0] if i else None for i, turn in enumerate(TURNS)]
+    smalls = pdq.flipped(pixels)
+    out: list[int | None] = [None]
+    for turn in TURNS[1:]:
+        if turn.transpose:  # undo = transpose, then flips: the flips of the original's axes
+            small = smalls[turn.flip_cols, turn.flip_rows].T
+        else:
+            small = smalls[turn.flip_rows, turn.flip_cols]
+        out.append(pdq.from_small(np.ascontiguousarray(small))[0])
+    return out
 
 
 def _undo_coefficients(
@@ -140,6 +166,6 @@ def _undo_coefficients(
     return out
 
 
-def _bits(values: NDArray[np.bool_]) -> int:
+def bits(values: NDArray[np.bool_]) -> int:
     """Booleans as an unsigned int, first value in the top bit (imagehash's hex order)."""
     return int.from_bytes(np.packbits(values.ravel()).tobytes(), "big")

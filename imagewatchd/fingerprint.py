@@ -21,6 +21,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pillow_heif
+import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
@@ -158,15 +159,23 @@ def fingerprint_bytes(
         raise FingerprintError("<bytes>", "empty file")
     decoded = _decode(data, max_pixels, memory_bytes)
     grey = decoded.grey
-    dhash = _hash_to_int(imagehash.dhash(grey))
-    phash = _hash_to_int(imagehash.phash(grey))
+    thumbs = dihedral.thumbnails(grey)  # the resizes imagehash would make, made once
+    dhash = dihedral.dhash(thumbs.wide)
+    phash = _phash(thumbs.square)
     flat = is_flat(decoded.pdq_quality, phash)
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
         pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
-        turned=() if flat else dihedral.turned(grey),  # mirrored and rotated copies' hashes
+        turned=() if flat else dihedral.turned(grey, thumbs),  # mirrored and rotated copies'
         provenance=decoded.provenance,
     )  # fmt: skip
+
+
+def _phash(square: NDArray[np.uint8]) -> int:
+    """imagehash.phash from its 32x32 thumbnail, computed as imagehash does (bit for bit)."""
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(square, axis=0), axis=1)
+    low = dct[:8, :8]
+    return dihedral.bits(low > np.median(low))
 
 
 def _region_hashes(grey: Image.Image) -> tuple[tuple[int, int], ...]:

@@ -70,21 +70,50 @@ def _filter_rows(length: int, size: int, picks: NDArray[np.intp]) -> NDArray[np.
 def shrink(luma: NDArray[Any]) -> Floats:
     """The reference's 64x64 image: two Jarosz passes per axis, then decimation. ``luma`` may
     be 8-bit: only one band of rows at a time is converted to floats."""
+    return _across(_down(luma))
+
+
+def flipped(luma: NDArray[Any]) -> dict[tuple[bool, bool], Floats]:
+    """``shrink`` of ``luma`` with its rows and/or its columns reversed, keyed by (rows reversed,
+    columns reversed): two passes down the rows, not four (reversing the columns commutes with
+    the pass down). Transposing commutes with ``shrink`` too, so these four give all 8 turns."""
+    out = {}
+    for rows in (False, True):
+        tall = _down(luma[::-1] if rows else luma)
+        out[rows, False] = _across(tall)
+        out[rows, True] = _across(tall[:, ::-1])
+    return out
+
+
+def _down(luma: NDArray[Any]) -> Floats:
+    """The filter and decimation down the rows: 64 rows of the image's width."""
     height, width = luma.shape
     row_bands, row_first = _shrink_matrix(height)
-    col_bands, col_first = _shrink_matrix(width)
     span = row_bands.shape[1]
     tall = np.empty((_SIZE, width), dtype=np.float32)
     for i in range(_SIZE):
         start = row_first[i]
         band = np.asarray(luma[start : start + span], dtype=np.float32)
         np.dot(row_bands[i], band, out=tall[i])
+    return tall
+
+
+def _across(tall: Floats) -> Floats:
+    """The filter and decimation across the columns of ``_down``'s result: 64x64."""
+    result: Floats = tall @ _across_matrix(tall.shape[1])
+    return result
+
+
+@lru_cache(maxsize=64)
+def _across_matrix(width: int) -> Floats:
+    """``_shrink_matrix(width)`` as a dense, transposed matrix (width x 64)."""
+    col_bands, col_first = _shrink_matrix(width)
     cols = np.zeros((width, _SIZE), dtype=np.float32)
     cspan = col_bands.shape[1]
     for j in range(_SIZE):
         cols[col_first[j] : col_first[j] + cspan, j] = col_bands[j]
-    result: Floats = tall @ cols
-    return result
+    cols.flags.writeable = False
+    return cols
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,8 @@ pixels are within a few grey levels of the border colour, so JPEG noise does not
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -26,14 +28,19 @@ MIN_SIDE = 16  # regions smaller than this (pixels, working image) are not hashe
 
 
 def _uniform(lines: NDArray[np.uint8], ref: float) -> NDArray[np.bool_]:
-    close = np.abs(lines.astype(np.int16) - ref) <= TOLERANCE
-    result: NDArray[np.bool_] = close.mean(axis=1) >= FILL
+    # |line - ref| <= TOLERANCE on whole grey levels, compared as uint8 (no float copy)
+    low, high = max(math.ceil(ref - TOLERANCE), 0), min(math.floor(ref + TOLERANCE), 255)
+    close = (lines >= low) & (lines <= high)
+    result: NDArray[np.bool_] = np.count_nonzero(close, axis=1) / lines.shape[1] >= FILL
     return result
 
 
 def _border(lines: NDArray[np.uint8]) -> int:
     """How many lines, from line 0 inwards, are uniform in the colour of line 0."""
-    uniform = _uniform(lines, float(np.median(lines[0])))
+    ref = float(np.median(lines[0]))
+    if not _uniform(lines[1:2], ref).all():  # most pictures: no border, one line looked at
+        return 1 if _uniform(lines[:1], ref)[0] else 0
+    uniform = _uniform(lines, ref)
     breaks = np.flatnonzero(~uniform)
     return int(breaks[0]) if breaks.size else len(uniform)
 
@@ -42,8 +49,11 @@ def _bar(lines: NDArray[np.uint8]) -> int:
     """A bar from a uniform line 0 to the last line of its colour within BAR_REACH: the text
     written in a caption bar stays inside it."""
     reach = max(int(lines.shape[0] * BAR_REACH), 1)
-    uniform = _uniform(lines[:reach], float(np.median(lines[0])))
-    return int(np.flatnonzero(uniform)[-1]) + 1 if uniform[0] else 0
+    ref = float(np.median(lines[0]))
+    if not _uniform(lines[:1], ref)[0]:
+        return 0
+    uniform = _uniform(lines[:reach], ref)
+    return int(np.flatnonzero(uniform)[-1]) + 1
 
 
 def _kept(first: int, last: int, length: int) -> tuple[int, int]:

@@ -7,11 +7,13 @@ import io
 import os
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pillow_heif
 import pytest
 from PIL import Image, ImageFilter
 
+from imagewatchd import dihedral, fingerprint, pdq
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import fingerprint_bytes, fingerprint_file
 from imagewatchd.hashindex import hamming
@@ -233,3 +235,34 @@ def test_sha256_is_of_the_bytes(make_image: MakeImage) -> None:
     assert fp.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert stat.size == path.stat().st_size
     assert stat.inode == path.stat().st_ino
+
+
+@pytest.mark.parametrize(
+    ("size", "fmt", "working"),
+    [((1632, 1224), "JPEG", (408, 306)), ((4000, 3000), "JPEG", (500, 375)),
+     ((640, 480), "JPEG", (640, 480)), ((1600, 1200), "PNG", (400, 300)),
+     ((200, 120), "PNG", (200, 120))],
+)  # fmt: skip
+def test_hashes_are_imagehash_of_the_small_working_image(
+    size: tuple[int, int], fmt: str, working: tuple[int, int]
+) -> None:
+    """dHash and pHash are imagehash's of the working image, bit for bit, though made from
+    resizes shared with the turned hashes; each turned PDQ is the turned image's."""
+    data = encode(photo(31, size), fmt)
+    decoded = fingerprint._decode(data, fingerprint.DEFAULT_MAX_PIXELS, 1 << 30)
+    assert decoded.grey.size == working
+    fp = fingerprint_bytes(data, memory_bytes=1 << 30)
+    assert f"{fp.dhash:016x}" == str(imagehash.dhash(decoded.grey))
+    assert f"{fp.phash:016x}" == str(imagehash.phash(decoded.grey))
+    pixels = np.asarray(decoded.grey)
+    expected = [pdq.pdq(dihedral.undo(turn, pixels))[0] for turn in dihedral.TURNS[1:]]
+    assert [t.pdq for t in fp.turned] == expected
+
+
+def test_phash_is_imagehash_on_ties_too() -> None:
+    """Ruled and symmetric pictures put DCT coefficients right at the median: still equal."""
+    stripes = np.tile(np.repeat(np.array([0, 255], dtype=np.uint8), 8), (256, 16))[:, :256]
+    for img in (Image.fromarray(stripes), Image.fromarray(stripes.T), photo(3).convert("L")):
+        thumbs = dihedral.thumbnails(img)
+        assert f"{fingerprint._phash(thumbs.square):016x}" == str(imagehash.phash(img))
+        assert f"{dihedral.dhash(thumbs.wide):016x}" == str(imagehash.dhash(img))
