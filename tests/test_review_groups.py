@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 
 from imagewatchd.dupes import DupeGroup, ordered_group
 from imagewatchd.models import FileStat, Role
-from imagewatchd.review.groups import Filter, distance, keep_reason, page, parse_day
+from imagewatchd.provenance import Provenance
+from imagewatchd.review.groups import Filter, distance, keep_reason, page, parse_day, view
 from imagewatchd.rows import FileRow
 
 
@@ -59,3 +61,17 @@ def test_filters_by_folder_prefix_and_by_day_and_pages_clamp() -> None:
     assert page(groups, Filter(folder="/nowhere/"), 1).groups == ()
     assert parse_day("2026-01-03") == date(2026, 1, 3)
     assert parse_day("yesterday") is None and parse_day("") is None
+
+
+def test_a_file_shows_when_it_was_taken_and_the_date_filter_uses_it() -> None:
+    taken = replace(
+        _row(1, "/a/IMG_1.jpg", day=date(2026, 1, 2)),
+        provenance=Provenance(camera="Canon EOS 80D", captured="2019-05-01T12:34:56"),
+    )
+    copy = _row(2, "/a/copy.jpg", pixels=(400, 300), day=date(2026, 1, 2))
+    group = ordered_group([copy, taken], {})
+    files = view(group).files
+    assert (files[0].captured, files[0].modified[:10]) == ("2019-05-01 12:34", "2026-01-02")
+    assert files[1].captured == ""
+    assert Filter(since=date(2019, 5, 1), until=date(2019, 5, 1)).selects(group)
+    assert not Filter(since=date(2019, 5, 2), until=date(2025, 12, 31)).selects(group)

@@ -102,7 +102,7 @@ def test_dupes_lists_similar_groups_apart_and_scan_act_moves_no_similar_picture(
     assert only.startswith("similar group 1") and "frame1 small" not in only
     data = json.loads(cli("--config", str(config), "dupes", "--json", check=0).out)
     (duplicates,) = data["groups"]
-    assert {Path(f["path"]).name for f in duplicates} == {"frame1.jpg", "frame1 small.jpg"}
+    assert {Path(f["path"]).name for f in duplicates["files"]} == {"frame1.jpg", "frame1 small.jpg"}
     (similar,) = data["similar"]
     assert sorted(Path(f["path"]).name for f in similar) == ["frame1.jpg", "frame2.jpg"]
     assert similar[0]["distance_to_first"] == {"dhash": 0, "phash": 0}

@@ -3,6 +3,7 @@ it, and which groups a filter and a page select. Pure: rows in, frozen values ou
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class FileView:
     dimensions: str
     format: str
     modified: str
+    captured: str  # the capture date from EXIF, or "" when unknown
     distance: str
     keeper: bool
 
@@ -64,14 +66,15 @@ def _file_view(row: FileRow, best: FileRow) -> FileView:
         id=row.id, name=shown(row.path), size=row.stat.size,
         dimensions=f"{row.width or '?'}x{row.height or '?'}", format=row.format or "?",
         modified=time.strftime("%Y-%m-%d %H:%M", time.localtime(row.stat.mtime_ns / 1e9)),
+        captured=(row.provenance.captured or "").replace("T", " ")[:16],
         distance=distance(row, best), keeper=row.id == best.id,
     )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """Groups with a file under ``folder`` and a file modified between ``since`` and ``until``
-    (whole days, local time; either may be open)."""
+    """Groups with a file under ``folder`` and a file taken (its capture date; else modified)
+    between ``since`` and ``until`` (whole days, local time; either may be open)."""
 
     folder: str = ""
     since: date | None = None
@@ -83,11 +86,20 @@ class Filter:
             return False
         if self.since is None and self.until is None:
             return True
-        days = [datetime.fromtimestamp(r.stat.mtime_ns / 1e9).date() for r in files]
+        days = [_day(r) for r in files]
         return any(
             (self.since is None or day >= self.since) and (self.until is None or day <= self.until)
             for day in days
         )
+
+
+def _day(row: FileRow) -> date:
+    """When the picture was taken, as far as we know: EXIF's capture date, else modified."""
+    captured = row.provenance.captured
+    if captured:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(captured).date()
+    return datetime.fromtimestamp(row.stat.mtime_ns / 1e9).date()
 
 
 def parse_day(text: str | None) -> date | None:
