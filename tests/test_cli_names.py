@@ -69,7 +69,7 @@ def test_lists_dupes_and_errors_show_names_escaped(cli: Cli, tmp_path: Path) -> 
     cli("scan", str(library), check=0)
     dupes = cli("dupes", check=0)
     assert_printable(dupes.out)
-    assert len(dupes.out.splitlines()) == 3  # the group, then one line per file
+    assert len(dupes.out.splitlines()) == 4  # the group, why the keeper wins, a line per file
     assert any(shown(hostile) in line for line in dupes.out.splitlines())
     nowhere = os.fsdecode(os.fsencode(tmp_path) + b"/nowhere\n\x1b[2J\xff")
     failed = cli("scan", nowhere, check=2)
