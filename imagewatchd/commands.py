@@ -229,8 +229,8 @@ def known_add(args: argparse.Namespace) -> int:
             # label and source are display text: a name is kept as it is shown (names.shown)
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
-                                    flat=fp.flat, pdq=fp.pdq,
-                                    pdq_quality=fp.pdq_quality))  # fmt: skip
+                                    flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
+                                    regions=fp.crops))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())

@@ -164,6 +164,7 @@ def fingerprint_bytes(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
         pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
         turned=() if flat else dihedral.turned(grey),  # mirrored and rotated copies' hashes
+        crops=() if flat else _crop_hashes(grey),  # stored for list entries (known add)
     )  # fmt: skip
 
 
@@ -175,6 +176,17 @@ def _region_hashes(grey: Image.Image) -> tuple[tuple[int, int], ...]:
         phash = _hash_to_int(imagehash.phash(part))
         if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
             found.append((_hash_to_int(imagehash.dhash(part)), phash))
+    return tuple(found)
+
+
+def _crop_hashes(grey: Image.Image) -> tuple[tuple[str, int, int], ...]:
+    """(name, dHash, pHash) of the centre crops (regions.CROPS) that have structure."""
+    found = []
+    for name, (top, bottom, left, right) in regions.crop_boxes(grey.height, grey.width):
+        part = grey.crop((left, top, right, bottom))
+        phash = _hash_to_int(imagehash.phash(part))
+        if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
+            found.append((name, _hash_to_int(imagehash.dhash(part)), phash))
     return tuple(found)
 
 

@@ -38,6 +38,7 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
     if match.exact:
         return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
     turned = "" if match.orientation == SAME else f", orientation {match.orientation}"
+    turned += f", by the entry's region {match.region}" if match.region else ""
     if match.by_pdq:
         return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq}){turned}"
     return (
@@ -81,6 +82,7 @@ def match_json(match: Match) -> dict[str, object]:
         "pdq_distance": match.pdq_distance,
         "by_pdq": match.by_pdq,
         "orientation": match.orientation,
+        "region": match.region,
     }
     if match.source == "list":
         kind = match.list_kind.value if match.list_kind else None

@@ -411,4 +411,18 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_created ON actions (created);
         """,
     ),
+    (
+        11,
+        "entry regions: the centre crops of list entries made from a picture",
+        """
+        CREATE TABLE entry_regions (
+            id INTEGER PRIMARY KEY,
+            entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            region TEXT NOT NULL CHECK (region IN ('crop2', 'crop5', 'crop10')),
+            dhash INTEGER NOT NULL,
+            phash INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX entry_regions_entry ON entry_regions (entry_id, region);
+        """,
+    ),
 )

@@ -30,6 +30,7 @@ from imagewatchd.decoding import Settings
 from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
 from imagewatchd.models import FileStat, Fingerprint, Turned
+from imagewatchd.regions import CROPS
 
 log = logging.getLogger(__name__)
 
@@ -281,12 +282,11 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
-        sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned = (
-            fields
-        )
+        (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
+         crops) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
-                         _regions(regions), _turned(turned))  # fmt: skip
+                         _regions(regions), _turned(turned), _crops(crops))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -322,6 +322,19 @@ def _regions(value: object) -> tuple[tuple[int, int], ...]:
     if not all(0 <= h < 1 << 64 for pair in pairs for h in pair):
         raise ValueError(value)
     return pairs
+
+
+def _crops(value: object) -> tuple[tuple[str, int, int], ...]:
+    """The centre crops' (name, dHash, pHash): each a known crop (regions.CROPS) at most once."""
+    names = [name for name, _ in CROPS]
+    if not isinstance(value, list) or len(value) > len(names):
+        raise ValueError(value)
+    crops = tuple((str(n), int(d), int(p)) for n, d, p in value)
+    if len({c[0] for c in crops}) != len(crops) or any(c[0] not in names for c in crops):
+        raise ValueError(value)
+    if not all(0 <= h < 1 << 64 for c in crops for h in c[1:]):
+        raise ValueError(value)
+    return crops
 
 
 def _turned(value: object) -> tuple[Turned, ...]:
