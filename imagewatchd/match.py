@@ -151,9 +151,9 @@ class Matcher:
         by_pdq: set[int] = set()
         cropped: dict[int, Cropped] = {}
         view = _same(fp)
-        for view in _views(fp, turned and not exact):
+        views = _views(fp, turned and not exact)
+        for view, by_pdq in zip(views, self._search_pdq(views, fp.pdq_quality), strict=True):
             near = {key for key, _, _ in self._search(self.entries, view, _regions(fp, view))}
-            by_pdq = {key for key, _ in self._search_pdq(view, fp.pdq_quality)}
             cropped = self._search_crops(fp, view, near | by_pdq)
             if near or by_pdq or cropped or exact:
                 break
@@ -182,12 +182,15 @@ class Matcher:
                 best[entry_id] = (region, dd, pd)
         return best
 
-    def _search_pdq(self, view: Turned, quality: int) -> list[tuple[int, int]]:
-        """Entries within the PDQ threshold, if the query's PDQ is good enough."""
+    def _search_pdq(self, views: list[Turned], quality: int) -> list[set[int]]:
+        """Each view's entries within the PDQ threshold, if the query's PDQ is good enough:
+        the views are searched in one pass (PdqIndex.search_many)."""
         t = self.thresholds
-        if view.pdq is None or quality < t.pdq_quality:
-            return []
-        return self.indexes.pdq.search(view.pdq, t.pdq)
+        probed = [view.pdq for view in views if view.pdq is not None]
+        if quality < t.pdq_quality or not probed:
+            return [set() for _ in views]
+        answers = iter(self.indexes.pdq.search_many(probed, t.pdq))
+        return [set() if v.pdq is None else {k for k, _ in next(answers)} for v in views]
 
     def library_matches(
         self, fp: Fingerprint, *, exclude_file: int | None = None, turned: bool = False
