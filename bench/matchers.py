@@ -147,6 +147,9 @@ class CropsRule(TurnedRule):
         super().__init__()
         self.name += ", the entry's centre crops (2/5/10%)"
 
+    def prepare(self, path: Path) -> object:
+        return fingerprint_file(path, self.limits, crops=True)[1]
+
     def compare(self, a: object, b: object) -> Decision:
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
         same = ListRule.compare(self, a, b)

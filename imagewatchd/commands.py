@@ -219,7 +219,7 @@ def known_add(args: argparse.Namespace) -> int:
                 errors += 1
                 continue
             try:
-                _, fp = fingerprint_path(decoder, item)
+                _, fp = fingerprint_path(decoder, item, crops=True)  # an entry keeps its crops
             except FingerprintError as exc:
                 log.error("%s: %s", item, exc.reason)
                 errors += 1

@@ -50,7 +50,8 @@ def test_cropped_copies_of_a_listed_picture_are_known_by_the_entrys_region(
 def test_the_whole_picture_matches_as_before_and_crops_are_not_needed_for_it(
     tmp_path: Path,
 ) -> None:
-    fp = fingerprint_bytes(_png(photo(33, (640, 480))))
+    fp = fingerprint_bytes(_png(photo(33, (640, 480))), crops=True)
+    assert fingerprint_bytes(_png(photo(33, (640, 480)))).crops == (), "only when asked"
     assert [name for name, _, _ in fp.crops] == ["crop2", "crop5", "crop10"]
     with Store(tmp_path / "t.db") as store:
         list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
@@ -64,7 +65,7 @@ def test_removing_an_entry_removes_its_regions_and_a_disabled_one_stops_matching
     tmp_path: Path,
 ) -> None:
     picture = photo(34, (800, 600))
-    fp = fingerprint_bytes(_png(picture))
+    fp = fingerprint_bytes(_png(picture), crops=True)
     query = fingerprint_bytes(_jpeg(_cropped(picture, 0.10)))
     with Store(tmp_path / "t.db") as store:
         list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)

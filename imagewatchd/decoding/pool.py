@@ -164,10 +164,12 @@ class WorkerPool:
         self._busy: set[_Worker] = set()
         self._closed = False
 
-    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+    def fingerprint(
+        self, fd: int, name: object, *, crops: bool = False
+    ) -> tuple[FileStat, Fingerprint]:
         for attempt in range(1, POISON_AFTER + 1):
             try:
-                return _answer(self._attempt(fd), fd)
+                return _answer(self._attempt(fd, b"c" if crops else b"f"), fd)
             except _Died as died:
                 if not died.crash:
                     raise FingerprintError(name, died.reason) from None
