@@ -33,7 +33,7 @@ from imagewatchd.errors import (
 )
 from imagewatchd.filters import Selection, walk
 from imagewatchd.match import Matcher
-from imagewatchd.models import ListKind, Role
+from imagewatchd.models import Fingerprint, ListKind, Role
 from imagewatchd.names import shown
 from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
@@ -113,10 +113,10 @@ def scan(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     config = load_config(args)
     thresholds = config.matching.thresholds
-    prints = []
+    prints: list[Fingerprint] = []
     decoder = InlineDecoder(settings_of(config))  # two files the user chose: no pool to start
     for raw in (args.first, args.second):
-        _, fp = fingerprint_path(decoder, Path(raw))
+        _, fp = fingerprint_path(decoder, Path(raw), crops=not prints)  # the first as an entry
         prints.append(fp)
     result = report.compare_result(prints[0], prints[1], thresholds)
     if args.json:

@@ -45,6 +45,11 @@ def test_cropped_copies_of_a_listed_picture_are_known_by_the_entrys_region(
     other = tmp_path / "other.jpg"
     _cropped(photo(32, (800, 600)), 0.05).save(other, quality=85)
     assert cli("check", str(other), check=0).out.strip() == f"{other}: clean"
+    compared = cli("compare", str(tmp_path / "banned.png"), str(tmp_path / "crop10.jpg"), check=0)
+    assert (
+        "as a list entry (orientations on, the default for lists): match (by the first's "
+        "region crop10)" in compared.out.splitlines()
+    )
 
 
 def test_the_whole_picture_matches_as_before_and_crops_are_not_needed_for_it(
