@@ -154,7 +154,7 @@ class Matcher:
         views = _views(fp, turned and not exact)
         for view, by_pdq in zip(views, self._search_pdq(views, fp.pdq_quality), strict=True):
             near = {key for key, _, _ in self._search(self.entries, view, _regions(fp, view))}
-            cropped = self._search_crops(fp, view, near | by_pdq)
+            cropped = self._search_crops(fp, view, near)
             if near or by_pdq or cropped or exact:
                 break
         missing = [key for key in near | by_pdq | cropped.keys() if key not in exact]
@@ -171,7 +171,9 @@ class Matcher:
 
     def _search_crops(self, fp: Fingerprint, view: Turned, found: set[int]) -> dict[int, Cropped]:
         """Entries that match the query (as it is, and its trimmed regions) by one of their
-        centre crops only: (region, dHash distance, pHash distance), the closest crop each."""
+        centre crops, not by their whole's dHash and pHash (``found``): (region, dHash
+        distance, pHash distance), the closest crop each. One found by PDQ too is reported by
+        its crop: two hashes agree."""
         if view.turn != SAME:
             return {}  # measured on the picture as it is only (docs/BENCHMARKS.md)
         best: dict[int, Cropped] = {}
