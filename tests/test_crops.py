@@ -13,6 +13,7 @@ from PIL import Image
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.match import Matcher
 from imagewatchd.models import SAME, Fingerprint, ListKind, Thresholds, VerdictKind
+from imagewatchd.pipeline import evidence
 from imagewatchd.rows import NewEntry
 from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
@@ -74,7 +75,9 @@ def test_removing_an_entry_removes_its_regions_and_a_disabled_one_stops_matching
         list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
         (entry_id,), _ = store.add_entries(list_id, [_entry(fp)], 1.0)
         matcher = Matcher.load(store, THRESHOLDS)
-        assert matcher.match(query).kind is VerdictKind.KNOWN
+        verdict = matcher.match(query)
+        assert verdict.kind is VerdictKind.KNOWN
+        assert evidence(verdict.matches[0], THRESHOLDS).endswith(" region=crop10")
         store.set_entries_enabled([entry_id], False)
         matcher.refresh_entries()
         assert matcher.match(query).kind is VerdictKind.CLEAN
