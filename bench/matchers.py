@@ -137,10 +137,40 @@ class TurnedRule(ListRule):
         return best
 
 
+class CropsRule(TurnedRule):
+    """The lists rule as imagewatchd/match.py applies it to an entry made from a picture
+    (``known add``): as ``TurnedRule``, and, for the query as it is, the entry's centre crops
+    (``Fingerprint.crops``: 2%, 5%, 10% cut from every side) against the query's whole and
+    trimmed regions at the same thresholds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name += ", the entry's centre crops (2/5/10%)"
+
+    def prepare(self, path: Path) -> object:
+        return fingerprint_file(path, self.limits, crops=True)[1]
+
+    def compare(self, a: object, b: object) -> Decision:
+        assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
+        same = ListRule.compare(self, a, b)
+        if same.match or a.flat or b.flat:
+            return same
+        best = same
+        for region, dhash, phash in a.crops:
+            cropped = replace(a, dhash=dhash, phash=phash, pdq=None, sha256="")
+            decision = CurrentRule.compare(self, cropped, b)
+            decision = replace(decision, orientation=region)
+            if decision.match:
+                return decision
+            best = min(best, decision, key=lambda d: d.margin)
+        return min(best, super().compare(a, b), key=lambda d: (not d.match, d.margin))
+
+
 MATCHERS: dict[str, Callable[[], Candidate]] = {
     "current": CurrentRule,
     "lists": ListRule,
     "turned": TurnedRule,
+    "crops": CropsRule,
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }

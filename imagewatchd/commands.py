@@ -34,7 +34,7 @@ from imagewatchd.errors import (
 from imagewatchd.filters import Selection, walk
 from imagewatchd.keepconfig import Policies
 from imagewatchd.match import Matcher
-from imagewatchd.models import ListKind, Role
+from imagewatchd.models import Fingerprint, ListKind, Role
 from imagewatchd.names import shown
 from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
@@ -115,10 +115,10 @@ def scan(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     config = load_config(args)
     thresholds = config.matching.thresholds
-    prints = []
+    prints: list[Fingerprint] = []
     decoder = InlineDecoder(settings_of(config))  # two files the user chose: no pool to start
     for raw in (args.first, args.second):
-        _, fp = fingerprint_path(decoder, Path(raw))
+        _, fp = fingerprint_path(decoder, Path(raw), crops=not prints)  # the first as an entry
         prints.append(fp)
     result = report.compare_result(prints[0], prints[1], thresholds)
     if args.json:
@@ -227,7 +227,7 @@ def known_add(args: argparse.Namespace) -> int:
                 errors += 1
                 continue
             try:
-                _, fp = fingerprint_path(decoder, item)
+                _, fp = fingerprint_path(decoder, item, crops=True)  # an entry keeps its crops
             except FingerprintError as exc:
                 log.error("%s: %s", item, exc.reason)
                 errors += 1
@@ -237,8 +237,8 @@ def known_add(args: argparse.Namespace) -> int:
             # label and source are display text: a name is kept as it is shown (names.shown)
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
-                                    flat=fp.flat, pdq=fp.pdq,
-                                    pdq_quality=fp.pdq_quality))  # fmt: skip
+                                    flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
+                                    regions=fp.crops))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())

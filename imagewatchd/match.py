@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imagewatchd import snapshot
 from imagewatchd.hashindex import HammingIndex, hamming
@@ -35,7 +35,7 @@ from imagewatchd.models import (
     VerdictKind,
 )  # fmt: skip
 from imagewatchd.pdqindex import PdqIndex, words_of_bytes
-from imagewatchd.rows import EntryRow, FileRow
+from imagewatchd.rows import EntryRow, FileRow, region_of
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class Indexes:
     """The near-match indexes; one set shared by every thread's ``Matcher``."""
 
     entries: HammingIndex = field(default_factory=HammingIndex)
+    # entries' centre crops, keyed by rows.region_of's key (entries made from a picture)
+    regions: HammingIndex = field(default_factory=HammingIndex)
     library: HammingIndex = field(default_factory=HammingIndex)
     pdq: PdqIndex = field(default_factory=PdqIndex)  # entries with a PDQ above the quality floor
     counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
@@ -102,13 +104,12 @@ class Matcher:
             near = self.store.near_entry_hashes_after(since)  # read after the counters
             floor = self.thresholds.pdq_quality
             pdq_ids, pdqs = self.store.pdq_entry_hashes_after(since, floor)
-            if incremental:
-                self.indexes.entries.add_many(*near)
-            else:
-                fresh = HammingIndex()
-                fresh.add_many(*near)
-                self.indexes.entries = fresh
+            crops = self.store.entry_region_hashes_after(since)
+            if not incremental:
+                self.indexes.entries, self.indexes.regions = HammingIndex(), HammingIndex()
                 self.indexes.pdq = PdqIndex()
+            self.indexes.entries.add_many(*near)
+            self.indexes.regions.add_many(*crops)
             self.indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
             last = max(near[0].max(initial=since), pdq_ids.max(initial=since))
             self.indexes.last_entry_id = int(last)
@@ -153,13 +154,15 @@ class Matcher:
         exact = {row.id: row for row in self.store.entries_by_sha256(fp.sha256)}
         near: set[int] = set()
         by_pdq: set[int] = set()
+        cropped: dict[int, Cropped] = {}
         view = _same(fp)
-        for view in _views(fp, turned and not exact):
+        views = _views(fp, turned and not exact)
+        for view, by_pdq in zip(views, self._search_pdq(views, fp.pdq_quality), strict=True):
             near = {key for key, _, _ in self._search(self.entries, view, _regions(fp, view))}
-            by_pdq = {key for key, _ in self._search_pdq(view, fp.pdq_quality)}
-            if near or by_pdq or exact:
+            cropped = self._search_crops(fp, view, near)
+            if near or by_pdq or cropped or exact:
                 break
-        missing = [key for key in near | by_pdq if key not in exact]
+        missing = [key for key in near | by_pdq | cropped.keys() if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
         found = [
             _entry_match(
@@ -168,14 +171,33 @@ class Matcher:
             for key in rows
             if rows[key].enabled
         ]
+        found = [_cropped(m, cropped.get(m.entry_id or 0)) for m in found]
         return tuple(sorted(found, key=_strength))
 
-    def _search_pdq(self, view: Turned, quality: int) -> list[tuple[int, int]]:
-        """Entries within the PDQ threshold, if the query's PDQ is good enough."""
+    def _search_crops(self, fp: Fingerprint, view: Turned, found: set[int]) -> dict[int, Cropped]:
+        """Entries that match the query (as it is, and its trimmed regions) by one of their
+        centre crops, not by their whole's dHash and pHash (``found``): (region, dHash
+        distance, pHash distance), the closest crop each. One found by PDQ too is reported by
+        its crop: two hashes agree."""
+        if view.turn != SAME:
+            return {}  # measured on the picture as it is only (docs/BENCHMARKS.md)
+        best: dict[int, Cropped] = {}
+        for key, dd, pd in self._search(self.indexes.regions, view, _regions(fp, view)):
+            entry_id, region = region_of(key)
+            old = best.get(entry_id, ("", 65, 65))
+            if entry_id not in found and dd + pd < old[1] + old[2]:
+                best[entry_id] = (region, dd, pd)
+        return best
+
+    def _search_pdq(self, views: list[Turned], quality: int) -> list[set[int]]:
+        """Each view's entries within the PDQ threshold, if the query's PDQ is good enough:
+        the views are searched in one pass (PdqIndex.search_many)."""
         t = self.thresholds
-        if view.pdq is None or quality < t.pdq_quality:
-            return []
-        return self.indexes.pdq.search(view.pdq, t.pdq)
+        probed = [view.pdq for view in views if view.pdq is not None]
+        if quality < t.pdq_quality or not probed:
+            return [set() for _ in views]
+        answers = iter(self.indexes.pdq.search_many(probed, t.pdq))
+        return [set() if v.pdq is None else {k for k, _ in next(answers)} for v in views]
 
     def library_matches(
         self, fp: Fingerprint, *, exclude_file: int | None = None, turned: bool = False
@@ -235,6 +257,15 @@ class Matcher:
 
 
 Regions = tuple[tuple[int, int], ...]
+Cropped = tuple[str, int, int]  # an entry's centre crop that matched, and its distances
+
+
+def _cropped(match: Match, crop: Cropped | None) -> Match:
+    """A match made by one of the entry's centre crops says which, and its distances."""
+    if crop is None or match.exact:
+        return match
+    region, dd, pd = crop
+    return replace(match, region=region, dhash_distance=dd, phash_distance=pd, by_pdq=False)
 
 
 def _same(fp: Fingerprint) -> Turned:

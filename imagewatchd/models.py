@@ -99,6 +99,10 @@ class Fingerprint:
     turned: tuple[Turned, ...] = field(default=(), compare=False)
     # what the header says of where the picture came from (the keep policy's evidence)
     provenance: Provenance = field(default_factory=Provenance, compare=False)
+    # (name, dHash, pHash) of centre crops (regions.CROPS: 2%, 5%, 10% cut from every side):
+    # stored only for a list entry made from this picture (``known add``), so that a lightly
+    # cropped copy of it matches (an ``entry_regions`` row each); a query's are not searched
+    crops: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,7 @@ class Match:
     pdq_distance: int | None = None  # when both sides have a PDQ
     by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
     orientation: str = SAME  # how the query is turned from the match (dihedral.NAMES)
+    region: str | None = None  # the entry's centre crop that matched ("crop5"), if not whole
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ __all__ = ["PdqIndex", "words", "words_of_bytes"]
 _CHUNKS: Final = 16
 _CHUNK_BITS: Final = 16
 _BUCKETS: Final = _CHUNKS << _CHUNK_BITS  # (chunk number, chunk value)
+_PARTNER: Final = np.arange(_CHUNKS) ^ 1  # chunks 0 and 1, 2 and 3… make a 32-bit pair
 _MERGE_MIN: Final = 4096
 _PROBE_COST: Final = 64  # in rows of a linear scan, for one probe (a binary search)
 
@@ -69,6 +70,7 @@ class PdqIndex:
         self._keys = np.zeros(0, dtype=np.int64)
         self._hashes = np.zeros((0, 4), dtype=np.uint64)
         self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
+        self._partners = np.zeros(0, dtype=np.uint16)  # each of those rows' partner chunk
         self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
         self._recent = (self._keys, self._hashes)  # (keys, hashes) added since the last merge
         self._frozen = (self._keys, self._hashes)  # (keys, hashes) being merged
@@ -102,51 +104,88 @@ class PdqIndex:
                 self._frozen, self._recent = self._recent, (self._keys[:0], self._hashes[:0])
                 merged = _joined((self._keys, self._hashes), self._frozen)
             try:
-                rows, starts = _buckets(merged[1])
+                rows, partners, starts = _buckets(merged[1])
             except BaseException:
                 with self._lock:  # back into recent, merged next time
                     self._recent = _joined(self._frozen, self._recent)
                     self._frozen = (self._keys[:0], self._hashes[:0])
                 raise
             with self._lock:
-                (self._keys, self._hashes), self._rows, self._starts = merged, rows, starts
+                (self._keys, self._hashes), self._starts = merged, starts
+                self._rows, self._partners = rows, partners
                 self._frozen = (self._keys[:0], self._hashes[:0])
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
         """(key, distance) of every hash within ``threshold`` bits of ``query``."""
-        q = words([query])
+        return self.search_many([query], threshold)[0]
+
+    def search_many(self, queries: Sequence[int], threshold: int) -> list[list[tuple[int, int]]]:
+        """``search`` for several queries (a picture's 8 orientations) in one pass: the
+        candidates of all of them are gathered and verified together."""
+        if not queries:
+            return []
+        q = words(queries)
+        hits: list[tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int64]]] = []
         with self._lock:
-            found = self._search_main(q, threshold)
+            hits.append(self._search_main(q, threshold))
             for keys, hashes in (self._frozen, self._recent):
                 if len(keys):
-                    dist = _distances(hashes, q)
-                    hit = np.flatnonzero(dist <= threshold)
-                    found += list(zip(keys[hit].tolist(), dist[hit].tolist(), strict=True))
-        return found
+                    hits.append(_scan(keys, hashes, q, threshold))
+        columns = [np.concatenate([h[i] for h in hits]).astype(np.int64) for i in range(3)]
+        found = np.unique(np.stack(columns), axis=1)  # a row found through several chunks once
+        per_view: list[list[tuple[int, int]]] = [[] for _ in queries]
+        for view, key, dist in found.T.tolist():
+            per_view[view].append((key, dist))
+        return per_view
 
-    def _search_main(self, q: Words, threshold: int) -> list[tuple[int, int]]:
+    def _search_main(
+        self, q: Words, threshold: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int64]]:
+        """(view, key, distance) of every hit in main."""
         if not len(self._keys):
-            return []
+            return _NONE
         masks = _masks(threshold // _CHUNKS)
-        if len(masks) * _CHUNKS * _PROBE_COST > len(self._keys):
-            rows = np.arange(len(self._keys))
-        else:
-            rows = self._candidates(q, masks)
-        dist = _distances(self._hashes[rows], q)
+        if len(masks) * _CHUNKS * _PROBE_COST * len(q) > len(self._keys):
+            return _scan(self._keys, self._hashes, q, threshold)
+        views, rows = self._candidates(q, masks, threshold // (_CHUNKS // 2))
+        dist = np.bitwise_count(self._hashes[rows] ^ q[views]).sum(axis=1, dtype=np.int64)
         hit = dist <= threshold
-        return [(int(k), int(d)) for k, d in zip(self._keys[rows[hit]], dist[hit], strict=True)]
+        return views[hit], self._keys[rows[hit]], dist[hit]
 
-    def _candidates(self, q: Words, masks: NDArray[np.uint64]) -> NDArray[np.intp]:
+    def _candidates(
+        self, q: Words, masks: NDArray[np.uint64], pair_radius: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """(view, row) of the rows in a bucket one of the queries probes whose chunk and
+        partner chunk together are within ``pair_radius`` bits of the query's."""
+        chunks = _chunks(q)  # (views, chunks)
         tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-        buckets = ((_chunks(q)[0] | tags)[:, None] ^ masks[None, :]).ravel().astype(np.intp)
+        buckets = ((chunks | tags)[:, :, None] ^ masks).ravel().astype(np.intp)
         low, high = self._starts[buckets], self._starts[buckets + 1]
         counts = high - low
         total = int(counts.sum())
         if total == 0:
-            return np.zeros(0, dtype=np.intp)
-        starts = np.repeat(low - np.cumsum(counts) + counts, counts)
-        rows = self._rows[starts + np.arange(total)]
-        return np.unique(rows).astype(np.intp)
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        at = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(total)
+        # per probe: the query's partner chunk, and the bits the partner may differ by
+        partner = np.broadcast_to(chunks[:, _PARTNER, None], (len(q), _CHUNKS, len(masks)))
+        spare = pair_radius - np.bitwise_count(masks).astype(np.int64)
+        spare = np.broadcast_to(spare, (len(q), _CHUNKS, len(masks))).ravel()
+        differ = np.bitwise_count(self._partners[at] ^ np.repeat(partner.ravel(), counts))
+        keep = differ.astype(np.int64) <= np.repeat(spare, counts)
+        views = np.repeat(np.arange(len(q)), counts.reshape(len(q), -1).sum(axis=1))
+        return views[keep], self._rows[at[keep]].astype(np.intp)
+
+
+_NONE: Final = (np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def _scan(
+    keys: NDArray[np.int64], hashes: Words, q: Words, threshold: int
+) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int64]]:
+    """(view, key, distance) of every hash of ``hashes`` within ``threshold`` of a query."""
+    dist = np.stack([_distances(hashes, one) for one in q])  # (views, rows)
+    views, rows = np.nonzero(dist <= threshold)
+    return views.astype(np.intp), keys[rows], dist[views, rows]
 
 
 def _joined(
@@ -161,15 +200,21 @@ def words_of_bytes(stored: NDArray[np.uint8]) -> Words:
     return little.view("<u8").astype(np.uint64).reshape(-1, 4)
 
 
-def _buckets(hashes: Words) -> tuple[NDArray[np.uint32], NDArray[np.int64]]:
-    """(rows grouped by bucket, where each bucket starts) for an index of ``hashes``."""
+def _buckets(
+    hashes: Words,
+) -> tuple[NDArray[np.uint32], NDArray[np.uint16], NDArray[np.int64]]:
+    """(rows grouped by bucket, each one's partner chunk, where each bucket starts) for an
+    index of ``hashes``."""
     if len(hashes) >= 1 << 32:
         raise OverflowError("too many PDQ hashes for one index")
     rows = np.arange(len(hashes), dtype=np.uint64)
     tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
-    buckets = _chunks(hashes) | tags
-    packed = (buckets << np.uint64(32) | rows[:, None]).ravel()
+    chunks = _chunks(hashes)
+    packed = ((chunks | tags) << np.uint64(32) | rows[:, None]).ravel()
     packed.sort()
     counts = np.bincount((packed >> np.uint64(32)).astype(np.intp), minlength=_BUCKETS)
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return (packed & np.uint64(0xFFFFFFFF)).astype(np.uint32), starts
+    grouped = (packed & np.uint64(0xFFFFFFFF)).astype(np.intp)
+    number = (packed >> np.uint64(32 + _CHUNK_BITS)).astype(np.intp)
+    partners = chunks[grouped, number ^ 1].astype(np.uint16)
+    return grouped.astype(np.uint32), partners, starts

@@ -51,6 +51,7 @@ def evidence(match: Match, thresholds: Thresholds) -> str:
     if match.exact:
         return f"{where} sha256=identical"
     turned = "" if match.orientation == SAME else f" orientation={match.orientation}"
+    turned += f" region={match.region}" if match.region else ""
     return (
         f"{where} dhash={match.dhash_distance}/{thresholds.dhash} "
         f"phash={match.phash_distance}/{thresholds.phash}{turned}"

@@ -25,6 +25,9 @@ FILL = 0.99  # the share of a line's pixels within TOLERANCE for it to count as 
 KEEP = 0.4  # never trim an axis below this share of it: that is no longer a border
 BAR_REACH = 0.3  # a caption bar lies within this share of the height from the top or bottom
 MIN_SIDE = 16  # regions smaller than this (pixels, working image) are not hashed
+# A list entry's centre crops (name, share cut from every side): stored with an entry made
+# from a picture, so that a copy cropped by up to about 10% matches one of them
+CROPS = (("crop2", 0.02), ("crop5", 0.05), ("crop10", 0.10))
 
 
 def _uniform(lines: NDArray[np.uint8], ref: float) -> NDArray[np.bool_]:
@@ -87,4 +90,14 @@ def boxes(grey: NDArray[np.uint8]) -> list[Box]:
         big = box[1] - box[0] >= MIN_SIDE and box[3] - box[2] >= MIN_SIDE
         if box != whole and box not in found and big:
             found.append(box)
+    return found
+
+
+def crop_boxes(height: int, width: int) -> list[tuple[str, Box]]:
+    """The centre crops of ``CROPS`` of an image of this size, by name."""
+    found = []
+    for name, share in CROPS:
+        dy, dx = round(height * share), round(width * share)
+        if height - 2 * dy >= MIN_SIDE and width - 2 * dx >= MIN_SIDE:
+            found.append((name, (dy, height - dy, dx, width - dx)))
     return found

@@ -38,6 +38,7 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
     if match.exact:
         return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
     turned = "" if match.orientation == SAME else f", orientation {match.orientation}"
+    turned += f", by the entry's region {match.region}" if match.region else ""
     if match.by_pdq:
         return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq}){turned}"
     return (
@@ -81,6 +82,7 @@ def match_json(match: Match) -> dict[str, object]:
         "pdq_distance": match.pdq_distance,
         "by_pdq": match.by_pdq,
         "orientation": match.orientation,
+        "region": match.region,
     }
     if match.source == "list":
         kind = match.list_kind.value if match.list_kind else None
@@ -132,6 +134,8 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
     best = min(views, key=lambda v: (not (v["match"] or v["pdq_match"]), v["margin"]))
     same = views[0]
     near_any = any(v["match"] for v in views)
+    listed = identical or any(v["match"] or v["pdq_match"] for v in views)
+    region = None if listed or flat else _entry_region(a, b, thresholds)
     return {
         "identical": identical,
         "region": "whole",
@@ -141,7 +145,8 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
         "match": identical or bool(best["match"]),
         "pdq_match": identical or bool(best["pdq_match"]),
         "flat": flat,
-        "list_entry": identical or any(v["match"] or v["pdq_match"] for v in views),
+        "list_entry": listed or region is not None,
+        "entry_region": region,  # the first's centre crop an entry made from it matches by
         "library_duplicate": identical or bool(same["match"]),
         "library_duplicate_turned": identical or near_any,
         "orientations": [
@@ -149,6 +154,16 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
             for v in views
         ],
     }
+
+
+def _entry_region(a: Fingerprint, b: Fingerprint, t: Thresholds) -> str | None:
+    """The centre crop of ``a`` (``known add`` keeps them) that ``b``, as it is or trimmed,
+    is within the thresholds of, as match.py searches entries' regions."""
+    for name, dhash, phash in a.crops:
+        for d, p in ((b.dhash, b.phash), *b.regions):
+            if hamming(dhash, d) <= t.dhash and hamming(phash, p) <= t.phash:
+                return name
+    return None
 
 
 def _views_of(fp: Fingerprint) -> list[Turned]:
@@ -187,7 +202,8 @@ def compare_text(result: dict[str, object], thresholds: Thresholds) -> list[str]
         f"{_compare_pdq(result, thresholds)}, "
         f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}",
         "as a list entry (orientations on, the default for lists): "
-        + ("match" if result["list_entry"] else "no match"),
+        + ("match" if result["list_entry"] else "no match")
+        + (f" (by the first's region {result['entry_region']})" if result["entry_region"] else ""),
         "as a library duplicate: " + _as_duplicate(result),
     ]
 

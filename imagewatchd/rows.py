@@ -15,6 +15,17 @@ from typing import Any
 
 from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role
 from imagewatchd.provenance import Provenance
+from imagewatchd.regions import CROPS
+
+# An entry region's key in the in-memory index: entry id * len(REGIONS) + the region's number
+REGIONS = ("", *(name for name, _ in CROPS))
+
+
+def region_of(key: int) -> tuple[int, str]:
+    """(entry id, region name) of an entry region's key."""
+    entry_id, code = divmod(key, len(REGIONS))
+    return entry_id, REGIONS[code]
+
 
 FILE_COLUMNS = (
     "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
@@ -150,6 +161,8 @@ class NewEntry:
     enabled: bool = True
     pdq: int | None = None
     pdq_quality: int | None = None
+    # (name, dHash, pHash) of the picture's centre crops (Fingerprint.crops): made from a picture
+    regions: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -411,9 +411,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_created ON actions (created);
         """,
     ),
-    # PLACEHOLDER, not to merge: migration 11 belongs to the crops branch (round 2); it stands
-    # here only so that this branch's databases number 1..N. The lead takes crops' 11 instead.
-    (11, "placeholder for the crops branch's migration 11", "SELECT 1;"),
+    (
+        11,
+        "entry regions: the centre crops of list entries made from a picture",
+        """
+        CREATE TABLE entry_regions (
+            id INTEGER PRIMARY KEY,
+            entry_id INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,
+            region TEXT NOT NULL CHECK (region IN ('crop2', 'crop5', 'crop10')),
+            dhash INTEGER NOT NULL,
+            phash INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX entry_regions_entry ON entry_regions (entry_id, region);
+        """,
+    ),
     (
         12,
         "provenance of library files: camera, capture date, software, JPEG quality",

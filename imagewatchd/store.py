@@ -30,6 +30,7 @@ from imagewatchd.rows import (
     ACTION_COLUMNS,
     ENTRY_COLUMNS,
     FILE_COLUMNS,
+    REGIONS,
     ActionRow,
     BatchRow,
     EntryRow,
@@ -567,6 +568,11 @@ class Store(DecisionQueries):
                      entry.pdq_quality),
                 ).fetchone()  # fmt: skip
                 added.append(int(row[0]))
+                db.executemany(
+                    "INSERT INTO entry_regions (entry_id, region, dhash, phash)"
+                    " VALUES (?, ?, ?, ?)",
+                    ((row[0], name, to_signed(d), to_signed(p)) for name, d, p in entry.regions),
+                )
         return added, skipped
 
     def entries(
@@ -667,6 +673,21 @@ class Store(DecisionQueries):
         query = (
             "SELECT id, dhash, phash FROM entries WHERE id > ? AND enabled = 1 AND flat = 0"
             " AND dhash IS NOT NULL AND phash IS NOT NULL"
+        )
+        with self._lock:
+            rows = self._db.execute(query, (last_id,))
+            return _id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
+
+    def entry_region_hashes_after(
+        self, last_id: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]:
+        """(keys, dHashes, pHashes) of the centre crops of the enabled entries after
+        ``last_id``, as arrays; a key is ``region_key(entry id, region)``."""
+        codes = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(REGIONS) if code)
+        query = (
+            f"SELECT r.entry_id * {len(REGIONS)} + CASE r.region {codes} ELSE 0 END, r.dhash,"
+            " r.phash FROM entry_regions r JOIN entries e ON e.id = r.entry_id"
+            " WHERE r.entry_id > ? AND e.enabled = 1 AND e.flat = 0"
         )
         with self._lock:
             rows = self._db.execute(query, (last_id,))

@@ -158,6 +158,7 @@ RULES: dict[str, dict[str, str]] = {
         **_columns(_opt(INT), "dhash", "phash", "canon_version"),
         "pdq": _opt(PDQ), "pdq_quality": _opt(INT),
     },
+    "entry_regions": {"entry_id": INT, "region": TEXT, **_columns(INT, "dhash", "phash")},
     "actions": {
         "kind": TEXT, "state": TEXT, "src_root": PATH, "src_rel": PATH, "sha256": SHA256,
         "verdict": TEXT, "evidence": TEXT, "rule": TEXT, "error": _opt(TEXT), "created": NUM,
@@ -282,7 +283,7 @@ def check(db: sqlite3.Connection, thorough: bool) -> list[str]:
 INTENDED = "state = 'intended'"
 STARTUP_ROWS = {
     "actions": f"{INTENDED} OR id IN (SELECT reverses FROM actions WHERE {INTENDED})",
-    "lists": "1", "entries": "1", "counters": "1",
+    "lists": "1", "entries": "1", "entry_regions": "1", "counters": "1",
 }  # fmt: skip
 
 

@@ -164,6 +164,40 @@ def test_pdq_index_finds_exactly_what_a_scan_finds(radius: int) -> None:
         assert sorted(index.search(query, radius)) == _brute(hashes, query, radius)
 
 
+@pytest.mark.parametrize("radius", [0, 31, 90])
+def test_pdq_index_searches_several_queries_in_one_pass_exactly(radius: int) -> None:
+    """A picture's 8 orientations at once: each query's answer is a scan's, main and recent."""
+    rng = random.Random(100 + radius)
+    centres = [rng.getrandbits(256) for _ in range(40)]
+    hashes = [c ^ _flip(rng, rng.randrange(0, 2 * radius + 2)) for c in centres for _ in range(150)]
+    hashes += [hashes[0], hashes[0] ^ 1]  # one query near several rows, one row near two queries
+    index = PdqIndex()
+    index.add_many(range(5000), hashes[:5000])
+    index.add_many(range(5000, len(hashes)), hashes[5000:])
+    queries = [centre ^ _flip(rng, radius // 2) for centre in centres[:7]] + [hashes[0]]
+    answers = index.search_many(queries, radius)
+    assert len(answers) == len(queries)
+    for query, answer in zip(queries, answers, strict=True):
+        assert sorted(answer) == _brute(hashes, query, radius)
+    assert index.search_many([], radius) == []
+
+
+def test_a_pdq_spread_evenly_over_the_chunks_is_found_at_the_threshold() -> None:
+    """31 bits apart as 1 bit in one 16-bit chunk and 2 in each other: no chunk is equal, each
+    32-bit pair but one differs by 4 bits; the index must still find it (and not 32 bits)."""
+    rng = random.Random(5)
+    query = rng.getrandbits(256)
+    spread = [sum(1 << (16 * c + b) for b in rng.sample(range(16), 1 if c == 9 else 2))
+              for c in range(16)]  # fmt: skip
+    spare = next(b for b in range(16 * 9, 16 * 10) if not (spread[9] >> b) & 1)
+    near, far = query ^ sum(spread), query ^ sum(spread) ^ (1 << spare)
+    hashes = [rng.getrandbits(256) for _ in range(6000)] + [near, far]
+    index = PdqIndex()
+    index.add_many(range(len(hashes)), hashes)  # all in main
+    assert sorted(index.search(query, 31)) == _brute(hashes, query, 31)
+    assert index.search(query, 31) == [(6000, 31)]
+
+
 def _flip(rng: random.Random, bits: int) -> int:
     return sum(1 << b for b in rng.sample(range(256), bits))
 

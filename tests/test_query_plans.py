@@ -154,3 +154,20 @@ def test_the_scanned_roots_files_are_read_by_a_path_range(tmp_path: Path) -> Non
         assert len(ids) == 200
         assert [s for s in statements if "FROM files" in s]
         assert scans(store, statements) == []
+
+
+def test_a_list_reload_reads_the_new_entries_regions_by_index(tmp_path: Path) -> None:
+    """Entries' centre crops (migration 11) are read from the last loaded entry on."""
+    with Store(tmp_path / "t.db") as store:
+        _fill(store, tmp_path)
+        list_id = store.create_list("cropped", ListKind.BLOCK, "", 1.0)
+        crops = [(f"crop{n}", 7919 * n, 104729 * n) for n in (2, 5, 10)]
+        store.add_entries(list_id, [NewEntry(f"{n:064x}", n, n, regions=tuple(crops))
+                                    for n in range(300, 500)], 1.0)  # fmt: skip
+        matcher = Matcher.load(store, parse({}, "test").matching.thresholds)
+        store.add_entries(list_id, [NewEntry(None, 1, 2, regions=tuple(crops))], 2.0)
+        with traced(store) as statements:
+            assert matcher.refresh_entries()
+        assert any("FROM entry_regions" in s for s in statements)
+        assert scans(store, statements) == []
+        assert len(matcher.indexes.regions) == 3 * 201

@@ -359,10 +359,12 @@ class _Timed:
         self.decoder = decoder
         self.seconds = 0.0
 
-    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+    def fingerprint(
+        self, fd: int, name: object, *, crops: bool = False
+    ) -> tuple[FileStat, Fingerprint]:
         start = time.perf_counter()
         try:
-            return self.decoder.fingerprint(fd, name)
+            return self.decoder.fingerprint(fd, name, crops=crops)
         finally:
             self.seconds += time.perf_counter() - start
 

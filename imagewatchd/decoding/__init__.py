@@ -38,9 +38,12 @@ def settings_of(config: Config) -> Settings:
 
 
 class Decoder(Protocol):
-    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+    def fingerprint(
+        self, fd: int, name: object, *, crops: bool = False
+    ) -> tuple[FileStat, Fingerprint]:
         """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines);
-        any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``."""
+        any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``.
+        ``crops``: with the centre crops' hashes a list entry stores (``known add``)."""
 
     def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
         """(sha256 of the bytes read, a small JPEG: ``thumbnail.SIZE`` pixels a side at most)
@@ -60,11 +63,13 @@ def open_decoder(config: Config, *, start: bool = False) -> Decoder:
     return pool
 
 
-def fingerprint_path(decoder: Decoder, path: Path) -> tuple[FileStat, Fingerprint]:
+def fingerprint_path(
+    decoder: Decoder, path: Path, *, crops: bool = False
+) -> tuple[FileStat, Fingerprint]:
     """A path given on the command line: its last component is not followed if a symlink."""
     fd = open_path(path)
     try:
-        return decoder.fingerprint(fd, path)
+        return decoder.fingerprint(fd, path, crops=crops)
     except FingerprintError as exc:
         raise FingerprintError(path, exc.reason) from exc
     finally:

@@ -31,6 +31,7 @@ from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
 from imagewatchd.models import FileStat, Fingerprint, Turned
 from imagewatchd.provenance import TEXT_LIMIT, Provenance
+from imagewatchd.regions import CROPS
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +165,12 @@ class WorkerPool:
         self._busy: set[_Worker] = set()
         self._closed = False
 
-    def fingerprint(self, fd: int, name: object) -> tuple[FileStat, Fingerprint]:
+    def fingerprint(
+        self, fd: int, name: object, *, crops: bool = False
+    ) -> tuple[FileStat, Fingerprint]:
         for attempt in range(1, POISON_AFTER + 1):
             try:
-                return _answer(self._attempt(fd), fd)
+                return _answer(self._attempt(fd, b"c" if crops else b"f"), fd)
             except _Died as died:
                 if not died.crash:
                     raise FingerprintError(name, died.reason) from None
@@ -282,24 +285,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
     try:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
-        (
-            sha256,
-            dhash,
-            phash,
-            width,
-            height,
-            fmt,
-            flat,
-            pdq,
-            quality,
-            canon,
-            regions,
-            turned,
-            found,
-        ) = fields
+        (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
+         found, crops) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
-                         _regions(regions), _turned(turned), _provenance(found))  # fmt: skip
+                         _regions(regions), _turned(turned), _provenance(found),
+                         _crops(crops))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -335,6 +326,19 @@ def _regions(value: object) -> tuple[tuple[int, int], ...]:
     if not all(0 <= h < 1 << 64 for pair in pairs for h in pair):
         raise ValueError(value)
     return pairs
+
+
+def _crops(value: object) -> tuple[tuple[str, int, int], ...]:
+    """The centre crops' (name, dHash, pHash): each a known crop (regions.CROPS) at most once."""
+    names = [name for name, _ in CROPS]
+    if not isinstance(value, list) or len(value) > len(names):
+        raise ValueError(value)
+    crops = tuple((str(n), int(d), int(p)) for n, d, p in value)
+    if len({c[0] for c in crops}) != len(crops) or any(c[0] not in names for c in crops):
+        raise ValueError(value)
+    if not all(0 <= h < 1 << 64 for c in crops for h in c[1:]):
+        raise ValueError(value)
+    return crops
 
 
 def _turned(value: object) -> tuple[Turned, ...]:
