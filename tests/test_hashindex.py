@@ -317,24 +317,24 @@ def test_a_search_during_a_merge_is_exact_and_does_not_wait(
 
 
 def test_adds_removes_and_searches_in_threads_stay_exact() -> None:
-    """Sustained adds and removals (hundreds of merges) while searches run: every entry added
+    """Sustained adds and removals (150 merges) while searches run: every entry added
     before a search began is found, every one removed before it began is not."""
     index = SmallIndex()
     rnd = random.Random(8)
-    hashes = {k: (rnd.getrandbits(64), rnd.getrandbits(64)) for k in range(23_000)}
-    index.add_many(range(20_000), *zip(*(hashes[k] for k in range(20_000)), strict=True))
+    hashes = {k: (rnd.getrandbits(64), rnd.getrandbits(64)) for k in range(6_200)}
+    index.add_many(range(5_000), *zip(*(hashes[k] for k in range(5_000)), strict=True))
     added: list[int] = []  # each appended once its add() has returned; kept if k % 3 != 0
     removed: list[int] = []  # each appended once its remove() has returned; never re-added
     done = threading.Event()
 
     def churn() -> None:
         try:
-            for key in range(20_000, 23_000):
+            for key in range(5_000, 6_200):
                 index.add(key, *hashes[key])
                 added.append(key)
-                if key % 3 == 0:  # removes key - 1500, also a multiple of 3
-                    index.remove(key - 1500)
-                    removed.append(key - 1500)
+                if key % 3 == 0:  # removes key - 600, also a multiple of 3
+                    index.remove(key - 600)
+                    removed.append(key - 600)
         finally:
             done.set()
 
@@ -349,4 +349,4 @@ def test_adds_removes_and_searches_in_threads_stay_exact() -> None:
             searches += 1
     writer.join()
     assert searches > 30
-    assert len(index) == 23_000 - len(removed)
+    assert len(index) == 6_200 - len(removed)
