@@ -12,7 +12,8 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -233,20 +234,12 @@ class Actor:
             batch_id=self.batch_id,
         )  # fmt: skip
         action_id = self.store.intend(action, self.clock())
-        try:
+        with self._or_abandon(action_id, exempt):
             if exempt:
                 self.store.exempt(action_id, str(dst.path), sha256, self.clock())
             dst, other_names = self._move(action_id, src, dst, expect, tmp_name, mode, exempt)
-        except FileChanged as exc:
-            self._abandon(action_id, "rolled_back", str(exc), exempt)
-            raise
-        except FileOpsError as exc:
-            self._abandon(action_id, "failed", exc.reason, exempt)
-            raise
         moved = self._done(action_id, src, dst, other_names)
-        if self.prune:
-            for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
-                log.info("%s: removed, emptied by moving %s out", gone, src.path)
+        self._prune(src, "moving")
         return moved
 
     def _move(
@@ -265,6 +258,26 @@ class Actor:
                 if exempt:
                     self.store.move_exemption(action_id, str(dst.path))
         raise FileOpsError(dst.path, "no free destination name")
+
+    @contextmanager
+    def _or_abandon(self, action_id: int, exempt: bool = False) -> Iterator[None]:
+        """Around the file operation of a journalled action: if the file changed meanwhile it
+        is rolled back, if the operation failed it is failed; either way the error goes on."""
+        try:
+            yield
+        except FileChanged as exc:
+            self._abandon(action_id, "rolled_back", str(exc), exempt)
+            raise
+        except FileOpsError as exc:
+            self._abandon(action_id, "failed", exc.reason, exempt)
+            raise
+
+    def _prune(self, src: Location, how: str) -> None:
+        """One-shot commands remove the directories an action emptied (never the root)."""
+        if not self.prune:
+            return
+        for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
+            log.info("%s: removed, emptied by %s %s", gone, how, src.path)
 
     def _abandon(self, action_id: int, state: str, note: str, exempt: bool) -> None:
         """The file did not move: say so in the journal (recovery does it if this fails)."""
@@ -334,18 +347,10 @@ class Actor:
         action_id = self.store.intend(
             self._in_place("delete", src, stat, fp, verdict, decision), self.clock()
         )
-        try:
+        with self._or_abandon(action_id):
             fileops.remove(src, expect=stat)
-        except FileChanged as exc:
-            self._abandon(action_id, "rolled_back", str(exc), False)
-            raise
-        except FileOpsError as exc:
-            self._abandon(action_id, "failed", exc.reason, False)
-            raise
         moved = self._done(action_id, src, None, 0)
-        if self.prune:
-            for gone in fileops.remove_empty_dirs(Location(src.root, src.relative.parent)):
-                log.info("%s: removed, emptied by deleting %s", gone, src.path)
+        self._prune(src, "deleting")
         return moved
 
     def _hardlink(
@@ -365,14 +370,8 @@ class Actor:
             batch_id=self.batch_id,
         )  # fmt: skip
         action_id = self.store.intend(action, self.clock())
-        try:
+        with self._or_abandon(action_id):
             fileops.link_to_keeper(src, keeper, expect=stat, sha256=fp.sha256, tmp_name=tmp_name)
-        except FileChanged as exc:
-            self._abandon(action_id, "rolled_back", str(exc), False)
-            raise
-        except FileOpsError as exc:
-            self._abandon(action_id, "failed", exc.reason, False)
-            raise
         return self._done(action_id, src, keeper, 0)
 
     def _keeper(self, src: Location, fp: Fingerprint, verdict: Verdict) -> Location:
