@@ -64,6 +64,7 @@ def test_a_better_arrival_stays_and_the_worse_copy_moves(
     daemon = _daemon(tmp_path, library)
     daemons.append(daemon)
     daemon.start()
+    daemon.wait_for("first index complete")  # the thumbnail is in the library, not arriving
     shutil.copy(copies["IMG_0001.jpg"], library / "IMG_0001.jpg")
     line = daemon.processed(library / "IMG_0001.jpg")
     assert "-> none (kept: a better copy (pixels: 640x480 over 170x128))" in line, line
@@ -92,6 +93,7 @@ def test_a_reference_folder_file_is_never_moved(
     daemon = _daemon(tmp_path, library, reference=[str(library / "archive")])
     daemons.append(daemon)
     daemon.start()
+    daemon.wait_for("first index complete")  # IMG_0001 is in the library before thumb comes
     shutil.copy(copies["thumb.jpg"], library / "archive" / "thumb.jpg")
     line = daemon.processed(library / "archive" / "thumb.jpg")
     assert "-> none (kept: a better copy (reference: in a reference folder))" in line, line
