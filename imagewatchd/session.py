@@ -354,11 +354,19 @@ class Session:
         self.retries.done(item)
 
     def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
+        """The rows under a path that left the watch, and their index entries.
+
+        In the library's turn: a row's id may be taken again as soon as the row is deleted
+        (SQLite reuses the highest), so ids read here and removed later could remove the
+        newcomer that got one meanwhile (a better arrival moves the old copy, forgets its row,
+        and is recorded under the id the old copy had; this file's Gone event came after).
+        """
         try:
-            ids = [file_id for file_id, _ in store.files_under(item.path)]
-            for file_id in ids:
-                matcher.remove_library_file(file_id)
-            store.forget_files(ids)
+            with self.library_turn:
+                ids = [file_id for file_id, _ in store.files_under(item.path)]
+                for file_id in ids:
+                    matcher.remove_library_file(file_id)
+                store.forget_files(ids)
         except Exception as exc:  # e.g. the database locked for too long
             if self.found_damage(exc):
                 return
