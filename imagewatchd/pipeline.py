@@ -126,7 +126,7 @@ class Pipeline:
             fp, exclude_file=row.id if row else None, orientations=orientations
         )
         decision, kept = self._decide(found, row, fp, verdict, act)
-        decision, kept = self._better_arrival(found, fp, verdict, decision, kept)
+        decision, kept, won = self._better_arrival(found, fp, verdict, decision, kept)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
@@ -142,6 +142,9 @@ class Pipeline:
             return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
             outcome = self._moved(found, row, verdict, decision, moved)
+        elif won and self.actor.dry_run:  # a real run after it must still move the beaten
+            outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
+                              "not recorded")  # fmt: skip
         else:
             outcome = self._record(
                 found, fp, verdict, decision, self.config.watches[found.watch].role
@@ -153,23 +156,23 @@ class Pipeline:
     def _better_arrival(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         kept: str,
-    ) -> tuple[Decision, str]:  # fmt: skip
+    ) -> tuple[Decision, str, bool]:  # fmt: skip
         """A library newcomer about to get on_duplicate is ranked against the copies it
-        matches: when it wins, the copies it beat get on_duplicate (now, before the newcomer
-        is recorded: a crash in between leaves it a newcomer still) and it stays; one in a
-        reference folder stays in any case."""
+        matches: when it wins (True), the copies it beat get on_duplicate (now, before the
+        newcomer is recorded: a crash in between leaves it a newcomer still) and it stays; one
+        in a reference folder stays in any case."""
         if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
-            return decision, kept
+            return decision, kept, False
         if self.config.watches[settled.watch].role is not Role.LIBRARY:
-            return decision, kept
+            return decision, kept, False
         ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
         if ranking.beaten:
             for old in ranking.beaten:
                 self._displace(old, settled, fp)
-            return Decision(None, ""), f"kept: a better copy ({ranking.reason})"
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", True
         if ranking.held:
-            return Decision(None, ""), "kept: in a reference folder"
-        return decision, kept
+            return Decision(None, ""), "kept: in a reference folder", False
+        return decision, kept, False
 
     def _displace(self, old: FileRow, winner: SettledFile, fp: Fingerprint) -> None:
         """The old copy a better one beat gets its watch's on_duplicate; a failure leaves it."""
