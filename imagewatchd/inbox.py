@@ -26,6 +26,7 @@ from imagewatchd.arrivals import Ranking, rank_arrival
 from imagewatchd.config import Action, Config, Watch
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.filing import Inbox, OnNew, UnsafeName, captured_at
+from imagewatchd.keep import Criterion
 from imagewatchd.models import Fingerprint, SettledFile, Verdict, VerdictKind
 from imagewatchd.store import Store
 
@@ -72,7 +73,13 @@ def plan(
     if verdict.kind is not VerdictKind.DUPLICATE:
         return Plan(target)
     ranking = rank_arrival(store, config, as_filed, fp, verdict)
-    return Plan(target, ranking) if ranking.beaten else Plan()
+    return Plan(target, ranking) if ranking.beaten and not _by_name(ranking) else Plan()
+
+
+def _by_name(ranking: Ranking) -> bool:
+    """Won on the path alone: an arrival's name in the library is the template's, not the
+    user's, so it never displaces a copy as good as itself."""
+    return all(part.startswith(f"{Criterion.PATH}:") for part in ranking.reason.split("; "))
 
 
 def wanted(inbox: Inbox, settled: SettledFile, fp: Fingerprint) -> Location:
