@@ -184,6 +184,8 @@ def reverse(
         gid=action.gid,
     )  # fmt: skip
     store.finish(action.id, "undone", actor.clock())
+    if action.kind == "file":  # no longer a library file (the daemon's index checks on disk)
+        store.forget_path(str(here.path))
     _remember(store, decoder, restored, role, actor.clock())
     return moved.destination
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from imagewatchd.models import Role
+from imagewatchd.store import Store
 from tests.conftest import Run, photo
 from tests.test_keep import CAMERA, CAPTURED, write_photo
 
@@ -56,6 +58,10 @@ def test_scan_act_files_an_inbox_as_one_batch_and_undo_reverses_it(
     assert '"groups": []' in groups  # the filed photos are library files: indexed, no copies
     cli("--config", str(config), "undo", "--last", check=0)
     assert _files(lib) == [] and _files(inbox) == ["IMG_0001.jpg", "beach.jpg", "copy.jpg"]
+    with Store(tmp_path / "state" / "imagewatchd.db") as store:  # no longer library files
+        assert store.get_file(str(lib / "2021" / "03" / "beach.jpg")) is None
+        back = store.get_file(str(inbox / "beach.jpg"))
+        assert back is not None and back.role is Role.INCOMING
 
 
 def test_an_unusable_name_leaves_the_photo_in_the_inbox_with_the_reason(
