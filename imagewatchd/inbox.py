@@ -69,7 +69,7 @@ def plan(
     except (UnsafeName, FileOpsError, ValueError) as exc:
         if verdict.kind is VerdictKind.DUPLICATE:
             return Plan()  # the inbox's on_duplicate, as if it were not filed at all
-        return Plan(why=f"not filed: {getattr(exc, 'reason', exc)}")
+        return Plan(why=f"not filed: {exc}")
     if verdict.kind is not VerdictKind.DUPLICATE:
         return Plan(target)
     ranking = rank_arrival(store, config, as_filed, fp, verdict)

@@ -136,6 +136,9 @@ def test_a_taken_name_gets_a_number_and_undo_puts_the_photo_back(
     photo(42).save(tmp_path / "phone" / "marker.jpg")
     daemon.processed(tmp_path / "phone" / "marker.jpg")  # caught up with the undo
     assert arrival.exists()  # put back, and not filed again
+    shutil.copy(taken / "beach.jpg", tmp_path / "downloads" / "beach.jpg")  # in the library
+    line = daemon.processed(tmp_path / "downloads" / "beach.jpg")
+    assert f"duplicate library={taken / 'beach.jpg'} sha256=identical -> move" in line, line
     actions = iw(daemon.db, "actions", "list", config=daemon.config_path).stdout
     assert "\tfile\tundone\t" in actions and "\tundo\tdone\t" in actions, actions
     assert daemon.stop() == 0

@@ -72,3 +72,15 @@ def test_an_unusable_name_leaves_the_photo_in_the_inbox_with_the_reason(
     out = cli("--config", str(config), "scan", "--act", str(inbox), check=0).out
     assert f"{inbox / 'a.jpg'}: clean -> none (not filed: the template" in out, out
     assert _files(inbox) == ["a.jpg"] and _files(lib) == []
+
+
+def test_a_symlinked_folder_in_the_library_is_never_followed(tmp_path: Path, cli: Cli) -> None:
+    lib, inbox, config = _setup(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (lib / "2021").symlink_to(elsewhere)
+    photo(41).save(inbox / "beach.jpg", quality=90)
+    os.utime(inbox / "beach.jpg", (MTIME, MTIME))
+    out = cli("--config", str(config), "scan", "--act", str(inbox), check=0).out
+    assert f"{inbox / 'beach.jpg'}: clean -> none (not filed: {lib / '2021'}: is a symbolic " in out
+    assert _files(inbox) == ["beach.jpg"] and list(elsewhere.iterdir()) == []
