@@ -55,6 +55,15 @@ def _start(tmp_path: Path, daemons: list[Daemon], program: list[str] | None = No
     return daemon
 
 
+def _arrive(source: Path, target: Path) -> None:
+    """A copy with its times lands whole (as an import's rename does): copied and its times
+    set beside the inboxes first, so the daemon never reads it while its mtime changes."""
+    staging = target.parent.parent / "staging"
+    staging.mkdir(exist_ok=True)
+    shutil.copy2(source, staging / target.name)
+    os.replace(staging / target.name, target)
+
+
 def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -72,7 +81,7 @@ def test_two_copies_arriving_together_one_filed_the_other_a_duplicate(
     os.utime(original, (MTIME, MTIME))
     daemon = _start(tmp_path, daemons)
     for inbox in ("phone", "downloads"):  # the same bytes and times: only the path can tell
-        shutil.copy2(original, tmp_path / inbox / "IMG_0001.jpg")
+        _arrive(original, tmp_path / inbox / "IMG_0001.jpg")
     lines = [
         daemon.processed(tmp_path / inbox / "IMG_0001.jpg") for inbox in ("phone", "downloads")
     ]
@@ -86,7 +95,7 @@ def test_two_copies_arriving_together_one_filed_the_other_a_duplicate(
     assert len(_files(tmp_path / "inbox-dupes")) == 1
     assert _files(tmp_path / "phone") == _files(tmp_path / "downloads") == []
     # a copy of a photo the library already holds: on_duplicate, whichever inbox it lands in
-    shutil.copy2(original, tmp_path / "phone" / "again.jpg")
+    _arrive(original, tmp_path / "phone" / "again.jpg")
     assert "-> move " in daemon.processed(tmp_path / "phone" / "again.jpg")
     assert _files(tmp_path / "library") == ["2019/05/IMG_0001.jpg"]
     assert daemon.stop() == 0
@@ -102,9 +111,9 @@ def test_the_keep_policy_not_the_order_decides_which_copy_is_filed(
     write_photo(outside / "thumb.jpg", (170, 128), tags=CAMERA, inner=CAPTURED)
     daemon = _start(tmp_path, daemons)
     second = "thumb.jpg" if first == "IMG_0001.jpg" else "IMG_0001.jpg"
-    shutil.copy2(outside / first, tmp_path / "phone" / first)
+    _arrive(outside / first, tmp_path / "phone" / first)
     daemon.processed(tmp_path / "phone" / first)
-    shutil.copy2(outside / second, tmp_path / "downloads" / second)
+    _arrive(outside / second, tmp_path / "downloads" / second)
     daemon.processed(tmp_path / "downloads" / second)
     if first == "thumb.jpg":  # the better copy came second: it is filed, the thumbnail goes
         daemon.processed(tmp_path / "library" / "2019" / "05" / "thumb.jpg")
@@ -124,8 +133,9 @@ def test_a_taken_name_gets_a_number_and_undo_puts_the_photo_back(
     daemon = _start(tmp_path, daemons)
     daemon.wait_for("first index complete")
     arrival = tmp_path / "phone" / "beach.jpg"
-    photo(41).save(arrival, quality=90)  # no EXIF: filed by its mtime
-    os.utime(arrival, (MTIME, MTIME))
+    photo(41).save(tmp_path / "beach.jpg", quality=90)  # no EXIF: filed by its mtime
+    os.utime(tmp_path / "beach.jpg", (MTIME, MTIME))
+    os.replace(tmp_path / "beach.jpg", arrival)
     line = daemon.processed(arrival)
     assert f"clean -> file {taken / 'beach~1.jpg'} [action" in line, line
     assert _files(tmp_path / "library") == ["2021/03/beach.jpg", "2021/03/beach~1.jpg"]
@@ -170,7 +180,7 @@ def test_a_daemon_killed_mid_filing_finishes_or_rolls_back_at_start(
 ) -> None:
     original = write_photo(tmp_path / "IMG_0001.jpg", quality=92, tags=CAMERA, inner=CAPTURED)
     killed = _start(tmp_path, daemons, [sys.executable, "-c", KILL_AFTER, point])
-    shutil.copy2(original, tmp_path / "phone" / "IMG_0001.jpg")
+    _arrive(original, tmp_path / "phone" / "IMG_0001.jpg")
     assert killed.proc is not None and killed.proc.wait(30) == -signal.SIGKILL
     daemon = _start(tmp_path, daemons)
     (line,) = daemon.wait_for("recovered action")
@@ -180,6 +190,6 @@ def test_a_daemon_killed_mid_filing_finishes_or_rolls_back_at_start(
     assert _files(tmp_path / "library") == ["2019/05/IMG_0001.jpg"]
     assert _files(tmp_path / "phone") == []
     assert sha256(filed) == sha256(original)
-    shutil.copy2(original, tmp_path / "downloads" / "copy.jpg")  # the filed photo is indexed
+    _arrive(original, tmp_path / "downloads" / "copy.jpg")  # the filed photo is indexed
     assert "duplicate library=" in daemon.processed(tmp_path / "downloads" / "copy.jpg")
     assert daemon.stop() == 0
