@@ -18,6 +18,7 @@ import yaml
 
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
+from imagewatchd.filing import INBOX_KEYS, Inbox, parse_inbox
 from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
 from imagewatchd.keep import KeepPolicy
 from imagewatchd.keepconfig import KEEP_KEYS, parse_keep
@@ -69,6 +70,7 @@ class Watch:
     allow_delete: bool = False  # "delete" deletes for good: it must be asked for twice
     orientations: Orientations = Orientations.LISTS
     keep: KeepPolicy = field(default_factory=KeepPolicy)  # which copy of a group stays
+    inbox: Inbox | None = None  # an incoming watch that feeds a library watch (filing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +137,7 @@ API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
     "on_similar", "move_to", "settle_seconds", "polling", "allow_delete", "orientations",
-    *KEEP_KEYS,
+    *KEEP_KEYS, *INBOX_KEYS,
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -332,7 +334,17 @@ def _parse_watches(reader: _Reader, value: object) -> list[tuple[int, Watch]]:
             watches.append((index, watch))
     _check_overlaps(reader, watches)
     _check_targets(reader, watches)
+    _check_inboxes(reader, watches)
     return watches
+
+
+def _check_inboxes(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:
+    """An inbox names the path of a library watch: the library it feeds."""
+    libraries = {w.path for _, w in watches if w.role is Role.LIBRARY}
+    for i, watch in watches:
+        if watch.inbox is not None and watch.inbox.library not in libraries:
+            reader.problem(f"watches[{i}].library", f"{watch.inbox.library} is not the path of "
+                           "a library watch")  # fmt: skip
 
 
 def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
@@ -344,9 +356,10 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     path = reader.path(section, "path", at)
     if path is None and "path" not in section:
         reader.problem(_join(at, "path"), "required")
+    role = reader.choice(section, "role", at, Role.LIBRARY)
     watch = Watch(  # every key is checked, even when the path is not usable
         path=path or Path("/"),
-        role=reader.choice(section, "role", at, Role.LIBRARY),
+        role=role,
         recursive=reader.boolean(section, "recursive", at, True),
         include=reader.globs(section, "include", at, DEFAULT_INCLUDE),
         exclude=reader.globs(section, "exclude", at, ()),
@@ -359,6 +372,7 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         allow_delete=reader.boolean(section, "allow_delete", at, False),
         orientations=_orientations(reader, section, at),
         keep=parse_keep(section, at, path or Path("/"), reader.problem),
+        inbox=parse_inbox(section, at, role is Role.INCOMING, reader.problem),
     )
     if watch.role is Role.INCOMING and any(key in section for key in KEEP_KEYS):
         reader.problem(at, "a keep policy (keep, reference, prefer, avoid, formats) is for "

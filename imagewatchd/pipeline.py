@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from imagewatchd import inbox
 from imagewatchd.act import Actor, Decision, Moved, decide
 from imagewatchd.arrivals import rank_arrival, watch_of
 from imagewatchd.config import Action, Config
@@ -25,6 +26,7 @@ from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     SAME,
+    FileStat,
     Fingerprint,
     Match,
     Outcome,
@@ -112,7 +114,8 @@ class Pipeline:
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)
-        library = self.config.watches[settled.watch].role is Role.LIBRARY
+        watch = self.config.watches[settled.watch]
+        library = watch.role is Role.LIBRARY or watch.inbox is not None
         with self.serial if library else nullcontext():  # arrivals decided one at a time
             return self._conclude(found, row, fp, act)
 
@@ -126,7 +129,11 @@ class Pipeline:
             fp, exclude_file=row.id if row else None, orientations=orientations
         )
         decision, kept = self._decide(found, row, fp, verdict, act)
-        decision, kept = self._better_arrival(found, fp, verdict, decision, kept)
+        decision, kept, won = self._better_arrival(found, fp, verdict, decision, kept)
+        if act and self.config.watches[found.watch].inbox is not None:
+            filing = inbox.plan(self.store, self.config, found, fp, verdict)
+            if filing.target is not None or filing.why:
+                return self._file(found, row, fp, verdict, filing)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
@@ -142,6 +149,9 @@ class Pipeline:
             return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
             outcome = self._moved(found, row, verdict, decision, moved)
+        elif won and self.actor.dry_run:  # a real run after it must still move the beaten
+            outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
+                              "not recorded")  # fmt: skip
         else:
             outcome = self._record(
                 found, fp, verdict, decision, self.config.watches[found.watch].role
@@ -153,23 +163,72 @@ class Pipeline:
     def _better_arrival(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         kept: str,
-    ) -> tuple[Decision, str]:  # fmt: skip
+    ) -> tuple[Decision, str, bool]:  # fmt: skip
         """A library newcomer about to get on_duplicate is ranked against the copies it
-        matches: when it wins, the copies it beat get on_duplicate (now, before the newcomer
-        is recorded: a crash in between leaves it a newcomer still) and it stays; one in a
-        reference folder stays in any case."""
+        matches: when it wins (True), the copies it beat get on_duplicate (now, before the
+        newcomer is recorded: a crash in between leaves it a newcomer still) and it stays; one
+        in a reference folder stays in any case."""
         if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
-            return decision, kept
+            return decision, kept, False
         if self.config.watches[settled.watch].role is not Role.LIBRARY:
-            return decision, kept
+            return decision, kept, False
         ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
         if ranking.beaten:
             for old in ranking.beaten:
                 self._displace(old, settled, fp)
-            return Decision(None, ""), f"kept: a better copy ({ranking.reason})"
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", True
         if ranking.held:
-            return Decision(None, ""), "kept: in a reference folder"
-        return decision, kept
+            return Decision(None, ""), "kept: in a reference folder", False
+        return decision, kept, False
+
+    def _file(
+        self, found: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
+        filing: inbox.Plan,
+    ) -> Outcome:  # fmt: skip
+        """An inbox arrival filed into its library (the copies it beat displaced first), or
+        kept in the inbox for the reason the plan gives."""
+        if filing.target is None:
+            outcome = self._record(found, fp, verdict, Decision(None, ""), Role.INCOMING)
+            outcome = replace(outcome, action="none", detail=filing.why)
+            self._log(outcome, verdict, None, found)
+            return outcome
+        for old in filing.ranking.beaten:
+            self._displace(old, found, fp)
+        better = f"a better copy ({filing.ranking.reason})" if filing.ranking.beaten else ""
+        rule = f"watches[{found.watch}].on_new" + (f" ({better})" if better else "")
+        moved = None
+        if not self.actor.dry_run:
+            try:
+                moved = inbox.file_into(self.actor, found, fp, verdict, filing.target, rule)
+            except FileChanged as exc:
+                log.info("%s: changed while being processed (%s); processing it again",
+                         found.path, exc)  # fmt: skip
+                return Outcome(found.path, verdict.kind, "changed", detail=str(exc))
+            except FileOpsError as exc:
+                return self._act_failed(found, verdict, Decision(None, rule), exc, "file")
+            self._index_filed(found, row, fp, moved)
+        where = filing.target.path if moved is None else moved.destination
+        action, number = ("would file", None) if moved is None else ("file", moved.action_id)
+        outcome = Outcome(found.path, verdict.kind, action, str(where), number, better)
+        self._log(outcome, verdict, moved, found)
+        return outcome
+
+    def _index_filed(
+        self, found: SettledFile, row: FileRow | None, fp: Fingerprint, moved: Moved
+    ) -> None:
+        """A filed photo is a library file now: recorded and indexed at its new path (if the
+        database cannot take it now, the library's next reconcile indexes it)."""
+        assert moved.destination is not None  # a filing always goes somewhere
+        try:
+            if row is not None:
+                self.store.forget_path(found.path)
+            stat = FileStat.of(os.lstat(moved.destination))
+            file_id = self.store.save_file(str(moved.destination), stat, Role.LIBRARY, fp,
+                                           self.clock())  # fmt: skip
+        except Exception as exc:  # the move stands
+            log.warning("%s: filed, not indexed yet: %r", moved.destination, exc)
+            return
+        self.matcher.add_library_file(file_id, fp)
 
     def _displace(self, old: FileRow, winner: SettledFile, fp: Fingerprint) -> None:
         """The old copy a better one beat gets its watch's on_duplicate; a failure leaves it."""
@@ -217,13 +276,14 @@ class Pipeline:
         return Decision(None, ""), f"kept: undone by action {undone_by}"
 
     def _act_failed(
-        self, settled: SettledFile, verdict: Verdict, decision: Decision, exc: FileOpsError
-    ) -> Outcome:
+        self, settled: SettledFile, verdict: Verdict, decision: Decision, exc: FileOpsError,
+        what: str = "",
+    ) -> Outcome:  # fmt: skip
         """The file stays; the daemon tries again later (a full disk may be freed)."""
         delay = self.retry(settled, exc.reason) if self.retry is not None else None
         again = "" if delay is None else f"; retrying in {delay:.0f} s"
         log.error("%s: %s: %s failed, the file stays: %s%s", settled.path, verdict.kind.value,
-                  decision.action, exc, again)  # fmt: skip
+                  what or decision.action, exc, again)  # fmt: skip
         return Outcome(settled.path, verdict.kind, "error", detail=str(exc))
 
     def _moved(
