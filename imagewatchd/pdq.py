@@ -34,6 +34,8 @@ _SIZE: Final = 64
 _LUMA: Final = (0.299, 0.587, 0.114)
 
 Floats = NDArray[np.float32]
+Flipped = dict[tuple[bool, bool], Floats]  # flipped()'s: (rows reversed, columns reversed)
+_WHOLE: Final = 1 << 20  # up to this many pixels, converted to floats at once, not band by band
 
 
 def window(old: int, new: int = _SIZE) -> int:
@@ -73,7 +75,7 @@ def shrink(luma: NDArray[Any]) -> Floats:
     return _across(_down(luma))
 
 
-def flipped(luma: NDArray[Any]) -> dict[tuple[bool, bool], Floats]:
+def flipped(luma: NDArray[Any]) -> Flipped:
     """``shrink`` of ``luma`` with its rows and/or its columns reversed, keyed by (rows reversed,
     columns reversed): two passes down the rows, not four (reversing the columns commutes with
     the pass down). Transposing commutes with ``shrink`` too, so these four give all 8 turns."""
@@ -91,9 +93,11 @@ def _down(luma: NDArray[Any]) -> Floats:
     row_bands, row_first = _shrink_matrix(height)
     span = row_bands.shape[1]
     tall = np.empty((_SIZE, width), dtype=np.float32)
+    whole = np.asarray(luma, dtype=np.float32) if luma.size <= _WHOLE else None
     for i in range(_SIZE):
         start = row_first[i]
-        band = np.asarray(luma[start : start + span], dtype=np.float32)
+        rows = luma[start : start + span] if whole is None else whole[start : start + span]
+        band = np.asarray(rows, dtype=np.float32)  # the same contiguous band either way
         np.dot(row_bands[i], band, out=tall[i])
     return tall
 
