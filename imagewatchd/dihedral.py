@@ -139,14 +139,13 @@ def _pdqs(pixels: NDArray[np.uint8], smalls: pdq.Flipped | None) -> list[int | N
     if min(pixels.shape) < pdq.MIN_DIMENSION:
         return [None] * len(TURNS)
     smalls = smalls or pdq.flipped(pixels)
-    out: list[int | None] = [None]
+    undone = []
     for turn in TURNS[1:]:
         if turn.transpose:  # undo = transpose, then flips: the flips of the original's axes
-            small = smalls[turn.flip_cols, turn.flip_rows].T
+            undone.append(smalls[turn.flip_cols, turn.flip_rows].T)
         else:
-            small = smalls[turn.flip_rows, turn.flip_cols]
-        out.append(pdq.from_small(np.ascontiguousarray(small))[0])
-    return out
+            undone.append(smalls[turn.flip_rows, turn.flip_cols])
+    return [None, *pdq.hashes(np.stack(undone))]
 
 
 def _undo_coefficients(
