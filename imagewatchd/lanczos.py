@@ -25,6 +25,9 @@ from PIL import Image
 
 _PRECISION_BITS = 32 - 8 - 2  # Pillow's: 8 bits of result, 2 for overflow
 _SUPPORT = 3.0
+# Above this many pixels (a working image is about 256 x 256 to 512 x 512, but a panorama's
+# long side is not shrunk further), the float64 copy would cost more memory than it saves time.
+_LARGEST = 1 << 20
 
 
 def _lanczos(x: float) -> float:
@@ -87,6 +90,8 @@ def resize_many(
 ) -> list[NDArray[np.uint8]]:
     """``Image.fromarray(pixels).resize(size, LANCZOS)`` for each (width, height) in ``sizes``,
     as arrays: one horizontal product for all of them, then one small product each."""
+    if pixels.size > _LARGEST:  # a long panorama: not 8 bytes per pixel, Pillow's own loops
+        return [_pillow(pixels, size) for size in sizes]
     height, width = pixels.shape
     image = pixels.astype(np.float64)
     first = [size for size in sizes if _horizontal_first(pixels.shape, size)]
@@ -103,8 +108,12 @@ def resize_many(
         if size in done:
             out.append(done[size].astype(np.uint8))
         else:  # a picture much taller than wide: Pillow itself, whatever its order
-            out.append(np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS)))
+            out.append(_pillow(pixels, size))
     return out
+
+
+def _pillow(pixels: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
 
 
 def _horizontal_first(shape: tuple[int, ...], size: tuple[int, int]) -> bool:

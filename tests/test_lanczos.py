@@ -57,3 +57,10 @@ def test_a_view_of_a_larger_array_is_resized_as_its_crop() -> None:
     crop = Image.fromarray(pixels).crop((31, 17, 390, 250))
     for size, thumb in zip(THUMBNAILS, resize_many(part, THUMBNAILS), strict=True):
         assert np.array_equal(thumb, np.asarray(crop.resize(size, Image.Resampling.LANCZOS)))
+
+
+def test_a_long_panorama_is_resized_as_pillow_does_without_a_float_copy() -> None:
+    pixels = np.asarray(photo(8, (6000, 300)).convert("L"))
+    assert pixels.size > 1 << 20
+    for size, thumb in zip(THUMBNAILS, resize_many(pixels, THUMBNAILS), strict=True):
+        assert np.array_equal(thumb, pillow(pixels, size))
