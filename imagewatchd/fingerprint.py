@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import pillow_heif
 import scipy.fftpack
@@ -365,12 +364,6 @@ def flat_hash(dhash: int) -> bool:
     entries match identical files only, since no pixels are at hand to tell."""
     bits = dhash.bit_count()
     return bits <= FLAT_BITS or bits >= 64 - FLAT_BITS
-
-
-def _hash_to_int(value: imagehash.ImageHash) -> int:
-    """The 64 hash bits as an unsigned int, in imagehash's hex order."""
-    bits = np.packbits(np.asarray(value.hash, dtype=bool).flatten())
-    return int.from_bytes(bits.tobytes(), "big")
 
 
 def hex64(value: int) -> str:
