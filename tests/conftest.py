@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.pgcluster import Cluster
+
 
 def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
     """A photo-like RGB image: smooth random structure plus fine noise, distinct per seed."""
@@ -91,3 +93,22 @@ def cli(tmp_path: Path) -> Callable[..., Run]:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session (``pgcluster.py``), started on first
+    use; a missing server fails the tests that need it, with what to install."""
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)

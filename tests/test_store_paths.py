@@ -86,11 +86,13 @@ def test_path_queries_search_the_unique_index_on_path(tmp_path: Path) -> None:
         for n in range(50):
             store.save_file(f"/w/{n}/a.png", STAT, Role.LIBRARY, FP, 1.0)
         statements: list[str] = []
-        store._db.set_trace_callback(statements.append)
+        db = store._db
+        assert isinstance(db, sqlite3.Connection)  # the plans are SQLite's
+        db.set_trace_callback(statements.append)
         list(store.files_under("/w/1"))
         store.rename_paths("/w/2", "/w/two")
         store.get_file("/w/3/a.png")
-        store._db.set_trace_callback(None)
+        db.set_trace_callback(None)
         selects = [s for s in statements if s.lstrip().startswith("SELECT") and "path" in s]
         assert len(selects) == 3
         for statement in selects:

@@ -63,7 +63,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def check(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
-    client, how = connect(config, paths.database_path(args.db, config.database))
+    client, how = connect(config, paths.database(args.db, config.database, config.host))
     _say(args, f"checking with {how}" if client else f"checking in this process: {how}")
     worst = EXIT_OK
     with ExitStack() as stack:
@@ -143,7 +143,9 @@ def _check_here(item: Path | FingerprintError, local: _Local | None) -> report.C
 def status(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
     data: dict[str, object] | None = None
-    client, how = connect(config, paths.database_path(args.db, config.database), timeout=10.0)
+    client, how = connect(
+        config, paths.database(args.db, config.database, config.host), timeout=10.0
+    )
     if client is not None:
         try:
             data = client.get("/status")
