@@ -123,6 +123,7 @@ def test_db_migrate_and_db_check_on_both_engines(
     migrated = cli("--db", pg_url, "db", "migrate", check=0)
     assert migrated.out.startswith(f"{pg_url}: schema version {MIGRATIONS[-1][0]}")
     assert cli("--db", pg_url, "db", "check", check=0).out == f"{pg_url}: ok\n"
+    assert f"database: {pg_url}\n" in cli("--db", pg_url, "status", check=0).out
     with psycopg.connect(pg_url) as db:
         db.execute("DROP VIEW retries")
     damaged = cli("--db", pg_url, "db", "check", check=1)

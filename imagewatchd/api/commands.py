@@ -166,7 +166,7 @@ def _from_database(args: argparse.Namespace, config: Config) -> dict[str, object
     with commands.open_store(args, config) as store:
         return {
             "config": config.source,
-            "database": str(store.path),
+            "database": str(store),
             "schema_version": store.schema_version(),
             "files": store.count_files(),
             "lists": {r.name: {"kind": r.kind.value, "entries": r.entries} for r in store.lists()},

@@ -36,6 +36,10 @@ class Store(FileQueries, ListQueries, JournalQueries, DecisionQueries):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __str__(self) -> str:
+        """For messages: the file, or the URL without its password."""
+        raise NotImplementedError
+
     def schema_version(self) -> int:
         raise NotImplementedError
 

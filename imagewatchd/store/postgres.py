@@ -101,6 +101,9 @@ class PostgresStore(Store):
     def close(self) -> None:
         self._db.connection.close()
 
+    def __str__(self) -> str:
+        return str(self.location)
+
     def interrupt(self) -> None:
         self._db.connection.cancel_safe()
 

@@ -100,6 +100,9 @@ class SqliteStore(Store):
     def close(self) -> None:
         self._db.close()
 
+    def __str__(self) -> str:
+        return str(self.path)
+
     def interrupt(self) -> None:
         self._db.interrupt()
 
