@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import glob
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from imagewatchd.errors import StoreError
+from imagewatchd import config, paths
+from imagewatchd.errors import ConfigError, StoreError
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
 from imagewatchd.rows import NewAction, NewEntry, RetryRow
 from imagewatchd.store import Location, Store
@@ -136,3 +138,17 @@ def test_without_the_server_binaries_the_tests_fail_saying_what_to_install(
     monkeypatch.setattr(glob, "glob", lambda pattern: [])
     with pytest.raises(pgcluster.MissingServer, match="apt-get install -y postgresql"):
         pgcluster.Cluster()
+
+
+def test_a_url_in_the_config_flag_or_environment_names_a_postgresql_store() -> None:
+    url = "postgresql://iw:secret@db.example.org:5433/bank?sslmode=require"
+    parsed = config.parse({"database": url, "host": "upload-7"}, "test")
+    assert (parsed.database, parsed.host) == (url, "upload-7")
+    where = paths.database(None, parsed.database, parsed.host, {"STATE_DIRECTORY": "/var/lib/iw"})
+    assert where == Location(Path("/var/lib/iw/postgresql"), url, "upload-7")
+    assert str(where) == "postgresql://iw:***@db.example.org:5433/bank?sslmode=require"
+    assert paths.database(url, Path("/cfg/db"), "", {}).host == socket.gethostname()
+    env = {"IMAGEWATCHD_DB": "/env/db"}
+    assert paths.database(None, url, "", env) == Location(Path("/env/db"))  # the variable wins
+    with pytest.raises(ConfigError, match="host: expected a host name"):
+        config.parse({"host": 7}, "test")
