@@ -152,3 +152,21 @@ def test_a_url_in_the_config_flag_or_environment_names_a_postgresql_store() -> N
     assert paths.database(None, url, "", env) == Location(Path("/env/db"))  # the variable wins
     with pytest.raises(ConfigError, match="host: expected a host name"):
         config.parse({"host": 7}, "test")
+
+
+def test_once_migrated_a_role_that_cannot_create_tables_runs_the_store(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """As docs/FLEET.md says: ``db migrate`` as the owner, the daemons as a plain role."""
+    Store(at(pg_url, "owner", tmp_path)).close()
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        db.execute("CREATE ROLE daemon LOGIN")
+        db.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO daemon")
+        db.execute("GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA public TO daemon")
+        db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    plain = pg_url.replace("postgresql://imagewatchd@", "postgresql://daemon@")
+    with Store(at(plain, "upload-1", tmp_path)) as store:
+        store.save_file("/up/x.png", STAT, Role.INCOMING, FP, now=1.0)
+        list_id = store.create_list("banned", ListKind.BLOCK, "", now=1.0)
+        assert store.add_entries(list_id, [NewEntry("a" * 64, None, None)], now=1.0)[1] == 0
+        assert store.check(thorough=False) == []

@@ -35,6 +35,8 @@ POSTGRESQL = Dialect(
 MIGRATION_LOCK = 0x696D6167  # pg_advisory_xact_lock key: one host migrates at a time
 CONNECT_TIMEOUT = 10  # seconds
 ENTRY_IDS = "pg_get_serial_sequence('entries', 'id')"
+HOST_COUNTERS = ("store_id", "library_trimmed")  # made for each host on its first connection
+KNOWN = {version for version, _, _ in postgres_schema.MIGRATIONS}
 
 
 class PgConnection:
@@ -132,21 +134,19 @@ class PostgresStore(Store):
             yield db
 
     def _migrate(self) -> None:
-        """Apply the migrations not yet applied, each in one transaction with its record; a
-        lock keeps two hosts starting at once from applying the same one twice."""
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied DOUBLE PRECISION NOT NULL)"
-        )
-        for version, name, sql in postgres_schema.MIGRATIONS:
-            with self.transaction() as db:
-                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-                done = {row[0] for row in db.execute("SELECT version FROM migrations")}
-                if done - {v for v, _, _ in postgres_schema.MIGRATIONS}:
-                    raise StoreError(
-                        f"{self.location}: the database is from a newer imagewatchd "
-                        f"(migration {max(done)}); upgrade imagewatchd"
-                    )
+        """Apply the migrations not yet applied, each with its record, under a lock that keeps
+        two hosts starting at once from applying one twice. An up-to-date database is only
+        read: a daemon's role needs no right to create tables once ``db migrate`` has run."""
+        if self._applied() == KNOWN:
+            return
+        with self.transaction() as db:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied DOUBLE PRECISION NOT NULL)"
+            )
+            done = self._applied()
+            for version, name, sql in postgres_schema.MIGRATIONS:
                 if version in done:
                     continue
                 with self._db.errors():
@@ -156,13 +156,27 @@ class PostgresStore(Store):
                     (version, name, time.time()),
                 )
 
+    def _applied(self) -> set[int]:
+        """The migrations applied; a newer imagewatchd's are refused."""
+        found = self._db.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]
+        rows = self._db.execute("SELECT version FROM migrations").fetchall() if found else []
+        done = {int(row[0]) for row in rows}
+        if done - KNOWN:
+            raise StoreError(
+                f"{self.location}: the database is from a newer imagewatchd "
+                f"(migration {max(done)}); upgrade imagewatchd"
+            )
+        return done
+
     def _host_counters(self) -> None:
         """This host's counters, made on its first connection (as SQLite's migrations do)."""
+        query = "SELECT COUNT(*) FROM counters WHERE host <> '' AND name IN (?, ?)"
+        if self._db.execute(query, HOST_COUNTERS).fetchone()[0] == len(HOST_COUNTERS):
+            return  # made already: a daemon's role need not write to open the store
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO counters (name, value) VALUES ('store_id', ?), ('library_trimmed', 0)"
-                " ON CONFLICT DO NOTHING",
-                (random.getrandbits(52),),
+                "INSERT INTO counters (name, value) VALUES (?, ?), (?, 0) ON CONFLICT DO NOTHING",
+                (HOST_COUNTERS[0], random.getrandbits(52), HOST_COUNTERS[1]),
             )
 
     def schema_version(self) -> int:
