@@ -27,10 +27,12 @@ from imagewatchd.journal import recover
 from imagewatchd.notify import Notifier
 from imagewatchd.session import STALL, Session
 from imagewatchd.store import DAMAGE_ERRORS, Location, Store, damage
+from imagewatchd.store.wakeups import BankWakeups
 
 log = logging.getLogger(__name__)
 
 SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
+Upkeep = tuple[BackgroundCheck, SnapshotKeeper, BankWakeups]  # threads beside the sessions
 EXIT_WATCHER_DIED = 1
 STATUS_EVERY = 2.0
 
@@ -44,6 +46,7 @@ class Daemon:
         self.dry_run = dry_run
         self.stopping = threading.Event()
         self.reloading = threading.Event()
+        self.nudged = threading.Event()  # look now: a signal, or another host changed the bank
         self.notifier = Notifier()
         self.tally = Tally()  # the API's counts, kept across reloads
         self.live: Live | None = None
@@ -55,6 +58,7 @@ class Daemon:
             self.reloading.set()
         else:
             self.stopping.set()
+        self.nudged.set()
 
     def run(self, config: Config) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -64,7 +68,8 @@ class Daemon:
         self.live = Live(db_path, self.tally)
         api = _serve_api(config, self.live)
         upkeep = (BackgroundCheck(db_path, self._found_damage),
-                  SnapshotKeeper(db_path, self._found_damage))  # fmt: skip
+                  SnapshotKeeper(db_path, self._found_damage),
+                  BankWakeups(db_path, self.nudged.set))  # fmt: skip
         try:
             _recover(db_path)
             return self._sessions(config, db_path, upkeep)
@@ -87,9 +92,7 @@ class Daemon:
         if self.session is not None:
             self.session.found_damage(damaged)
 
-    def _sessions(
-        self, config: Config, db_path: Location, upkeep: tuple[BackgroundCheck, SnapshotKeeper]
-    ) -> int:
+    def _sessions(self, config: Config, db_path: Location, upkeep: Upkeep) -> int:
         """Run sessions until a stop; a reload starts a new one. Once the first is ready, the
         whole database is checked, and the index snapshot kept, in the background."""
         while True:
@@ -126,7 +129,9 @@ class Daemon:
         timers = _Timers(session.config.rescan_interval, self.notifier.watchdog_interval)
         last_status = ""
         while True:
-            if self.stopping.wait(SUPERVISE):
+            self.nudged.wait(SUPERVISE)
+            self.nudged.clear()
+            if self.stopping.is_set():
                 log.info("stopping")
                 return 0
             if self.reloading.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
 from imagewatchd.rows import NewAction, NewEntry, RetryRow
 from imagewatchd.store import Location, Store
 from imagewatchd.store.postgres_schema import MIGRATIONS
+from imagewatchd.store.wakeups import BankWakeups
 from tests import pgcluster
 from tests.conftest import Run
 
@@ -170,3 +172,24 @@ def test_once_migrated_a_role_that_cannot_create_tables_runs_the_store(
         list_id = store.create_list("banned", ListKind.BLOCK, "", now=1.0)
         assert store.add_entries(list_id, [NewEntry("a" * 64, None, None)], now=1.0)[1] == 0
         assert store.check(thorough=False) == []
+
+
+def test_a_change_to_the_bank_wakes_the_other_hosts(pg_url: str, tmp_path: Path) -> None:
+    woken = threading.Event()
+    wakeups = BankWakeups(at(pg_url, "b", tmp_path), woken.set)
+    with Store(at(pg_url, "a", tmp_path)) as store:
+        wakeups.start_once()
+        try:
+            assert wakeups.listening.wait(10)
+            list_id = store.create_list("banned", ListKind.BLOCK, "", now=1.0)
+            (entry,), _ = store.add_entries(list_id, [NewEntry("a" * 64, None, None)], now=1.0)
+            assert woken.wait(10)
+            woken.clear()
+            store.set_entries_enabled([entry], False)
+            assert woken.wait(10)
+        finally:
+            wakeups.stop()
+    on_sqlite = BankWakeups(tmp_path / "t.db", woken.set)
+    on_sqlite.start_once()  # no other host to hear from: nothing listens
+    assert not on_sqlite.listening.is_set()
+    on_sqlite.stop()

@@ -255,6 +255,17 @@ CREATE TRIGGER files_library_delete AFTER DELETE ON host_files FOR EACH ROW
     WHEN (OLD.role = 'library') EXECUTE FUNCTION files_library_changed();
 """
 
+# Each statement that changes entries wakes the other hosts at its commit (``wakeups.py``).
+NOTIFY = """
+CREATE FUNCTION bank_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('imagewatchd_bank', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER entries_notify AFTER INSERT OR UPDATE OR DELETE ON entries
+    FOR EACH STATEMENT EXECUTE FUNCTION bank_changed();
+"""
+
 # (version, name, SQL): append only; each runs in one transaction with its record.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -262,4 +273,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         "the shared bank and each host's files, journal and retries (SQLite's migration 12)",
         SHARED + PER_HOST_TABLES + VIEWS + TRIGGERS,
     ),
+    (2, "other hosts woken by LISTEN/NOTIFY when entries change", NOTIFY),
 )
