@@ -193,3 +193,11 @@ def test_a_change_to_the_bank_wakes_the_other_hosts(pg_url: str, tmp_path: Path)
     on_sqlite.start_once()  # no other host to hear from: nothing listens
     assert not on_sqlite.listening.is_set()
     on_sqlite.stop()
+
+
+def test_a_label_holding_a_nul_is_imported(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL's text cannot hold NUL (SQLite's can): it becomes U+FFFD, not an error."""
+    with Store(at(pg_url, "a", tmp_path)) as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", now=1.0)
+        store.add_entries(list_id, [NewEntry("a" * 64, None, None, label="a\0b")], now=1.0)
+        assert [e.label for e in store.entries("banned")] == ["a\ufffdb"]

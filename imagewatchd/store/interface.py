@@ -70,7 +70,7 @@ class Store(FileQueries, ListQueries, JournalQueries, DecisionQueries):
 def backend(where: Path | Location) -> type[Store]:
     """The class of the store that ``where`` names."""
     if isinstance(where, Location) and where.url is not None:
-        from imagewatchd.store.postgres import PostgresStore  # noqa: PLC0415 (psycopg if asked)
+        from imagewatchd.store.postgres import PostgresStore  # noqa: PLC0415 (it imports this module)
 
         return PostgresStore
     from imagewatchd.store.sqlite import SqliteStore  # noqa: PLC0415 (it imports this module)

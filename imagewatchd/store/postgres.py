@@ -247,14 +247,20 @@ def _copy_in(connection: psycopg.Connection[Any], entries: Sequence[NewEntry], f
         for id_, e in enumerate(entries, first):
             copy.write_row((
                 id_, e.sha256, None if e.dhash is None else to_signed(e.dhash),
-                None if e.phash is None else to_signed(e.phash), int(e.flat), e.label,
-                e.source, int(e.enabled), pdq_blob(e.pdq), e.pdq_quality,
+                None if e.phash is None else to_signed(e.phash), int(e.flat), _text(e.label),
+                _text(e.source), int(e.enabled), pdq_blob(e.pdq), e.pdq_quality,
             ))  # fmt: skip
     with cursor.copy("COPY incoming_regions FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(REGION_COLUMNS)
         for id_, e in enumerate(entries, first):
             for region, d, p in e.regions:
                 copy.write_row((id_, region, to_signed(d), to_signed(p)))
+
+
+def _text(text: str) -> str:
+    """Free text as PostgreSQL can hold it: a NUL (which an imported list's label may hold,
+    and SQLite keeps) becomes U+FFFD."""
+    return text.replace("\0", "\ufffd")
 
 
 def postgres_check(db: PgConnection) -> list[str]:
