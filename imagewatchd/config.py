@@ -23,6 +23,7 @@ from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
 from imagewatchd.keep import KeepPolicy
 from imagewatchd.keepconfig import KEEP_KEYS, parse_keep
 from imagewatchd.models import Orientations, Role, Thresholds
+from imagewatchd.store.location import is_url
 
 
 class Action(enum.StrEnum):
@@ -114,7 +115,8 @@ class Api:
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
-    database: Path | None = None
+    database: Path | str | None = None  # a SQLite file, or a postgresql:// URL
+    host: str = ""  # this host's name in a shared database ("": the machine's hostname)
     quarantine_dir: Path | None = None
     matching: Matching = field(default_factory=Matching)
     decoding: Decoding = field(default_factory=Decoding)
@@ -126,7 +128,7 @@ class Config:
 
 TOP_KEYS = (
     "database", "quarantine_dir", "matching", "decoding", "watches", "rescan_interval", "workers",
-    "api",
+    "api", "host",
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
@@ -234,6 +236,20 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
 
 
+def _database(reader: _Reader, top: Mapping[str, Any]) -> Path | str | None:
+    """A path, or a ``postgresql://`` URL (kept as it is, for libpq)."""
+    value = top.get("database")
+    return value if isinstance(value, str) and is_url(value) else reader.path(top, "database", "")
+
+
+def _host(reader: _Reader, top: Mapping[str, Any]) -> str:
+    value = top.get("host", "")
+    if not isinstance(value, str) or (value != value.strip()):
+        reader.problem("host", f"expected a host name, got {_show(value)}")
+        return ""
+    return value
+
+
 def parse(data: object, source: str) -> Config:
     """Validate parsed YAML; raise ``ConfigError`` listing every problem."""
     reader = _Reader()
@@ -243,7 +259,8 @@ def parse(data: object, source: str) -> Config:
     watches = tuple(watch for _, watch in indexed)
     config = Config(
         source=source,
-        database=reader.path(top, "database", ""),
+        database=_database(reader, top),
+        host=_host(reader, top),
         quarantine_dir=reader.path(top, "quarantine_dir", ""),
         matching=matching,
         decoding=_parse_decoding(reader, top.get("decoding")),

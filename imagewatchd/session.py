@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import retroactive, store_check
+from imagewatchd import retroactive
 from imagewatchd.act import Actor, Backlog
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
@@ -33,7 +33,7 @@ from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
 from imagewatchd.retry import Retries
 from imagewatchd.settle import Settler
-from imagewatchd.store import Store
+from imagewatchd.store import Location, Store, damage
 from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Session:
     """Everything that runs for one configuration; a reload replaces the whole session."""
 
     def __init__(
-        self, config: Config, db_path: Path, quarantine: Path, dry_run: bool,
+        self, config: Config, db_path: Location, quarantine: Path, dry_run: bool,
         tally: Tally | None = None,
     ) -> None:  # fmt: skip
         """``tally`` counts decisions for the API; the daemon keeps one across reloads."""
@@ -121,7 +121,7 @@ class Session:
         if isinstance(exc, DatabaseDamaged):
             damaged: DatabaseDamaged | None = exc
         else:
-            detail = store_check.damage(exc)
+            detail = damage(exc)
             damaged = None if detail is None else DatabaseDamaged(self.db_path, detail)
         if damaged is None:
             return False
