@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from imagewatchd.errors import DatabaseDamaged, StoreError
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
-from imagewatchd.rows import NewEntry, to_signed, to_unsigned
+from imagewatchd.rows import NewAction, NewEntry, to_signed, to_unsigned
 from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
 from tests.conftest import OpenStore
@@ -174,3 +174,20 @@ def test_library_hashes_are_the_matchable_library_rows_column_wise(new_store: Op
         ids, dhashes, phashes = store.library_hashes()
     assert ids.tolist() == [kept, last]
     assert (dhashes.tolist(), phashes.tolist()) == ([high, 0], [7, high])
+
+
+@pytest.mark.parametrize(
+    "kind", ["log", "move", "quarantine", "restore", "undo", "delete", "trash", "hardlink", "file"]
+)
+def test_every_kind_of_action_is_journalled(new_store: OpenStore, kind: str) -> None:
+    stat = FileStat(device=1, inode=2, size=3, mtime_ns=4)
+    action = NewAction(
+        kind=kind, src_root="/in", src_rel="a.jpg", dst_root="/lib", dst_rel="2026/a.jpg",
+        tmp_name=None, sha256="ab" * 32, stat=stat, atime_ns=0, uid=0, gid=0, mode=0o644,
+        verdict="clean", evidence="{}", rule="watches[1].on_new",
+    )  # fmt: skip
+    with new_store() as store:
+        action_id = store.intend(action, now=1.0)
+        store.finish(action_id, "done", now=2.0)
+        row = store.action(action_id)
+        assert row is not None and (row.kind, row.state) == (kind, "done")

@@ -266,6 +266,13 @@ CREATE TRIGGER entries_notify AFTER INSERT OR UPDATE OR DELETE ON entries
     FOR EACH STATEMENT EXECUTE FUNCTION bank_changed();
 """
 
+# An inbox's arrival filed into its library is an action of its own kind.
+FILING = """
+ALTER TABLE host_actions DROP CONSTRAINT host_actions_kind_check;
+ALTER TABLE host_actions ADD CONSTRAINT host_actions_kind_check CHECK (kind IN ('log', 'move',
+    'quarantine', 'restore', 'undo', 'delete', 'trash', 'hardlink', 'file'));
+"""
+
 # (version, name, SQL): append only; each runs in one transaction with its record.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -274,4 +281,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         SHARED + PER_HOST_TABLES + VIEWS + TRIGGERS,
     ),
     (2, "other hosts woken by LISTEN/NOTIFY when entries change", NOTIFY),
+    (3, "the journal's filing of inbox arrivals (SQLite's migration 13)", FILING),
 )
