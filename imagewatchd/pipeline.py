@@ -169,15 +169,17 @@ class Pipeline:
     ) -> tuple[Decision, str, FileRow | None]:  # fmt: skip
         """A library newcomer about to get on_duplicate is ranked with the copies it matches,
         as one group: the copies the group's keeper beats get on_duplicate (now, before the
-        newcomer is recorded: a crash in between leaves it a newcomer still); the newcomer
-        stays when it is the keeper, or in a reference folder. Also gives the keeper."""
+        newcomer is recorded: a crash in between leaves it a newcomer still; when the newcomer
+        loses and only logs, the others are not logged again); the newcomer stays when it is
+        the keeper, or in a reference folder. Also gives the keeper."""
         if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
             return decision, kept, None
         if self.config.watches[settled.watch].role is not Role.LIBRARY:
             return decision, kept, None
         ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
-        for old in ranking.beaten:
-            self._displace(old, ranking)
+        if ranking.wins or decision.action is not Action.LOG:  # a log changes no library
+            for old in ranking.beaten:
+                self._displace(old, ranking)
         if ranking.wins:
             return Decision(None, ""), f"kept: a better copy ({ranking.reason})", ranking.keeper
         if ranking.held:
