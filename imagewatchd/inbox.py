@@ -73,7 +73,7 @@ def plan(
     if verdict.kind is not VerdictKind.DUPLICATE:
         return Plan(target)
     ranking = rank_arrival(store, config, as_filed, fp, verdict)
-    return Plan(target, ranking) if ranking.beaten and not _by_name(ranking) else Plan()
+    return Plan(target, ranking) if ranking.wins and not _by_name(ranking) else Plan()
 
 
 def _by_name(ranking: Ranking) -> bool:

@@ -17,12 +17,13 @@ from pathlib import Path, PurePosixPath
 
 from imagewatchd import inbox
 from imagewatchd.act import Actor, Decision, Moved, decide
-from imagewatchd.arrivals import rank_arrival, watch_of
+from imagewatchd.arrivals import NEWCOMER, Ranking, rank_arrival, watch_of, with_relatives
 from imagewatchd.config import Action, Config
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import FingerprintError, NotATreeFile
 from imagewatchd.fileops import FileChanged, FileOpsError, Location, NotLinkable
 from imagewatchd.hashindex import hamming
+from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     SAME,
@@ -89,6 +90,9 @@ class Pipeline:
         # held while a library file is matched, decided and acted on: the daemon's workers
         # share one, so that arrivals are ranked against each other one at a time
         self.serial: AbstractContextManager[object] = threading.Lock()
+        # what the run remembers of the library's groups (kin.py): the daemon's workers share
+        # one, used under ``serial``
+        self.kin = Kin()
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -123,13 +127,20 @@ class Pipeline:
         self, found: SettledFile, row: FileRow | None, fp: Fingerprint, act: bool
     ) -> Outcome:
         """Match, decide, act and record: for a library, under ``serial``, so that files
-        arriving together are decided by the keep policy, not by which finished first."""
-        orientations = self.config.watches[found.watch].orientations
+        arriving together are decided by the keep policy, not by which finished first. The
+        similar band is searched for a library (its burst shots are reported), or where
+        ``on_similar`` acts; an incoming watch that only logs has no use for it."""
+        watch = self.config.watches[found.watch]
+        library = watch.role is Role.LIBRARY
         verdict = self.matcher.match(
-            fp, exclude_file=row.id if row else None, orientations=orientations
-        )
+            fp, exclude_file=row.id if row else None, orientations=watch.orientations,
+            similar=library or watch.on_similar is not Action.LOG,
+        )  # fmt: skip
+        if library:
+            thresholds = self.matcher.thresholds
+            verdict = with_relatives(self.store, self.kin, found, fp, verdict, thresholds)
         decision, kept = self._decide(found, row, fp, verdict, act)
-        decision, kept, won = self._better_arrival(found, fp, verdict, decision, kept)
+        decision, kept, keeper = self._better_arrival(found, fp, verdict, decision, kept)
         if act and self.config.watches[found.watch].inbox is not None:
             filing = inbox.plan(self.store, self.config, found, fp, verdict)
             if filing.target is not None or filing.why:
@@ -148,8 +159,11 @@ class Pipeline:
         except FileOpsError as exc:
             return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
+            if keeper is not None:  # a copy moved away stands for its group's keeper
+                self.kin.departed(row.id if row else None, fp, keeper.path)
             outcome = self._moved(found, row, verdict, decision, moved)
-        elif won and self.actor.dry_run:  # a real run after it must still move the beaten
+        elif self.actor.dry_run and keeper is not None and keeper.id == NEWCOMER:
+            # a winner unrecorded: a real run after it must still move the copies it beat
             outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
                               "not recorded")  # fmt: skip
         else:
@@ -163,23 +177,25 @@ class Pipeline:
     def _better_arrival(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         kept: str,
-    ) -> tuple[Decision, str, bool]:  # fmt: skip
-        """A library newcomer about to get on_duplicate is ranked against the copies it
-        matches: when it wins (True), the copies it beat get on_duplicate (now, before the
-        newcomer is recorded: a crash in between leaves it a newcomer still) and it stays; one
-        in a reference folder stays in any case."""
+    ) -> tuple[Decision, str, FileRow | None]:  # fmt: skip
+        """A library newcomer about to get on_duplicate is ranked with the copies it matches,
+        as one group: the copies the group's keeper beats get on_duplicate (now, before the
+        newcomer is recorded: a crash in between leaves it a newcomer still; when the newcomer
+        loses and only logs, the others are not logged again); the newcomer stays when it is
+        the keeper, or in a reference folder. Also gives the keeper."""
         if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
-            return decision, kept, False
+            return decision, kept, None
         if self.config.watches[settled.watch].role is not Role.LIBRARY:
-            return decision, kept, False
+            return decision, kept, None
         ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
-        if ranking.beaten:
+        if ranking.wins or decision.action is not Action.LOG:  # a log changes no library
             for old in ranking.beaten:
-                self._displace(old, settled, fp)
-            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", True
+                self._displace(old, ranking)
+        if ranking.wins:
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", ranking.keeper
         if ranking.held:
-            return Decision(None, ""), "kept: in a reference folder", False
-        return decision, kept, False
+            return Decision(None, ""), "kept: in a reference folder", ranking.keeper
+        return decision, kept, ranking.keeper
 
     def _file(
         self, found: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
@@ -193,7 +209,7 @@ class Pipeline:
             self._log(outcome, verdict, None, found)
             return outcome
         for old in filing.ranking.beaten:
-            self._displace(old, found, fp)
+            self._displace(old, filing.ranking)
         better = f"a better copy ({filing.ranking.reason})" if filing.ranking.beaten else ""
         rule = f"watches[{found.watch}].on_new" + (f" ({better})" if better else "")
         moved = None
@@ -230,13 +246,16 @@ class Pipeline:
             return
         self.matcher.add_library_file(file_id, fp)
 
-    def _displace(self, old: FileRow, winner: SettledFile, fp: Fingerprint) -> None:
-        """The old copy a better one beat gets its watch's on_duplicate; a failure leaves it."""
+    def _displace(self, old: FileRow, ranking: Ranking) -> None:
+        """A library copy the group's keeper beat gets on_duplicate; a failure leaves it."""
+        keeper = ranking.keeper
         index, old_fp = watch_of(self.config, old.path), old.fingerprint()
-        if index is None or old_fp is None:
+        keeper_fp = None if keeper is None else keeper.fingerprint()
+        if index is None or old_fp is None or keeper is None or keeper_fp is None:
             return
-        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, fp, winner.path),))
-        rule = f"watches[{index}].on_duplicate (a better copy arrived)"
+        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, keeper_fp, keeper.path),))
+        better = "a better copy arrived" if ranking.wins else "a better copy is in its group"
+        rule = f"watches[{index}].on_duplicate ({better})"
         decision = Decision(self.config.watches[index].on_duplicate, rule)
         settled = SettledFile(old.path, index, old.stat)
         try:
@@ -249,6 +268,8 @@ class Pipeline:
                       exc)  # fmt: skip
             return
         if moved is not None:
+            self.kin.departed(old.id, old_fp, keeper.path)
+            self.kin.displaced(old.path, keeper.path)
             outcome = self._moved(settled, old, verdict, decision, moved)
         else:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
@@ -336,6 +357,7 @@ class Pipeline:
             self.saved(file_id, role, fp)
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
+            self.kin.recorded(file_id, fp)
         if decision.action is not None:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
         else:

@@ -27,6 +27,7 @@ from imagewatchd.decoding import open_decoder
 from imagewatchd.errors import DatabaseDamaged
 from imagewatchd.filters import walk
 from imagewatchd.housekeeping import keep_house, record_the_rest
+from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.pipeline import Pipeline
@@ -74,6 +75,7 @@ class Session:
         self.again_retro: dict[str, SettledFile] = {}  # reached by a ban while in flight
         self.lock = threading.Lock()
         self.library_turn = threading.Lock()  # library arrivals are decided one at a time
+        self.kin = Kin()  # the library's groups as this run saw them (kin.py), under library_turn
         self.stats = Stats()
         self.tally = tally if tally is not None else Tally()
         self.rescan_request = threading.Event()
@@ -288,6 +290,7 @@ class Session:
             )
             pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
             pipeline.serial = self.library_turn
+            pipeline.kin = self.kin
             while True:
                 item = self.work.get()
                 if item is None:
