@@ -25,7 +25,7 @@ import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import dihedral, pdq, regions
+from imagewatchd import blockgrid, dihedral, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -179,6 +179,7 @@ def fingerprint_bytes(
         turned=() if flat else dihedral.turned(grey, thumbs),  # mirrored and rotated copies'
         provenance=decoded.provenance,
         crops=_crop_hashes(grey) if crops and not flat else (),  # stored for list entries
+        grid=b"" if flat else blockgrid.grid_of(grey),  # verifies wider candidates (verify.py)
     )  # fmt: skip
 
 

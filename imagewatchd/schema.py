@@ -435,4 +435,19 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE files ADD COLUMN jpeg_quality INTEGER;
         """,
     ),
+    (
+        13,  # a placeholder: the inbox branch's migration 13 replaces it when merged
+        "reserved",
+        "",
+    ),
+    (
+        14,
+        "entry grids: the block means of list entries made from a picture",
+        """
+        CREATE TABLE entry_grids (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+            grid BLOB NOT NULL CHECK (length(grid) = 256)
+        );
+        """,
+    ),
 )

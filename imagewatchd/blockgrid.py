@@ -1,0 +1,90 @@
+"""A picture's block grid: the mean grey level of each of 16x16 blocks (256 bytes), and whether
+two grids agree once the blocks a watermark damaged are set aside.
+
+A watermark (a label in a corner, a word across the diagonal) damages some blocks and leaves the
+rest as they were; a different photograph, even of the same place, disagrees in many. A list
+entry keeps its grid (``entry_grids``) and a candidate that the hashes find only at a wider
+radius (imagewatchd/verify.py) matches when the two grids agree (docs/BENCHMARKS.md, "Issue 8:
+watermarks").
+
+Agreement, twice: the query's block levels are fitted to the entry's by a straight line (gain
+and offset: a brightness or contrast change moves every block alike), and its neighbour
+differences by a gain alone. Each fit is robust: refitted on the 75% of blocks that fit best,
+so the damaged quarter does not pull it. On those blocks both correlations must be nearly
+perfect. A falling line (an inverted picture) never agrees, and an entry whose grid has almost
+no structure (a faint paper scan: any smooth shading correlates with it) is not verified.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+SIDE: Final = 16  # blocks per side
+SIZE: Final = SIDE * SIDE  # bytes of a grid, one per block
+KEEP: Final = 0.75  # the share of best-fitting blocks each refit uses
+FITS: Final = 3  # the first fit and two refits
+LEVELS: Final = 0.998  # the kept blocks' levels correlate at least this much…
+EDGES: Final = 0.995  # …and their neighbour differences (cosine, through the origin)
+STRUCTURE: Final = 2.0  # grey levels: the entry's RMS neighbour difference must reach this
+
+Floats = NDArray[np.float64]
+
+
+def grid_of(grey: Image.Image) -> bytes:
+    """The 16x16 block means of a greyscale picture (the fingerprint stage's working image)."""
+    return grey.resize((SIDE, SIDE), Image.Resampling.BOX).tobytes()
+
+
+def agreement(stored: bytes, query: bytes) -> tuple[float, float]:
+    """(levels, edges): the correlations of the query's grid with the entry's, on the blocks
+    that fit best; (0, 0) when there is nothing to compare."""
+    if len(stored) != SIZE or len(query) != SIZE or structure(stored) < STRUCTURE:
+        return 0.0, 0.0
+    x, y = _levels(stored), _levels(query)
+    return _fitted(x, y, offset=True), _fitted(_edges(x), _edges(y), offset=False)
+
+
+def agrees(stored: bytes, query: bytes) -> bool:
+    levels, edges = agreement(stored, query)
+    return levels >= LEVELS and edges >= EDGES
+
+
+def structure(grid: bytes) -> float:
+    """The RMS difference between neighbouring blocks, in grey levels."""
+    edges = _edges(_levels(grid))
+    return float(np.sqrt(np.mean(edges * edges)))
+
+
+def _levels(grid: bytes) -> Floats:
+    return np.frombuffer(grid, np.uint8).astype(np.float64).reshape(SIDE, SIDE)
+
+
+def _edges(levels: Floats) -> Floats:
+    return np.concatenate([np.diff(levels, axis=0).ravel(), np.diff(levels, axis=1).ravel()])
+
+
+def _fitted(x: Floats, y: Floats, *, offset: bool) -> float:
+    """The correlation (centred with ``offset``, else cosine) of ``y`` with ``x`` on the blocks
+    that fit the robust line best; 0 for a falling line or no variation."""
+    x, y = x.ravel(), y.ravel()
+    chosen = np.ones(x.shape, dtype=bool)
+    for _ in range(FITS):
+        xs, ys = x[chosen], y[chosen]
+        xc, yc = (xs - xs.mean(), ys - ys.mean()) if offset else (xs, ys)
+        spread = float(np.mean(xc * xc))
+        if spread < 1e-6:
+            return 0.0
+        gain = float(np.mean(xc * yc)) / spread
+        if gain <= 0:
+            return 0.0
+        residuals = np.abs(y - gain * x - (ys.mean() - gain * xs.mean() if offset else 0.0))
+        chosen = residuals <= np.quantile(residuals, KEEP)
+    xs, ys = x[chosen], y[chosen]
+    if offset:
+        xs, ys = xs - xs.mean(), ys - ys.mean()
+    norm = float(np.sqrt(np.sum(xs * xs) * np.sum(ys * ys)))
+    return float(np.sum(xs * ys)) / norm if norm > 1e-9 else 0.0
