@@ -27,6 +27,7 @@ from evaluate import FRAMES, Set, load, pct, table
 from matchers import CropsRule, VerifiedRule
 
 from imagewatchd import blockgrid, verify
+from imagewatchd.hashindex import hamming
 from imagewatchd.models import Fingerprint
 
 KINDS = ("wm_corner", "wm_diagonal")
@@ -53,6 +54,32 @@ def recall(s: Set, photos: list[str]) -> None:
     print("## Recall: main's rule (crops) and with the second stage (verified)\n")
     print("Kinds the second stage changes, and the watermarks.\n")
     table(["kind", "A: main", "A: verified", "B: main", "B: verified"], rows)
+
+
+def ranks(s: Set, photos: list[str]) -> None:
+    """The list lookup compares only the ``verify.CANDIDATES`` closest candidates: with the
+    325 originals as the list, how often is a copy's own original further down than that?"""
+    fps = {p: s.fp[p] for p in photos if isinstance(s.fp[p], Fingerprint)}
+    rows: list[list[object]] = []
+    for kind in KINDS:
+        beyond, worst = 0, 0
+        for p, own in fps.items():
+            query = s.vfp[p, kind]
+            if not isinstance(query, Fingerprint) or not isinstance(own, Fingerprint):
+                continue
+            mine = hamming(own.dhash, query.dhash) + hamming(own.phash, query.phash)
+            closer = sum(1 for o, a in fps.items() if o != p and isinstance(a, Fingerprint)
+                         and hamming(a.dhash, query.dhash) <= verify.WIDER_DHASH
+                         and hamming(a.phash, query.phash) <= verify.WIDER_PHASH
+                         and hamming(a.dhash, query.dhash) + hamming(a.phash, query.phash)
+                         <= mine)  # fmt: skip
+            worst = max(worst, closer)
+            beyond += closer >= verify.CANDIDATES
+        rows.append([kind, worst, beyond])
+    print(f"Copies whose own original is not among the {verify.CANDIDATES} closest candidates "
+          "(ties counted against it), with the 325 originals as the list:\n")  # fmt: skip
+    table(["kind", "most others as close or closer", f"beyond the {verify.CANDIDATES} closest"],
+          rows)  # fmt: skip
 
 
 def _match(rule: CropsRule, a: object, b: object) -> bool:
@@ -113,6 +140,7 @@ def main() -> None:
     sides = {side: sum(half(p) == side for p in photos) for side in "AB"}
     print(f"# Watermarks: {len(photos)} photos, half A {sides['A']}, half B {sides['B']}\n")
     recall(s, photos)
+    ranks(s, photos)
     negatives(s, photos)
 
 

@@ -39,17 +39,21 @@ def grid_of(grey: Image.Image) -> bytes:
     return grey.resize((SIDE, SIDE), Image.Resampling.BOX).tobytes()
 
 
-def agreement(stored: bytes, query: bytes) -> tuple[float, float]:
+def agreement(stored: bytes, query: bytes, *, early: bool = False) -> tuple[float, float]:
     """(levels, edges): the correlations of the query's grid with the entry's, on the blocks
-    that fit best; (0, 0) when there is nothing to compare."""
+    that fit best; (0, 0) when there is nothing to compare. With ``early``, edges are not
+    computed (0) when the levels already disagree."""
     if len(stored) != SIZE or len(query) != SIZE or structure(stored) < STRUCTURE:
         return 0.0, 0.0
     x, y = _levels(stored), _levels(query)
-    return _fitted(x, y, offset=True), _fitted(_edges(x), _edges(y), offset=False)
+    levels = _fitted(x, y, offset=True)
+    if early and levels < LEVELS:
+        return levels, 0.0
+    return levels, _fitted(_edges(x), _edges(y), offset=False)
 
 
 def agrees(stored: bytes, query: bytes) -> bool:
-    levels, edges = agreement(stored, query)
+    levels, edges = agreement(stored, query, early=True)
     return levels >= LEVELS and edges >= EDGES
 
 
@@ -82,7 +86,8 @@ def _fitted(x: Floats, y: Floats, *, offset: bool) -> float:
         if gain <= 0:
             return 0.0
         residuals = np.abs(y - gain * x - (ys.mean() - gain * xs.mean() if offset else 0.0))
-        chosen = residuals <= np.quantile(residuals, KEEP)
+        kth = int(KEEP * (len(residuals) - 1))  # np.quantile's rank, without interpolating:
+        chosen = residuals <= np.partition(residuals, kth)[kth]  # the same blocks, 10x faster
     xs, ys = x[chosen], y[chosen]
     if offset:
         xs, ys = xs - xs.mean(), ys - ys.mean()

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 WIDER_DHASH: Final = 20  # a candidate's dHash is within this of the query's…
 WIDER_PHASH: Final = 22  # …and its pHash within this
+# Photographs' hashes are not uniform: about 0.4% of the entries of a list of ordinary photos
+# are within the wider radius of a query (thousands at a million), so only the closest few
+# (by dHash + pHash distance) are compared (docs/BENCHMARKS.md, "Issue 8: watermarks")
+CANDIDATES: Final = 8
 
 
 def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
@@ -36,8 +40,9 @@ def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
     hits = matcher.entries.search(fp.dhash, fp.phash, WIDER_DHASH, WIDER_PHASH)
     if not hits:
         return ()
-    grids = GridQueries.entry_grids(matcher.store, [key for key, _, _ in hits])
-    agreed = {key: blockgrid.agreement(grid, fp.grid) for key, grid in grids.items()}
+    closest = sorted(hits, key=lambda hit: (hit[1] + hit[2], hit[0]))[:CANDIDATES]
+    grids = GridQueries.entry_grids(matcher.store, [key for key, _, _ in closest])
+    agreed = {key: blockgrid.agreement(grid, fp.grid, early=True) for key, grid in grids.items()}
     kept = [key for key, (levels, edges) in agreed.items() if levels >= blockgrid.LEVELS
             and edges >= blockgrid.EDGES]  # fmt: skip
     rows = matcher.store.entries(ids=kept) if kept else []
