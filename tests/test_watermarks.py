@@ -11,6 +11,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from imagewatchd import blockgrid
+from imagewatchd.decoding import Settings, fingerprint_path
+from imagewatchd.decoding.pool import WorkerPool
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
@@ -100,3 +102,15 @@ def test_inverted_or_featureless_grids_never_agree() -> None:
     assert blockgrid.structure(faint) < blockgrid.STRUCTURE
     assert blockgrid.agreement(faint, faint) == (0.0, 0.0)
     assert blockgrid.agreement(grid, grid) == (1.0, 1.0)
+
+
+def test_the_decoding_worker_sends_the_grid(tmp_path: Path) -> None:
+    path = tmp_path / "banned.png"
+    photo(SEED, SIZE).save(path)
+    decoder = WorkerPool(Settings(timeout=30.0, workers=1))
+    try:
+        fp = fingerprint_path(decoder, path)[1]
+    finally:
+        decoder.close()
+    assert fp.grid == fingerprint_bytes(path.read_bytes()).grid
+    assert len(fp.grid) == blockgrid.SIZE
