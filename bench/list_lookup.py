@@ -147,8 +147,7 @@ def _run(
         closest = sorted(hits, key=lambda hit: (hit[1] + hit[2], hit[0]))[: verify.CANDIDATES]
         grids = GridQueries.entry_grids(store, [key for key, _, _ in closest])
         marks.append(clock())
-        for stored in grids.values():
-            blockgrid.agreement(stored, grid, early=True)
+        blockgrid.agreement_many(list(grids.values()), grid)
         marks.append(clock())
         found.append(len(hits))
         steps = np.diff(marks)

@@ -17,6 +17,7 @@ no structure (a faint paper scan: any smooth shading correlates with it) is not 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -50,6 +51,24 @@ def agreement(stored: bytes, query: bytes, *, early: bool = False) -> tuple[floa
     if early and levels < LEVELS:
         return levels, 0.0
     return levels, _fitted(_edges(x), _edges(y), offset=False)
+
+
+def agreement_many(stored: Sequence[bytes], query: bytes) -> list[tuple[float, float]]:
+    """``agreement(grid, query, early=True)`` for each stored grid (equal up to rounding), the
+    levels of all of them fitted in one pass (a list lookup compares several: verify.py)."""
+    fine = [len(grid) == SIZE and structure(grid) >= STRUCTURE for grid in stored]
+    grids = [grid for grid, ok in zip(stored, fine, strict=True) if ok]
+    if len(query) != SIZE or not grids:
+        return [(0.0, 0.0)] * len(stored)
+    x = np.frombuffer(b"".join(grids), np.uint8).astype(np.float64).reshape(len(grids), SIZE)
+    y = _levels(query)
+    levels = iter(_fitted_many(x, y.ravel()).tolist())
+    found = []
+    for grid, ok in zip(stored, fine, strict=True):
+        value = next(levels) if ok else 0.0
+        edges = _fitted(_edges(_levels(grid)), _edges(y), offset=False) if value >= LEVELS else 0.0
+        found.append((value, edges))
+    return found
 
 
 def agrees(stored: bytes, query: bytes) -> bool:
@@ -93,3 +112,27 @@ def _fitted(x: Floats, y: Floats, *, offset: bool) -> float:
         xs, ys = xs - xs.mean(), ys - ys.mean()
     norm = float(np.sqrt(np.sum(xs * xs) * np.sum(ys * ys)))
     return float(np.sum(xs * ys)) / norm if norm > 1e-9 else 0.0
+
+
+def _fitted_many(x: Floats, y: Floats) -> Floats:
+    """``_fitted(row, y, offset=True)`` for each row of ``x`` (n, 256), in one pass."""
+    chosen = np.ones(x.shape, dtype=bool)
+    valid = np.ones(len(x), dtype=bool)
+    kth = int(KEEP * (x.shape[1] - 1))
+    for _ in range(FITS):
+        count = chosen.sum(axis=1)
+        xm, ym = (np.where(chosen, v, 0.0).sum(axis=1) / count for v in (x, y))
+        xc, yc = np.where(chosen, x - xm[:, None], 0.0), np.where(chosen, y - ym[:, None], 0.0)
+        spread = (xc * xc).sum(axis=1) / count
+        valid &= spread >= 1e-6
+        gain = np.where(valid, (xc * yc).sum(axis=1) / count / np.where(valid, spread, 1.0), 0.0)
+        valid &= gain > 0
+        residuals = np.abs(y - gain[:, None] * x - (ym - gain * xm)[:, None])
+        chosen = residuals <= np.partition(residuals, kth, axis=1)[:, kth : kth + 1]
+    count = chosen.sum(axis=1)
+    xm, ym = (np.where(chosen, v, 0.0).sum(axis=1) / count for v in (x, y))
+    xc, yc = np.where(chosen, x - xm[:, None], 0.0), np.where(chosen, y - ym[:, None], 0.0)
+    norm = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    ok = valid & (norm > 1e-9)
+    result: Floats = np.where(ok, (xc * yc).sum(axis=1) / np.where(ok, norm, 1.0), 0.0)
+    return result

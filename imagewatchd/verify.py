@@ -42,7 +42,7 @@ def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
         return ()
     closest = sorted(hits, key=lambda hit: (hit[1] + hit[2], hit[0]))[:CANDIDATES]
     grids = GridQueries.entry_grids(matcher.store, [key for key, _, _ in closest])
-    agreed = {key: blockgrid.agreement(grid, fp.grid, early=True) for key, grid in grids.items()}
+    agreed = dict(zip(grids, blockgrid.agreement_many(list(grids.values()), fp.grid), strict=True))
     kept = [key for key, (levels, edges) in agreed.items() if levels >= blockgrid.LEVELS
             and edges >= blockgrid.EDGES]  # fmt: skip
     rows = matcher.store.entries(ids=kept) if kept else []

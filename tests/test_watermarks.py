@@ -114,3 +114,17 @@ def test_the_decoding_worker_sends_the_grid(tmp_path: Path) -> None:
         decoder.close()
     assert fp.grid == fingerprint_bytes(path.read_bytes()).grid
     assert len(fp.grid) == blockgrid.SIZE
+
+
+def test_grids_compared_in_one_pass_agree_with_one_at_a_time() -> None:
+    picture = photo(SEED, SIZE)
+    query = blockgrid.grid_of(_stamped(picture).convert("L"))
+    looks = (picture, _shifted(picture, 0.06), photo(SEED + 1, SIZE), picture.rotate(180))
+    stored = [blockgrid.grid_of(img.convert("L")) for img in looks]
+    stored += [bytes(blockgrid.SIZE), b"short"]  # featureless, malformed
+    many = blockgrid.agreement_many(stored, query)
+    for grid, (levels, edges) in zip(stored, many, strict=True):
+        one = blockgrid.agreement(grid, query, early=True)
+        assert abs(one[0] - levels) < 1e-9 and abs(one[1] - edges) < 1e-9
+    agreed = [levels >= blockgrid.LEVELS and edges >= blockgrid.EDGES for levels, edges in many]
+    assert agreed == [True, False, False, False, False, False]
