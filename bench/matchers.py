@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from imagewatchd import blockgrid, verify
 from imagewatchd.config import default_config
 from imagewatchd.fingerprint import Limits, fingerprint_file
 from imagewatchd.hashindex import hamming
@@ -166,11 +167,36 @@ class CropsRule(TurnedRule):
         return min(best, super().compare(a, b), key=lambda d: (not d.match, d.margin))
 
 
+class VerifiedRule(CropsRule):
+    """``CropsRule``, then imagewatchd/verify.py's second stage for a pair it does not match:
+    within dH <= 20 and pH <= 22 (the query as it is), the block grids must agree."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name += ", then wider candidates confirmed by the block grid"
+
+    def compare(self, a: object, b: object) -> Decision:
+        decision = super().compare(a, b)
+        assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
+        if decision.match or a.flat or b.flat or not a.grid or not b.grid:
+            return decision
+        dd, pd = hamming(a.dhash, b.dhash), hamming(a.phash, b.phash)
+        if dd > verify.WIDER_DHASH or pd > verify.WIDER_PHASH:
+            return decision
+        levels, edges = blockgrid.agreement(a.grid, b.grid)
+        if levels < blockgrid.LEVELS or edges < blockgrid.EDGES:
+            return decision
+        grid = (("grid levels x1e4", round(levels * 1e4), round(blockgrid.LEVELS * 1e4)),)
+        return Decision(True, 0, (("dH", dd, verify.WIDER_DHASH), ("pH", pd, verify.WIDER_PHASH),
+                                  *grid), "grid")  # fmt: skip
+
+
 MATCHERS: dict[str, Callable[[], Candidate]] = {
     "current": CurrentRule,
     "lists": ListRule,
     "turned": TurnedRule,
     "crops": CropsRule,
+    "verified": VerifiedRule,
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }

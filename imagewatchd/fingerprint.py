@@ -24,7 +24,7 @@ import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import dihedral, lanczos, pdq, regions
+from imagewatchd import blockgrid, dihedral, lanczos, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -179,6 +179,7 @@ def fingerprint_bytes(
         turned=() if flat else dihedral.turned(pixels, thumbs, decoded.smalls),  # turned copies'
         provenance=decoded.provenance,
         crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
+        grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
     )  # fmt: skip
 
 

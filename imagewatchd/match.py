@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from imagewatchd import snapshot
+from imagewatchd import snapshot, verify
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import (
     SAME,
@@ -163,6 +163,8 @@ class Matcher:
             cropped = self._search_crops(fp, view, near)
             if near or by_pdq or cropped or exact:
                 break
+        if not (near or by_pdq or cropped or exact):
+            return verify.wider_matches(self, fp)  # a watermarked copy? (verify.py)
         missing = [key for key in near | by_pdq | cropped.keys() if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
         found = [

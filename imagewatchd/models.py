@@ -103,6 +103,9 @@ class Fingerprint:
     # stored only for a list entry made from this picture (``known add``), so that a lightly
     # cropped copy of it matches (an ``entry_regions`` row each); a query's are not searched
     crops: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    # the 16x16 block means (imagewatchd/blockgrid.py, 256 bytes; none when flat): stored for a
+    # list entry made from this picture; a query's verifies candidates found at a wider radius
+    grid: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,9 @@ class Match:
     by_pdq: bool = False  # matched by PDQ, not by dHash and pHash
     orientation: str = SAME  # how the query is turned from the match (dihedral.NAMES)
     region: str | None = None  # the entry's centre crop that matched ("crop5"), if not whole
+    # found beyond the thresholds and confirmed by the block grids (imagewatchd/verify.py):
+    # the correlation of the kept blocks' levels
+    grid: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

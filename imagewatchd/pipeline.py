@@ -55,6 +55,7 @@ def evidence(match: Match, thresholds: Thresholds) -> str:
         return f"{where} sha256=identical"
     turned = "" if match.orientation == SAME else f" orientation={match.orientation}"
     turned += f" region={match.region}" if match.region else ""
+    turned += f" grid={match.grid:.4f}" if match.grid is not None else ""  # verify.py
     return (
         f"{where} dhash={match.dhash_distance}/{thresholds.dhash} "
         f"phash={match.phash_distance}/{thresholds.phash}{turned}"

@@ -39,6 +39,7 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
         return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
     turned = "" if match.orientation == SAME else f", orientation {match.orientation}"
     turned += f", by the entry's region {match.region}" if match.region else ""
+    turned += _grid_part(match)
     if match.by_pdq:
         return f"{what}: PDQ distance {match.pdq_distance} (threshold {thresholds.pdq}){turned}"
     return (
@@ -73,6 +74,13 @@ def _check_lines(result: CheckResult, thresholds: Thresholds) -> list[str]:
     return lines
 
 
+def _grid_part(match: Match) -> str:
+    """A match beyond the thresholds that the block grids confirmed (imagewatchd/verify.py)."""
+    if match.grid is None:
+        return ""
+    return f", beyond the thresholds but confirmed by the block grid (levels {match.grid:.4f})"
+
+
 def match_json(match: Match) -> dict[str, object]:
     data: dict[str, object] = {
         "source": match.source,
@@ -83,6 +91,7 @@ def match_json(match: Match) -> dict[str, object]:
         "by_pdq": match.by_pdq,
         "orientation": match.orientation,
         "region": match.region,
+        "grid": match.grid,
     }
     if match.source == "list":
         kind = match.list_kind.value if match.list_kind else None

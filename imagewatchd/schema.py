@@ -485,4 +485,14 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         CREATE INDEX actions_created ON actions (created);
         """,
     ),
+    (
+        14,
+        "entry grids: the block means of list entries made from a picture",
+        """
+        CREATE TABLE entry_grids (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+            grid BLOB NOT NULL CHECK (length(grid) = 256)
+        );
+        """,
+    ),
 )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import imagewatchd
+from imagewatchd.blockgrid import SIZE
 from imagewatchd.decoding import Settings
 from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
@@ -286,11 +287,11 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
         (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
-         found, crops) = fields  # fmt: skip
+         found, crops, grid) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
                          _regions(regions), _turned(turned), _provenance(found),
-                         _crops(crops))  # fmt: skip
+                         _crops(crops), _grid(grid))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -339,6 +340,13 @@ def _crops(value: object) -> tuple[tuple[str, int, int], ...]:
     if not all(0 <= h < 1 << 64 for c in crops for h in c[1:]):
         raise ValueError(value)
     return crops
+
+
+def _grid(value: object) -> bytes:
+    """The block grid (imagewatchd/blockgrid.py): 256 bytes as hex, or none (flat)."""
+    if not isinstance(value, str) or len(value) not in (0, 2 * SIZE):
+        raise ValueError(value)
+    return bytes.fromhex(value)
 
 
 def _turned(value: object) -> tuple[Turned, ...]:

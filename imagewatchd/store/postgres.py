@@ -273,7 +273,8 @@ def postgres_check(db: PgConnection) -> list[str]:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
     )}  # fmt: skip
     wanted = {f"host_{name}" for name in postgres_schema.PER_HOST} | set(postgres_schema.PER_HOST)
-    wanted |= {"lists", "entries", "entry_regions", "decisions", "exemptions", "migrations"}
+    wanted |= {"lists", "entries", "entry_regions", "entry_grids", "decisions", "exemptions"}
+    wanted.add("migrations")
     return [f"table {name} is missing" for name in sorted(wanted - present)]
 
 

@@ -273,6 +273,14 @@ ALTER TABLE host_actions ADD CONSTRAINT host_actions_kind_check CHECK (kind IN (
     'quarantine', 'restore', 'undo', 'delete', 'trash', 'hardlink', 'file'));
 """
 
+# Shared with the bank: the block means a wider candidate is verified with (verify.py).
+GRIDS = """
+CREATE TABLE entry_grids (
+    entry_id BIGINT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    grid BYTEA NOT NULL CHECK (octet_length(grid) = 256)
+);
+"""
+
 # (version, name, SQL): append only; each runs in one transaction with its record.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -282,4 +290,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     ),
     (2, "other hosts woken by LISTEN/NOTIFY when entries change", NOTIFY),
     (3, "the journal's filing of inbox arrivals (SQLite's migration 13)", FILING),
+    (4, "the block grids of list entries made from a picture (SQLite's migration 14)", GRIDS),
 )

@@ -159,6 +159,7 @@ RULES: dict[str, dict[str, str]] = {
         "pdq": _opt(PDQ), "pdq_quality": _opt(INT),
     },
     "entry_regions": {"entry_id": INT, "region": TEXT, **_columns(INT, "dhash", "phash")},
+    "entry_grids": {"grid": "typeof({c}) = 'blob' AND length({c}) = 256"},
     "actions": {
         "kind": TEXT, "state": TEXT, "src_root": PATH, "src_rel": PATH, "sha256": SHA256,
         "verdict": TEXT, "evidence": TEXT, "rule": TEXT, "error": _opt(TEXT), "created": NUM,

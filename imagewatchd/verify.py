@@ -1,0 +1,71 @@
+"""The second stage for list entries: candidates found at a wider radius, confirmed by the grid.
+
+A watermark moves a picture's hashes beyond the thresholds (a label in a corner, a word across
+the diagonal) but leaves most of the picture as it was. When nothing matches a query within the
+thresholds, the entries within a wider dHash and pHash radius are candidates, and one matches
+only when the query's block grid agrees with the entry's (imagewatchd/blockgrid.py; the entry's
+is kept in ``entry_grids``): a look-alike, such as the next shot of a burst or the other half of
+a stereo pair, disagrees in too many blocks. The picture as it is only, and entries made from a
+picture only (imported hashes have no grid). docs/BENCHMARKS.md, "Issue 8: watermarks".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final
+
+from imagewatchd import blockgrid
+from imagewatchd.hashindex import hamming
+from imagewatchd.models import Fingerprint, Match
+from imagewatchd.rows import EntryRow
+
+if TYPE_CHECKING:
+    from imagewatchd.match import Matcher
+    from imagewatchd.store import Store
+
+WIDER_DHASH: Final = 20  # a candidate's dHash is within this of the query's…
+WIDER_PHASH: Final = 22  # …and its pHash within this
+# Photographs' hashes are not uniform: about 0.4% of the entries of a list of ordinary photos
+# are within the wider radius of a query (thousands at a million), so only the closest few
+# (by dHash + pHash distance) are compared (docs/BENCHMARKS.md, "Issue 8: watermarks")
+CANDIDATES: Final = 8
+
+
+def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
+    """Entries within the wider radius whose grid agrees with the query's: for a query that
+    matched nothing within the thresholds."""
+    if fp.flat or not fp.grid:
+        return ()
+    hits = matcher.entries.search(fp.dhash, fp.phash, WIDER_DHASH, WIDER_PHASH)
+    if not hits:
+        return ()
+    closest = sorted(hits, key=lambda hit: (hit[1] + hit[2], hit[0]))[:CANDIDATES]
+    grids = matcher.store.entry_grids([key for key, _, _ in closest])
+    agreed = dict(zip(grids, blockgrid.agreement_many(list(grids.values()), fp.grid), strict=True))
+    kept = [key for key, (levels, edges) in agreed.items() if levels >= blockgrid.LEVELS
+            and edges >= blockgrid.EDGES]  # fmt: skip
+    rows = matcher.store.entries(ids=kept) if kept else []
+    found = [_match(row, fp, agreed[row.id][0]) for row in rows if row.enabled]
+    return tuple(sorted(found, key=lambda m: (-(m.grid or 0.0), m.entry_id or 0)))
+
+
+def _match(row: EntryRow, fp: Fingerprint, levels: float) -> Match:
+    pdq = None if row.pdq is None or fp.pdq is None else hamming(fp.pdq, row.pdq)
+    return Match(
+        source="list", exact=False, dhash_distance=_distance(fp.dhash, row.dhash),
+        phash_distance=_distance(fp.phash, row.phash), list_name=row.list_name,
+        list_kind=row.list_kind, entry_id=row.id, label=row.label, pdq_distance=pdq,
+        grid=round(levels, 4),
+    )  # fmt: skip
+
+
+def _distance(a: int, b: int | None) -> int:
+    return 64 if b is None else hamming(a, b)
+
+
+def keep_grids(store: Store, added: Iterable[int], grids: Mapping[str, bytes]) -> None:
+    """Store the grids of entries just added from pictures (``grids``: by sha256)."""
+    rows = store.entries(ids=list(added))
+    pairs = [(row.id, grids[row.sha256]) for row in rows if row.sha256 and grids.get(row.sha256)]
+    if pairs:
+        store.add_entry_grids(pairs)
