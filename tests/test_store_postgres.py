@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,17 +104,17 @@ def test_bulk_import_skips_what_the_list_holds_and_keeps_the_crops(
         assert store.entry_counters()[0] == 3
 
 
-def test_bulk_import_of_a_million_hashes(pg_url: str, tmp_path: Path) -> None:
-    """The issue's figure: a million hashes imported in at most 30 s (COPY)."""
-    entries = [NewEntry(None, n * 7919 + 1, n * 104729 + 3) for n in range(1_000_000)]
+def test_a_bulk_import_writes_every_entry_in_one_block_of_ids(pg_url: str, tmp_path: Path) -> None:
+    """The import by COPY (its speed is a benchmark's: bench/known_import.py): every entry
+    written, ids one contiguous block, the hashes read back as they went in."""
+    entries = [NewEntry(None, n * 7919 + 1, n * 104729 + 3) for n in range(50_000)]
     with Store(at(pg_url, "a", tmp_path)) as store:
         list_id = store.create_list("big", ListKind.BLOCK, "", now=1.0)
-        started = time.monotonic()
         added, skipped = store.add_entries(list_id, entries, now=1.0)
-        took = time.monotonic() - started
-        assert (len(added), skipped) == (1_000_000, 0)
-        assert len(store.near_entry_hashes_after(0)[0]) == 1_000_000
-    assert took <= 30.0, f"{took:.1f} s"
+        assert (len(added), skipped) == (50_000, 0)
+        assert list(added) == list(range(added[0], added[0] + 50_000))
+        ids, dhashes, _ = store.near_entry_hashes_after(0)
+        assert len(ids) == 50_000 and int(dhashes[-1]) == 49_999 * 7919 + 1
 
 
 def test_db_migrate_and_db_check_on_both_engines(
