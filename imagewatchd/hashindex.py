@@ -202,6 +202,20 @@ class HammingIndex:
             with self._lock:
                 self._discard(checked)
 
+    def remove_many(self, keys: Ints) -> None:
+        """Remove the entries with these keys, those there are, in one pass over main."""
+        wanted = np.unique(np.asarray(keys, dtype=np.int64))
+        if not len(wanted):
+            return
+        with self._lock:
+            for key in wanted.tolist():
+                self._recent.discard(key)
+            if self._frozen is not None:
+                frozen = self._frozen
+                frozen.alive &= ~np.isin(frozen.entries.keys, wanted)
+                self._killed.append(wanted)
+            self._main.kill(wanted)
+
     def search(
         self, dhash: int, phash: int, max_dhash: int, max_phash: int
     ) -> list[tuple[int, int, int]]:
