@@ -82,7 +82,8 @@ def _session_status(session: Session) -> dict[str, object]:
         {}
         if indexes.bank_id is None
         else {"bank": {"applied": indexes.applied, "head": indexes.head,
-                       "behind": max(0, indexes.head - indexes.applied)}}
+                       "behind": max(0, indexes.head - indexes.applied),
+                       "whole_loads": indexes.rebuilds}}
     )  # fmt: skip
     return {
         **bank,
