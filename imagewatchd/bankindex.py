@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -52,6 +53,22 @@ def start(indexes: Indexes, store: Store) -> None:
     path = bank_snapshot.path_in(state_dir)
     log.info("%s: bank snapshot loaded: %d entries through change %d, head %d", path,
              len(found.entries), found.seq, state.head)  # fmt: skip
+
+
+def offline(state_dir: Path) -> Indexes | None:
+    """The entry indexes from the bank snapshot alone, for a start while the database cannot
+    be reached (said in one line); None without a usable snapshot. Once a store answers again,
+    ``refresh`` applies the changes since (the snapshot's bank and change are kept)."""
+    from imagewatchd.match import Indexes  # noqa: PLC0415 (match imports this module)
+
+    found = bank_snapshot.load(state_dir)
+    if found is None:
+        return None
+    log.warning("%s: the database cannot be reached: enforcing the bank snapshot alone "
+                "(%d entries through change %d)", bank_snapshot.path_in(state_dir),
+                len(found.entries), found.seq)  # fmt: skip
+    return Indexes(entries=found.entries, regions=found.regions, pdq=found.pdq,
+                   bank_id=found.bank_id, applied=found.seq, saved=found.seq)  # fmt: skip
 
 
 def refresh(indexes: Indexes, store: Store, floor: int) -> bool | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from imagewatchd import bank_snapshot
+from imagewatchd import bank_snapshot, bankindex
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Thresholds
 from imagewatchd.rows import NewEntry
@@ -129,7 +129,7 @@ def test_a_restart_loads_the_snapshot_and_applies_only_the_changes_since(
 
 
 def test_a_snapshot_of_another_bank_is_not_used(
-    pg_cluster: object, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bank_snapshot, "MIN_ENTRIES", 1)
     with opened(pg_url, "b", tmp_path) as b:
@@ -142,3 +142,22 @@ def test_a_snapshot_of_another_bank_is_not_used(
         db.execute("UPDATE host_counters SET value = value + 1 WHERE name = 'bank_id'")
     with opened(pg_url, "b", tmp_path) as b:
         assert Matcher.load(b, THRESHOLDS).indexes.rebuilds == 1
+
+
+def test_without_the_database_the_snapshot_alone_is_enforced_then_caught_up(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bank_snapshot, "MIN_ENTRIES", 1)
+    with opened(pg_url, "b", tmp_path) as b:
+        banned = b.create_list("banned", ListKind.BLOCK, "", now=1.0)
+        (first,), _ = b.add_entries(banned, [entry(1)], now=1.0)
+        Matcher.load(b, THRESHOLDS)
+    indexes = bankindex.offline(tmp_path / "b")  # no store opened
+    assert indexes is not None and first in indexes.entries and indexes.applied == 1
+    assert "the database cannot be reached: enforcing the bank snapshot alone" in caplog.text
+    with opened(pg_url, "a", tmp_path) as a, opened(pg_url, "b", tmp_path) as b:
+        (second,), _ = a.add_entries(banned, [entry(2)], now=2.0)
+        matcher = Matcher(b, THRESHOLDS, indexes)
+        assert matcher.refresh_entries() and second in indexes.entries
+        assert indexes.rebuilds == 0 and indexes.applied == 2
+    assert bankindex.offline(tmp_path / "nowhere") is None
