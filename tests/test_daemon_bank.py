@@ -11,8 +11,10 @@ from pathlib import Path
 
 import psycopg
 
+from imagewatchd.api.client import Client
 from tests.conftest import photo
 from tests.daemon_harness import Daemon, iw
+from tests.test_api import metric_samples
 from tests.test_daemon import config_for, write
 from tests.test_daemon_postgres import host_site
 
@@ -53,6 +55,13 @@ def test_a_lost_wake_up_is_caught_up_and_a_disable_applied_in_place(
         assert "known" not in daemon.processed(again)
         bank = json.loads(status(daemon, pg_url, "--json"))["bank"]
         assert bank == {"applied": 2, "head": 2, "behind": 0, "whole_loads": 1}
+        client = Client(daemon.socket, 60.0)
+        try:
+            samples = metric_samples(client)
+        finally:
+            client.close()
+        assert samples[("imagewatchd_bank_applied_seq", ())] == 2
+        assert samples[("imagewatchd_bank_head_seq", ())] == 2
         with psycopg.connect(pg_url) as db:
             rows = db.execute("SELECT host, applied, head FROM host_bank").fetchall()
         assert rows == [("a", 2, 2)]
