@@ -267,6 +267,7 @@ class HammingIndex:
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The index as named arrays (every live entry, merged and indexed), for a snapshot;
         ``from_arrays`` makes the same index from them, without sorting anything."""
+        self._merge_in(_Entries.zeros(0))  # recent merged outside the lock: searches go on
         main, alive = self.merged()
         if not alive.all():
             main = _Main.build(main.live())
