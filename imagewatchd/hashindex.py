@@ -202,6 +202,20 @@ class HammingIndex:
             with self._lock:
                 self._discard(checked)
 
+    def remove_many(self, keys: Ints) -> None:
+        """Remove the entries with these keys, those there are, in one pass over main."""
+        wanted = np.unique(np.asarray(keys, dtype=np.int64))
+        if not len(wanted):
+            return
+        with self._lock:
+            for key in wanted.tolist():
+                self._recent.discard(key)
+            if self._frozen is not None:
+                frozen = self._frozen
+                frozen.alive &= ~np.isin(frozen.entries.keys, wanted)
+                self._killed.append(wanted)
+            self._main.kill(wanted)
+
     def search(
         self, dhash: int, phash: int, max_dhash: int, max_phash: int
     ) -> list[tuple[int, int, int]]:
@@ -253,6 +267,7 @@ class HammingIndex:
     def arrays(self) -> dict[str, NDArray[Any]]:
         """The index as named arrays (every live entry, merged and indexed), for a snapshot;
         ``from_arrays`` makes the same index from them, without sorting anything."""
+        self._merge_in(_Entries.zeros(0))  # recent merged outside the lock: searches go on
         main, alive = self.merged()
         if not alive.all():
             main = _Main.build(main.live())

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from imagewatchd import snapshot, verify
+from imagewatchd import bankindex, snapshot, verify
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import (
     SAME,
@@ -52,6 +52,15 @@ class Indexes:
     pdq: PdqIndex = field(default_factory=PdqIndex)  # entries with a PDQ above the quality floor
     counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
     last_entry_id: int = 0
+    # with a bank change log (PostgreSQL, ``bankindex.py``): the bank, the last change applied,
+    # the head last seen, the change the snapshot on disk reflects, the one recorded in the
+    # database; and how many times the entry indexes were loaded whole
+    bank_id: int | None = None
+    applied: int = -1
+    head: int = -1
+    saved: int = -1
+    recorded: int = -1
+    rebuilds: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -76,6 +85,7 @@ class Matcher:
     @classmethod
     def load(cls, store: Store, thresholds: Thresholds) -> Matcher:
         matcher = cls(store, thresholds)
+        bankindex.start(matcher.indexes, store)  # the bank snapshot, if any: changes since
         matcher.refresh_entries()
         matcher.indexes.library = snapshot.load_library(store)  # column-wise or mapped
         log.debug(
@@ -92,9 +102,13 @@ class Matcher:
     def refresh_entries(self) -> bool:
         """Bring the entry index up to date with the store; cheap when nothing changed.
 
-        New entries are added incrementally; a disable or removal rebuilds the index.
+        With a bank change log, every change is applied incrementally (``bankindex``);
+        without (SQLite), new entries are, and a disable or removal rebuilds the index.
         """
         with self.indexes.lock:
+            applied = bankindex.refresh(self.indexes, self.store, self.thresholds.pdq_quality)
+            if applied is not None:
+                return applied
             counters = self.store.entry_counters()
             old = self.indexes.counters
             if counters == old:
@@ -108,6 +122,7 @@ class Matcher:
             if not incremental:
                 self.indexes.entries, self.indexes.regions = HammingIndex(), HammingIndex()
                 self.indexes.pdq = PdqIndex()
+                self.indexes.rebuilds += 1
             self.indexes.entries.add_many(*near)
             self.indexes.regions.add_many(*crops)
             self.indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
@@ -115,6 +130,10 @@ class Matcher:
             self.indexes.last_entry_id = int(last)
             self.indexes.counters = counters
             return True
+
+    def record_bank(self) -> None:
+        """Record in the database the last bank change applied (when it moved)."""
+        bankindex.record(self.indexes, self.store)
 
     def add_library_file(self, file_id: int, fp: Fingerprint) -> None:
         if fp.flat:

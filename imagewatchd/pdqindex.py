@@ -8,8 +8,10 @@ array of rows grouped by bucket, and the offset where each bucket starts, so a p
 array reads, no search. The candidates are verified on all 256 bits with XOR and popcount.
 **recent** is a small buffer scanned linearly; when it outgrows an eighth of main it is merged
 by a rebuild, built outside the lock (the entries being merged are scanned meanwhile) and
-swapped in, so that searches do not wait for it. Entries are only added (a removal or a
-disable rebuilds the whole index from the store, as for the dHash+pHash index). When probing
+swapped in, so that searches do not wait for it. A removal takes the key out of recent and
+the entries being merged, and marks its row in main dead (``alive``); a merge keeps only the
+live rows. ``arrays``/``from_arrays`` give and take the live entries (the bank's snapshot,
+``bank_snapshot.py``). When probing
 would cost more than a scan (wide thresholds), main is scanned. The answer is exact either way.
 """
 
@@ -72,11 +74,49 @@ class PdqIndex:
         self._rows = np.zeros(0, dtype=np.uint32)  # rows, grouped by bucket
         self._partners = np.zeros(0, dtype=np.uint16)  # each of those rows' partner chunk
         self._starts = np.zeros(_BUCKETS + 1, dtype=np.int64)  # where each bucket starts
+        self._alive = np.ones(0, dtype=np.bool_)  # main's rows not removed
+        self._dead = 0
+        self._removed: list[NDArray[np.int64]] = []  # keys removed while a merge runs
         self._recent = (self._keys, self._hashes)  # (keys, hashes) added since the last merge
         self._frozen = (self._keys, self._hashes)  # (keys, hashes) being merged
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._frozen[0]) + len(self._recent[0])
+        return len(self._keys) - self._dead + len(self._frozen[0]) + len(self._recent[0])
+
+    def remove_many(self, keys: Sequence[int] | NDArray[np.int64]) -> None:
+        """Remove the entries with these keys, those there are."""
+        wanted = np.unique(np.asarray(keys, dtype=np.int64))
+        if not len(wanted):
+            return
+        with self._lock:
+            self._recent = _without(self._recent, wanted)
+            self._frozen = _without(self._frozen, wanted)
+            if self._merging.locked():
+                self._removed.append(wanted)
+            self._kill(wanted)
+
+    def _kill(self, wanted: NDArray[np.int64]) -> None:
+        """Under the lock: mark main's live rows holding any of ``wanted`` dead."""
+        hit = np.isin(self._keys, wanted) & self._alive
+        if hit.any():
+            self._alive = self._alive & ~hit
+            self._dead += int(np.count_nonzero(hit))
+
+    def arrays(self) -> dict[str, NDArray[np.uint64] | NDArray[np.int64]]:
+        """The live entries as named arrays (``keys``, ``hashes``: (n, 4) words)."""
+        with self._lock:
+            live = (self._keys[self._alive], self._hashes[self._alive])
+            keys, hashes = _joined(_joined(live, self._frozen), self._recent)
+        return {"keys": keys, "hashes": hashes}
+
+    @classmethod
+    def from_arrays(cls, keys: NDArray[np.int64], hashes: Words) -> PdqIndex:
+        """The index of these entries (what ``arrays`` gave)."""
+        index = cls()
+        index._keys, index._hashes = np.asarray(keys, np.int64), np.asarray(hashes, np.uint64)
+        index._rows, index._partners, index._starts = _buckets(index._hashes)
+        index._alive = np.ones(len(index._keys), dtype=np.bool_)
+        return index
 
     def add_many(
         self, keys: Sequence[int] | NDArray[np.int64], hashes: Sequence[int] | Words
@@ -102,7 +142,8 @@ class PdqIndex:
                 if not self._full():
                     return  # merged by another thread meanwhile
                 self._frozen, self._recent = self._recent, (self._keys[:0], self._hashes[:0])
-                merged = _joined((self._keys, self._hashes), self._frozen)
+                live = (self._keys[self._alive], self._hashes[self._alive])
+                merged = _joined(live, self._frozen)
             try:
                 rows, partners, starts = _buckets(merged[1])
             except BaseException:
@@ -114,6 +155,10 @@ class PdqIndex:
                 (self._keys, self._hashes), self._starts = merged, starts
                 self._rows, self._partners = rows, partners
                 self._frozen = (self._keys[:0], self._hashes[:0])
+                self._alive, self._dead = np.ones(len(self._keys), dtype=np.bool_), 0
+                self._removed, removed = [], self._removed
+                for wanted in removed:  # removed while the merge ran
+                    self._kill(wanted)
 
     def search(self, query: int, threshold: int) -> list[tuple[int, int]]:
         """(key, distance) of every hash within ``threshold`` bits of ``query``."""
@@ -146,8 +191,12 @@ class PdqIndex:
             return _NONE
         masks = _masks(threshold // _CHUNKS)
         if len(masks) * _CHUNKS * _PROBE_COST * len(q) > len(self._keys):
-            return _scan(self._keys, self._hashes, q, threshold)
+            alive = self._alive
+            return _scan(self._keys[alive], self._hashes[alive], q, threshold)
         views, rows = self._candidates(q, masks, threshold // (_CHUNKS // 2))
+        if self._dead:
+            live = self._alive[rows]
+            views, rows = views[live], rows[live]
         dist = np.bitwise_count(self._hashes[rows] ^ q[views]).sum(axis=1, dtype=np.int64)
         hit = dist <= threshold
         return views[hit], self._keys[rows[hit]], dist[hit]
@@ -192,6 +241,13 @@ def _joined(
     first: tuple[NDArray[np.int64], Words], second: tuple[NDArray[np.int64], Words]
 ) -> tuple[NDArray[np.int64], Words]:
     return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
+
+
+def _without(
+    part: tuple[NDArray[np.int64], Words], wanted: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], Words]:
+    keep = ~np.isin(part[0], wanted)
+    return part[0][keep], part[1][keep]
 
 
 def words_of_bytes(stored: NDArray[np.uint8]) -> Words:

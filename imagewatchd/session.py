@@ -179,6 +179,7 @@ class Session:
         self.bans.look()  # before the refresh: every entry it finds is in the workers' index
         if self.matcher.refresh_entries():
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
+        self.matcher.record_bank()  # how far this host has got, for the fleet's staleness
         if self.watcher.check_roots():
             self.rescan_request.set()  # what arrived while the root was away
         for item in self.retries.due():

@@ -116,22 +116,27 @@ def save(store: Store, index: HammingIndex, key: Snapshot) -> None:
 
 def write(path: Path, snapshot: Snapshot) -> None:
     """A header (the key, each array's type, length and offset), then the aligned arrays."""
+    key = {"store_id": snapshot.store_id, "seq": snapshot.seq}
+    write_arrays(path, MAGIC, key, {name: snapshot.arrays[name] for name in FIELDS})
+
+
+def write_arrays(path: Path, magic: bytes, key: dict[str, Any], arrays: Arrays) -> None:
+    """Atomically: ``magic``, a JSON header (``key``, each array's type, length and offset),
+    then the arrays, each aligned (so that ``read_arrays`` can map them)."""
     layout: list[tuple[str, str, int, int]] = []
     offset = 0
-    for name in FIELDS:
-        array = snapshot.arrays[name]
+    for name, array in arrays.items():
         layout.append((name, array.dtype.str, len(array), offset))
         offset += -(-array.nbytes // ALIGN) * ALIGN
-    key = {"store_id": snapshot.store_id, "seq": snapshot.seq, "arrays": layout}
-    header = json.dumps(key).encode()
-    start = -(-(len(MAGIC) + 8 + len(header)) // ALIGN) * ALIGN
+    header = json.dumps({**key, "arrays": layout}).encode()
+    start = -(-(len(magic) + 8 + len(header)) // ALIGN) * ALIGN
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as out:
-            out.write(MAGIC + len(header).to_bytes(8, "little") + header)
+            out.write(magic + len(header).to_bytes(8, "little") + header)
             for name, _, _, at in layout:
                 out.seek(start + at)
-                out.write(np.ascontiguousarray(snapshot.arrays[name]).data)
+                out.write(np.ascontiguousarray(arrays[name]).data)
             out.truncate(start + offset)
             out.flush()
             os.fsync(out.fileno())
@@ -148,24 +153,31 @@ def write(path: Path, snapshot: Snapshot) -> None:
 def read(path: Path) -> Snapshot | None:
     """The snapshot, its arrays memory-mapped; None if there is none or it is unusable."""
     try:
-        with open(path, "rb") as source:
-            head = source.read(len(MAGIC) + 8)
-            if head[: len(MAGIC)] != MAGIC:
-                raise ValueError("not a library index snapshot")
-            length = int.from_bytes(head[len(MAGIC) :], "little")
-            header = json.loads(source.read(length))
-            size = os.fstat(source.fileno()).st_size
-        start = -(-(len(MAGIC) + 8 + length) // ALIGN) * ALIGN
-        arrays = {
-            name: _mapped(path, np.dtype(kind), count, start + at, size)
-            for name, kind, count, at in header["arrays"]
-        }
+        header, arrays = read_arrays(path, MAGIC)
         return Snapshot(int(header["store_id"]), int(header["seq"]), _checked(arrays))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: library index snapshot unusable, rebuilt: %s", path, exc)
         return None
+
+
+def read_arrays(path: Path, magic: bytes) -> tuple[dict[str, Any], Arrays]:
+    """(the header, the arrays memory-mapped) of a file ``write_arrays`` wrote; raises
+    ``OSError`` (``FileNotFoundError``: none), ``ValueError`` or ``KeyError`` if unusable."""
+    with open(path, "rb") as source:
+        head = source.read(len(magic) + 8)
+        if head[: len(magic)] != magic:
+            raise ValueError("not a snapshot of this kind")
+        length = int.from_bytes(head[len(magic) :], "little")
+        header = json.loads(source.read(length))
+        size = os.fstat(source.fileno()).st_size
+    start = -(-(len(magic) + 8 + length) // ALIGN) * ALIGN
+    arrays = {
+        name: _mapped(path, np.dtype(kind), count, start + at, size)
+        for name, kind, count, at in header["arrays"]
+    }
+    return header, arrays
 
 
 def _mapped(path: Path, dtype: np.dtype[Any], count: int, offset: int, size: int) -> NDArray[Any]:

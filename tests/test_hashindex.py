@@ -350,3 +350,12 @@ def test_adds_removes_and_searches_in_threads_stay_exact() -> None:
     writer.join()
     assert searches > 30
     assert len(index) == 6_200 - len(removed)
+
+
+def test_remove_many_removes_from_main_and_recent() -> None:
+    index = HammingIndex()
+    index.add_many(list(range(5000)), list(range(5000)), list(range(5000)))  # merged
+    index.add(9001, 7, 7)  # recent
+    index.remove_many([7, 9001, 10**9])
+    assert 7 not in index and 9001 not in index and 8 in index
+    assert index.search(7, 7, 0, 0) == [] and len(index) == 4999

@@ -258,3 +258,18 @@ def test_a_stack_of_small_images_hashes_as_each_alone() -> None:
         alone.append(int("".join("1" if c > median else "0" for c in coefficients[::-1]), 2))
     assert pdq.hashes(np.stack(smalls)) == alone
     assert [pdq.from_small(np.ascontiguousarray(s))[0] for s in smalls] == alone
+
+
+def test_removed_pdq_entries_are_not_found_in_main_recent_or_a_snapshot() -> None:
+    rng = random.Random(7)
+    hashes = [rng.getrandbits(256) for _ in range(6000)]
+    index = PdqIndex()
+    index.add_many(list(range(6000)), hashes)  # merged into main
+    index.add_many([9001], [hashes[0] ^ 1])  # in recent
+    index.remove_many([0, 9001, 123456])
+    assert index.search(hashes[0], 31) == [] and len(index) == 5999
+    assert index.search(hashes[1], 0) == [(1, 0)]
+    again = PdqIndex.from_arrays(**index.arrays())  # type: ignore[arg-type]
+    assert again.search(hashes[0], 31) == [] and again.search(hashes[5], 0) == [(5, 0)]
+    index.add_many(list(range(10000, 12000)), hashes[:2000])  # a merge keeps the removal
+    assert [key for key, _ in index.search(hashes[0], 0)] == [10000]

@@ -78,7 +78,15 @@ def _session_status(session: Session) -> dict[str, object]:
     away = session.watcher.away()
     last = session.stats.last_reconcile
     indexes = session.matcher.indexes
+    bank = (
+        {}
+        if indexes.bank_id is None
+        else {"bank": {"applied": indexes.applied, "head": indexes.head,
+                       "behind": max(0, indexes.head - indexes.applied),
+                       "whole_loads": indexes.rebuilds}}
+    )  # fmt: skip
     return {
+        **bank,
         "config": session.config.source,
         "watches": [_watch(w, away.get(i)) for i, w in enumerate(session.config.watches)],
         "queue": {
@@ -204,6 +212,10 @@ class Gauges(Collector):
         for name, size in _dict(s.get("index", {})).items():
             index.add_metric([name], _int(size))
         yield index
+        if "bank" in s:
+            bank = _dict(s["bank"])
+            yield _gauge("bank_applied_seq", "The last bank change applied here", bank["applied"])
+            yield _gauge("bank_head_seq", "The bank's last change, as last seen", bank["head"])
         yield from self._watches(s)
 
     def _watches(self, s: dict[str, object]) -> Iterator[Metric]:

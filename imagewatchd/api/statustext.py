@@ -47,6 +47,11 @@ def _running(daemon: dict[str, object], data: dict[str, object]) -> list[str]:
             f"index: {index['list_entries']} list entries, {index['pdq_entries']} PDQ entries, "
             f"{index['library_files']} library files"
         )
+    if "bank" in data:
+        bank = _dict(data["bank"])
+        lines.append(
+            f"bank: change {bank['applied']} applied, head {bank['head']} ({bank['behind']} behind)"
+        )
     return lines
 
 

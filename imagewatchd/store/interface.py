@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from imagewatchd.store.banklog import BankState
 from imagewatchd.store.decisions import DecisionQueries
 from imagewatchd.store.files import FileQueries
 from imagewatchd.store.grids import GridQueries
@@ -54,6 +55,11 @@ class Store(FileQueries, ListQueries, JournalQueries, DecisionQueries, GridQueri
     def startup_check(self) -> list[str]:
         """What the daemon checks before it acts, in a time that does not grow with the data."""
         raise NotImplementedError
+
+    def bank_state(self) -> BankState | None:
+        """The bank's change log's state; None where there is no change log (SQLite: no other
+        host changes the bank, and its live reloads compare the entry counters)."""
+        return None
 
     def wal_size(self) -> int:
         """Bytes of write-ahead log kept on this host (SQLite's WAL file; else 0)."""

@@ -22,6 +22,7 @@ from imagewatchd.errors import StoreError
 from imagewatchd.models import CANON_VERSION
 from imagewatchd.rows import NewEntry, pdq_blob, to_signed
 from imagewatchd.store import postgres_schema
+from imagewatchd.store.banklog import BankLogQueries
 from imagewatchd.store.base import Cursor, Dialect
 from imagewatchd.store.interface import Store
 from imagewatchd.store.location import Location
@@ -70,7 +71,7 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresStore(Store):
+class PostgresStore(BankLogQueries, Store):
     """A PostgreSQL database. Not shared between threads: each thread opens its own."""
 
     dialect = POSTGRESQL
@@ -274,6 +275,7 @@ def postgres_check(db: PgConnection) -> list[str]:
     )}  # fmt: skip
     wanted = {f"host_{name}" for name in postgres_schema.PER_HOST} | set(postgres_schema.PER_HOST)
     wanted |= {"lists", "entries", "entry_regions", "entry_grids", "decisions", "exemptions"}
+    wanted |= {"bank_changes", "host_bank"}
     wanted.add("migrations")
     return [f"table {name} is missing" for name in sorted(wanted - present)]
 

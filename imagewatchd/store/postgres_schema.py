@@ -281,6 +281,67 @@ CREATE TABLE entry_grids (
 );
 """
 
+# The bank's change log: every entry added, changed (enabled, disabled, re-hashed) or removed
+# (a list deleted removes its entries) is one row with a sequence number. The numbers are
+# taken from the shared counter ``bank_seq`` under its row lock, held to the commit, so they
+# commit in order: a host that has applied through ``n`` and reads ``seq > n`` up to the head
+# it read misses none. Hits (``record_hits``) are not changes. ``host_bank`` holds, per host,
+# the last sequence it applied and the head it saw then (``docs/FLEET.md``: staleness).
+BANK_LOG = f"""
+CREATE TABLE bank_changes (
+    seq BIGINT PRIMARY KEY,
+    entry_id BIGINT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('add', 'change', 'remove')),
+    made DOUBLE PRECISION NOT NULL DEFAULT extract(epoch FROM now())
+);
+INSERT INTO host_counters (host, name, value) VALUES ('', 'bank_seq', 0), ('', 'bank_trimmed', 0),
+    ('', 'bank_id', floor(random() * 4503599627370496)::bigint);
+CREATE FUNCTION bank_log(changed BIGINT[], what TEXT) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    last BIGINT;
+BEGIN
+    IF cardinality(changed) = 0 THEN
+        RETURN;
+    END IF;
+    UPDATE host_counters SET value = value + cardinality(changed)
+        WHERE host = '' AND name = 'bank_seq' RETURNING value INTO last;
+    INSERT INTO bank_changes (seq, entry_id, kind)
+        SELECT last - cardinality(changed) + n, id, what
+        FROM unnest(changed) WITH ORDINALITY AS c(id, n);
+END $$;
+CREATE FUNCTION bank_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bank_log(ARRAY(SELECT id FROM added ORDER BY id), 'add');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bank_insert AFTER INSERT ON entries REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION bank_added();
+CREATE FUNCTION bank_changed_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bank_log(ARRAY(SELECT n.id FROM after_rows n JOIN before_rows o ON o.id = n.id
+        WHERE (n.enabled, n.dhash, n.phash, n.sha256, n.pdq, n.pdq_quality, n.flat, n.list_id)
+        IS DISTINCT FROM (o.enabled, o.dhash, o.phash, o.sha256, o.pdq, o.pdq_quality, o.flat,
+        o.list_id) ORDER BY n.id), 'change');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bank_update AFTER UPDATE ON entries
+    REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bank_changed_rows();
+CREATE FUNCTION bank_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM bank_log(ARRAY(SELECT id FROM removed ORDER BY id), 'remove');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bank_delete AFTER DELETE ON entries REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION bank_removed();
+CREATE TABLE host_bank (
+    host TEXT PRIMARY KEY DEFAULT {HOST},
+    applied BIGINT NOT NULL,
+    head BIGINT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+"""
+
 # (version, name, SQL): append only; each runs in one transaction with its record.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -291,4 +352,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (2, "other hosts woken by LISTEN/NOTIFY when entries change", NOTIFY),
     (3, "the journal's filing of inbox arrivals (SQLite's migration 13)", FILING),
     (4, "the block grids of list entries made from a picture (SQLite's migration 14)", GRIDS),
+    (5, "the bank's change log with sequence numbers; each host's last applied", BANK_LOG),
 )

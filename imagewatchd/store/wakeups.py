@@ -4,7 +4,8 @@ Every statement that adds, changes or removes entries notifies ``imagewatchd_ban
 commit (PostgreSQL migration 2). ``BankWakeups`` listens on a connection of its own, in a thread,
 and calls ``on_change``: the daemon then brings its index up to date at once instead of at its
 next supervision tick. A wake-up can be lost (the connection drops, the thread is busy); the
-tick's look at the bank's counters cannot, so nothing depends on a wake-up arriving. A SQLite
+tick's look at the change log's head (``bankindex.refresh``) cannot, so nothing depends on a
+wake-up arriving. A SQLite
 store has no other host: nothing listens.
 """
 

@@ -1,0 +1,93 @@
+"""The host's local snapshot of the shared bank's entry index (PostgreSQL fleets).
+
+In the state directory (``postgresql.bank-index``, beside the library's snapshot): the entry
+index's arrays, its centre crops' and its PDQs', keyed by the bank's identity (``bank_id``, made
+by PostgreSQL migration 4) and the last change of the bank's change log they reflect. Written
+atomically as the library's snapshot is (``snapshot.write_arrays``), read memory-mapped. A start
+maps it and applies the changes logged since (``bankindex.refresh``); a snapshot of another
+bank, or older than the changes the bank still logs, is ignored and the bank is loaded whole.
+``load(state_dir)`` needs no database: a host that cannot reach it enforces what it last had.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imagewatchd import snapshot
+from imagewatchd.hashindex import HammingIndex
+from imagewatchd.pdqindex import PdqIndex
+from imagewatchd.store.location import LOCAL_NAME
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"IWDBANK1\n"
+NAME = LOCAL_NAME + ".bank-index"
+MIN_ENTRIES = 100_000  # smaller banks load from the database at once: no snapshot file
+RESAVE_CHANGES = 10_000  # more changes applied since the snapshot than this (or a twentieth
+RESAVE_FRACTION = 20  # of the bank) rewrite it
+
+
+@dataclass(frozen=True, slots=True)
+class BankSnapshot:
+    """The entry indexes as a snapshot held them, and what they reflect."""
+
+    bank_id: int
+    seq: int  # the last change of the bank's change log applied to them
+    entries: HammingIndex
+    regions: HammingIndex
+    pdq: PdqIndex
+
+
+def path_in(state_dir: Path) -> Path:
+    return state_dir / NAME
+
+
+def resave_bound(entries: int) -> int:
+    return max(RESAVE_CHANGES, entries // RESAVE_FRACTION)
+
+
+def load(state_dir: Path) -> BankSnapshot | None:
+    """The snapshot in ``state_dir``, its arrays memory-mapped; None if there is none or it is
+    unusable (said in one line)."""
+    path = path_in(state_dir)
+    try:
+        header, arrays = snapshot.read_arrays(path, MAGIC)
+        return _indexes(int(header["bank_id"]), int(header["seq"]), arrays)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: bank snapshot unusable, the bank is loaded whole: %s", path, exc)
+        return None
+
+
+def _indexes(bank_id: int, seq: int, arrays: snapshot.Arrays) -> BankSnapshot:
+    def part(prefix: str) -> snapshot.Arrays:
+        return {f: arrays[f"{prefix}.{f}"] for f in snapshot.FIELDS}
+
+    hashes = np.asarray(arrays["pdq.hashes"]).reshape(-1, 4)
+    return BankSnapshot(
+        bank_id, seq, HammingIndex.from_arrays(part("entries")),
+        HammingIndex.from_arrays(part("regions")), PdqIndex.from_arrays(arrays["pdq.keys"], hashes),
+    )  # fmt: skip
+
+
+def save(state_dir: Path, bank: BankSnapshot) -> bool:
+    """Write the snapshot atomically; a failure is one line, and False."""
+    path = path_in(state_dir)
+    arrays: snapshot.Arrays = {}
+    for prefix, index in (("entries", bank.entries), ("regions", bank.regions)):
+        arrays.update({f"{prefix}.{name}": a for name, a in index.arrays().items()})
+    pdq = bank.pdq.arrays()
+    arrays["pdq.keys"], arrays["pdq.hashes"] = pdq["keys"], pdq["hashes"].reshape(-1)
+    try:
+        snapshot.write_arrays(path, MAGIC, {"bank_id": bank.bank_id, "seq": bank.seq}, arrays)
+    except OSError as exc:
+        log.warning("%s: bank snapshot not written: %s", path, exc.strerror or exc)
+        return False
+    log.info("%s: bank snapshot written (%d entries, change %d)", path, len(bank.entries),
+             bank.seq)  # fmt: skip
+    return True
