@@ -141,11 +141,14 @@ class CropsRule(TurnedRule):
     """The lists rule as imagewatchd/match.py applies it to an entry made from a picture
     (``known add``): as ``TurnedRule``, and, for the query as it is, the entry's centre crops
     (``Fingerprint.crops``: 2%, 5%, 10% cut from every side) against the query's whole and
-    trimmed regions at the same thresholds."""
+    trimmed regions at the turned thresholds (three crops, three more chances for a
+    look-alike); ``strict=False``: at the picture's own thresholds, as before."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = True) -> None:
         super().__init__()
-        self.name += ", the entry's centre crops (2/5/10%)"
+        self.strict = strict
+        t = self.same.turned() if strict else self.same
+        self.name += f", the entry's centre crops (2/5/10%: dH <= {t.dhash}, pH <= {t.phash})"
 
     def prepare(self, path: Path) -> object:
         return fingerprint_file(path, self.limits, crops=True)[1]
@@ -156,13 +159,17 @@ class CropsRule(TurnedRule):
         if same.match or a.flat or b.flat:
             return same
         best = same
-        for region, dhash, phash in a.crops:
-            cropped = replace(a, dhash=dhash, phash=phash, pdq=None, sha256="")
-            decision = CurrentRule.compare(self, cropped, b)
-            decision = replace(decision, orientation=region)
-            if decision.match:
-                return decision
-            best = min(best, decision, key=lambda d: d.margin)
+        try:
+            self.thresholds = self.same.turned() if self.strict else self.same
+            for region, dhash, phash in a.crops:
+                cropped = replace(a, dhash=dhash, phash=phash, pdq=None, sha256="")
+                decision = CurrentRule.compare(self, cropped, b)
+                decision = replace(decision, orientation=region)
+                if decision.match:
+                    return decision
+                best = min(best, decision, key=lambda d: d.margin)
+        finally:
+            self.thresholds = self.same
         return min(best, super().compare(a, b), key=lambda d: (not d.match, d.margin))
 
 
@@ -171,6 +178,7 @@ MATCHERS: dict[str, Callable[[], Candidate]] = {
     "lists": ListRule,
     "turned": TurnedRule,
     "crops": CropsRule,
+    "crops-loose": lambda: CropsRule(strict=False),  # the crops at 6/4, as before issue 8's round 3
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }

@@ -182,7 +182,10 @@ class Matcher:
         if view.turn != SAME:
             return {}  # measured on the picture as it is only (docs/BENCHMARKS.md)
         best: dict[int, Cropped] = {}
-        for key, dd, pd in self._search(self.indexes.regions, view, _regions(fp, view)):
+        # three crops give a look-alike three more chances, as other orientations do: the
+        # turned margin (docs/BENCHMARKS.md, "Issue 8: dark borders, captions, benign")
+        strict = self.thresholds.turned()
+        for key, dd, pd in self._search(self.indexes.regions, view, _regions(fp, view), strict):
             entry_id, region = region_of(key)
             old = best.get(entry_id, ("", 65, 65))
             if entry_id not in found and dd + pd < old[1] + old[2]:
@@ -245,10 +248,13 @@ class Matcher:
         return {key: row for key, row in rows.items() if os.path.lexists(row.path)}
 
     def _search(
-        self, index: HammingIndex, view: Turned, regions: Regions = ()
-    ) -> list[tuple[int, int, int]]:
-        """The view's hashes, then its regions' (borders, caption bar trimmed)."""
+        self, index: HammingIndex, view: Turned, regions: Regions = (),
+        strict: Thresholds | None = None,
+    ) -> list[tuple[int, int, int]]:  # fmt: skip
+        """The view's hashes, then its regions' (borders, caption bar trimmed); ``strict``:
+        thresholds other than the view's own."""
         t = self.thresholds if view.turn == SAME else self.thresholds.turned()
+        t = strict or t
         found: dict[int, tuple[int, int, int]] = {}
         for dhash, phash in ((view.dhash, view.phash), *regions):
             for hit in index.search(dhash, phash, t.dhash, t.phash):
