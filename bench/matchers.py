@@ -54,6 +54,7 @@ class CurrentRule:
         self, thresholds: Thresholds | None = None, limits: Limits = DEFAULT_LIMITS
     ) -> None:
         self.thresholds = thresholds or default_config().matching.thresholds
+        self.more_thresholds = self.thresholds.turned()
         self.limits = limits
         self.name = f"imagewatchd defaults (dH <= {self.thresholds.dhash}, "
         self.name += f"pH <= {self.thresholds.phash}"
@@ -70,16 +71,16 @@ class CurrentRule:
             return Decision(True, -64, (("sha256", 0, 0),))
         if a.flat or b.flat:
             return FLAT
-        t = self.thresholds
-        # b is the query: its regions (borders, caption bar trimmed) are searched too
-        dd, pd = min(
-            (
-                (hamming(a.dhash, d), hamming(a.phash, p))
-                for d, p in ((b.dhash, b.phash), *b.regions)
-            ),
-            key=lambda pair: max(pair[0] - t.dhash, pair[1] - t.phash),
-        )
-        margin = max(dd - t.dhash, pd - t.phash)
+        # b is the query: its regions (borders, caption bar trimmed) are searched too, and its
+        # other readings of the borders (regions.more_boxes) at the turned thresholds
+        t, more = self.thresholds, self.more_thresholds
+        tried = [(pair, t) for pair in ((b.dhash, b.phash), *b.regions)]
+        tried += [(pair, more) for pair in b.more_regions]
+        margin, dd, pd, t = min(
+            (max(hamming(a.dhash, d) - u.dhash, hamming(a.phash, p) - u.phash),
+             hamming(a.dhash, d), hamming(a.phash, p), u)
+            for (d, p), u in tried
+        )  # fmt: skip
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 
 
@@ -127,7 +128,15 @@ class TurnedRule(ListRule):
         try:
             self.thresholds = self.same.turned()
             for view in b.turned:
-                turned = replace(b, dhash=view.dhash, phash=view.phash, pdq=view.pdq, turned=())
+                turned = replace(
+                    b,
+                    dhash=view.dhash,
+                    phash=view.phash,
+                    pdq=view.pdq,
+                    turned=(),
+                    regions=(),
+                    more_regions=(),
+                )  # as match.py: as it is only
                 decision = replace(super().compare(a, turned), orientation=view.turn)
                 if decision.match:
                     return decision

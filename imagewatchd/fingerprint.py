@@ -179,6 +179,7 @@ def fingerprint_bytes(
         turned=() if flat else dihedral.turned(grey, thumbs),  # mirrored and rotated copies'
         provenance=decoded.provenance,
         crops=_crop_hashes(grey) if crops and not flat else (),  # stored for list entries
+        more_regions=_region_hashes(grey, regions.more_boxes),  # searched at turned thresholds
     )  # fmt: skip
 
 
@@ -189,10 +190,12 @@ def _phash(square: NDArray[np.uint8]) -> int:
     return dihedral.bits(low > np.median(low))
 
 
-def _region_hashes(grey: Image.Image) -> tuple[tuple[int, int], ...]:
+def _region_hashes(
+    grey: Image.Image, boxes: Callable[[NDArray[np.uint8]], list[regions.Box]] = regions.boxes
+) -> tuple[tuple[int, int], ...]:
     """dHash and pHash of the picture without its borders or caption bar (regions.py)."""
     found = []
-    for top, bottom, left, right in regions.boxes(np.asarray(grey)):
+    for top, bottom, left, right in boxes(np.asarray(grey)):
         part = grey.crop((left, top, right, bottom))
         phash = _hash_to_int(imagehash.phash(part))
         if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:

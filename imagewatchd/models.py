@@ -103,6 +103,10 @@ class Fingerprint:
     # stored only for a list entry made from this picture (``known add``), so that a lightly
     # cropped copy of it matches (an ``entry_regions`` row each); a query's are not searched
     crops: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    # (dHash, pHash) of other readings of the borders (regions.more_boxes: trimmed at a tight
+    # tolerance, centred, on one axis, without one caption bar): query-only, never stored,
+    # searched at the turned thresholds (more chances for a look-alike)
+    more_regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

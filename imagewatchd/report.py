@@ -162,7 +162,7 @@ def _entry_region(a: Fingerprint, b: Fingerprint, t: Thresholds) -> str | None:
     thresholds: three crops are three more chances for a look-alike)."""
     t = t.turned()
     for name, dhash, phash in a.crops:
-        for d, p in ((b.dhash, b.phash), *b.regions):
+        for d, p in ((b.dhash, b.phash), *b.regions, *b.more_regions):
             if hamming(dhash, d) <= t.dhash and hamming(phash, p) <= t.phash:
                 return name
     return None
