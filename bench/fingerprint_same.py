@@ -23,12 +23,25 @@ from imagewatchd.fingerprint import fingerprint_file
 
 
 def fields(fp: Any) -> dict[str, object]:  # either version's Fingerprint
-    names = ("sha256", "dhash", "phash", "pdq", "pdq_quality", "flat", "width", "regions")
+    names = ("sha256", "dhash", "phash", "pdq", "pdq_quality", "flat", "width", "height",
+             "format", "regions", "crops")  # fmt: skip
     out = {name: getattr(fp, name) for name in names}
+    found = fp.provenance  # either version's class: compared by its fields
+    out["provenance"] = (found.camera, found.captured, found.software, found.jpeg_quality)
     for turn in fp.turned:
         for what in ("dhash", "phash", "pdq"):
             out[f"{turn.turn} {what}"] = getattr(turn, what)
     return out
+
+
+def outcome(fingerprint: Any, path: Path) -> dict[str, object] | str:
+    """The fields of ``fingerprint(path)``'s fingerprint with crops, or why it was refused."""
+    try:
+        return fields(fingerprint(path, crops=True)[1])
+    except Exception as exc:  # either version's FingerprintError (two classes)
+        if "FingerprintError" not in type(exc).__name__:
+            raise
+        return str(getattr(exc, "reason", exc))
 
 
 def main() -> None:
@@ -38,14 +51,13 @@ def main() -> None:
     args = parser.parse_args()
     old = before(args.before)
     differ: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
     worst: dict[str, int] = {}
     done = 0
     for path in args.files:
-        try:
-            a, b = fields(old(path)[1]), fields(fingerprint_file(path)[1])  # type: ignore[index]
-        except Exception as exc:  # either version's FingerprintError (two classes)
-            if "FingerprintError" not in type(exc).__name__:
-                raise
+        a, b = outcome(old, path), outcome(fingerprint_file, path)
+        if isinstance(a, str) or isinstance(b, str):  # refused: by both, for the same reason?
+            refused["for the same reason" if a == b else "not alike"] += 1
             continue
         done += 1
         for key in a.keys() | b.keys():
@@ -55,6 +67,7 @@ def main() -> None:
                 if isinstance(x, int) and isinstance(y, int):
                     worst[key] = max(worst.get(key, 0), (x ^ y).bit_count())
     print(f"{done} files fingerprinted by both; fields that differ: {dict(differ) or 'none'}")
+    print(f"refused by either: {dict(refused) or 'none'}")
     if worst:
         print(f"largest distances: {worst}")
 

@@ -21,7 +21,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy are imp
 
 import argparse
 import atexit
+import hashlib
 import importlib
+import io
 import json
 import re
 import shutil
@@ -40,7 +42,7 @@ import numpy as np
 import PIL
 from PIL import Image, ImageOps
 
-from imagewatchd import dihedral
+from imagewatchd import dihedral, pdq
 from imagewatchd.fingerprint import WORKING_SIZE, fingerprint_file
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -169,6 +171,19 @@ def reduced_decode(path: Path) -> object:
         return img.size
 
 
+def pdq_floor(path: Path) -> object:
+    """What any fingerprint with the 8 orientations' PDQs costs at least: the file read, its
+    sha256, the reduced-scale decode, PDQ's filter (shared by the 8 turns) and the 8 hashes."""
+    data = path.read_bytes()
+    hashlib.sha256(data).digest()
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("L", (WORKING_SIZE, WORKING_SIZE))
+        pixels = np.asarray(img if img.mode == "L" else img.convert("L"))
+    smalls = pdq.flipped(pixels)  # as the fingerprint does: one PDQ with its quality, 7 more
+    turned = [*list(smalls.values())[1:], *(small.T for small in smalls.values())]
+    return pdq.from_small(smalls[False, False]), pdq.hashes(np.stack(turned))
+
+
 def before(rev: str) -> Callable[[Path], object]:
     """``fingerprint_file`` of the git revision ``rev``: its ``imagewatchd`` package, copied to
     a temporary directory as ``imagewatchd_before``, so both run in this process."""
@@ -193,7 +208,8 @@ def before(rev: str) -> Callable[[Path], object]:
 def floor(args: argparse.Namespace) -> None:
     """The fingerprint (before ``args.before`` and now) against the reduced-scale decode, in
     CPU time per image (this process is single-threaded; the machine may be loaded)."""
-    funcs: dict[str, Callable[[Path], object]] = {"decode": reduced_decode, "now": ours}
+    funcs: dict[str, Callable[[Path], object]] = {"decode": reduced_decode}
+    funcs |= {"decode + sha256 + 8 PDQs": pdq_floor, "now": ours}
     if args.before:
         funcs["before"] = before(args.before)
     print(
@@ -202,27 +218,26 @@ def floor(args: argparse.Namespace) -> None:
         + " |"
     )
     print("|---|---|" + "---|---|" * (len(funcs) - 1))
+    sets: dict[str, list[Path]] = {}
+    if args.originals:  # the evaluation set's JPEG originals, as they are (various sizes)
+        jpegs = sorted((DATA / "originals").glob("*.jpg"))[: args.originals]
+        sets[f"evaluation set's JPEG originals ({len(jpegs)})"] = jpegs
     for megapixels in args.floor:
         width = round((megapixels * 1e6 * 4 / 3) ** 0.5)
         size = (width, width * 3 // 4)
-        sets = make_images(
+        made = make_images(
             args.count, args.noise, args.remake, args.images / f"{megapixels:g}mp", size
         )
-        for name, paths in sets.items():
-            interleaved(paths[:2], 1, funcs)
-            times = interleaved(paths, args.rounds, funcs, time.process_time)  # CPU: loaded
-            best = {f: statistics.mean(map(min, zip(*times[f], strict=True))) for f in funcs}
-            cells = [
-                f"{best[f] * 1000:.2f} | {best['decode'] / best[f]:.0%}"
-                for f in funcs
-                if f != "decode"
-            ]
-            print(
-                f"| {size[0]}x{size[1]} {name} ({len(paths)}) | {best['decode'] * 1000:.2f} | "
-                + " | ".join(cells)
-                + " |",
-                flush=True,
-            )
+        sets |= {
+            f"{size[0]}x{size[1]} {name} ({len(paths)})": paths for name, paths in made.items()
+        }
+    for name, paths in sets.items():
+        interleaved(paths[:2], 1, funcs)
+        times = interleaved(paths, args.rounds, funcs, time.process_time)  # CPU: loaded
+        best = {f: statistics.mean(map(min, zip(*times[f], strict=True))) for f in funcs}
+        cells = [f"{best['decode'] * 1000:.2f}"]
+        cells += [f"{best[f] * 1000:.2f} | {best['decode'] / best[f]:.0%}" for f in funcs][1:]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main() -> None:
@@ -249,6 +264,10 @@ def main() -> None:
         "--floor", type=float, nargs="+", metavar="MP",
         help="only time the fingerprint against the reduced-scale decode alone, on JPEGs of "
         "these megapixels (4:3)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--originals", type=int, default=0, metavar="N",
+        help="with --floor: also time the first N JPEG originals of the evaluation set",
     )  # fmt: skip
     parser.add_argument(
         "--before",

@@ -15,11 +15,13 @@ Its copies, chosen at random (seeded) from what phones, messengers and tools mak
 - ``upscaled``: 1.5 times the pixels, EXIF stripped, quality 85 (an upscaler's output);
 - ``screenshot``: a PNG of the photo at 80 % with a 24-pixel grey frame (a viewer's window).
 
-    .venv/bin/python bench/library.py [--groups 325] [--seed 1] [--out /tmp/iw-library]
+    .venv/bin/python bench/library.py [--groups 325] [--seed 1] [--out /tmp/iw-library] [--reuse]
 
 Modification times are random (the original is not always the oldest file). Prints a Markdown
-report: keeper accuracy per rule, per kind of copy that won wrongly, and every miss of the keep
-policy. Needs bench/data (``bench/dataset.py``).
+report: keeper accuracy per rule, per kind of copy that won wrongly, on each half of the groups
+(split by a hash of the group folder's name: rules are worked out on the first half, checked on
+the held-out second), and every miss of the keep policy. ``--reuse`` ranks the library ``--out``
+holds already. Needs bench/data (``bench/dataset.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import os
 import random
 import shutil
 import sys
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -180,15 +183,37 @@ def former_rule(copies: list[Copy]) -> Copy:
     return min(copies, key=lambda c: (-c.pixels, -c.size, c.path))
 
 
+def half(members: list[Member]) -> int:
+    """0 (tuning) or 1 (held out): by a hash of the group's folder name."""
+    return zlib.crc32(members[0].path.parent.name.encode()) % 2
+
+
+def built(out: Path) -> list[list[Member]]:
+    """A library ``build`` wrote before (``--reuse``): the kind is in each file's name."""
+    groups = []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        files = sorted(folder.iterdir(), key=lambda p: not p.name.startswith("IMG_"))
+        kinds = ["original" if p.name.startswith("IMG_") else p.name.split("-")[0] for p in files]
+        groups.append([Member(p, k) for p, k in zip(files, kinds, strict=True)])
+    return groups
+
+
+Tally = dict[str, list[int]]  # rule -> right per half
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=325)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/iw-library"))
+    parser.add_argument("--reuse", action="store_true", help="the library --out holds already")
     args = parser.parse_args(argv)
-    shutil.rmtree(args.out, ignore_errors=True)
-    library = build(args.out, args.groups, args.seed)
-    right = {"keep policy": 0, "former rule": 0}
+    if args.reuse:
+        library = built(args.out)
+    else:
+        shutil.rmtree(args.out, ignore_errors=True)
+        library = build(args.out, args.groups, args.seed)
+    right: Tally = {"keep policy": [0, 0], "former rule": [0, 0]}
     wrong_kind: dict[str, Counter[str]] = {name: Counter() for name in right}
     misses = []
     for members in library:
@@ -198,21 +223,34 @@ def main(argv: list[str] | None = None) -> int:
         for name, keeper in (("keep policy", ranked[0].copy), ("former rule", former_rule(copies))):
             kind = kinds[keeper.path]
             if kind in ("original", "copy"):
-                right[name] += 1
+                right[name][half(members)] += 1
             else:
                 wrong_kind[name][kind] += 1
                 if name == "keep policy":
-                    misses.append((keeper.path, kind, ranked[1].reason))
+                    misses.append((keeper.path, kind, half(members), ranked[1].reason))
+    _report(library, right, wrong_kind, args.seed)
+    print("\nMisses of the keep policy (the keeper, its kind, its half, why it beat the next):\n")
+    for path, kind, part, reason in misses:
+        print(f"- `{Path(path).relative_to(args.out)}` ({kind}, half {part}): {reason}")
+    return 0
+
+
+def _report(
+    library: list[list[Member]], right: Tally, wrong_kind: dict[str, Counter[str]], seed: int
+) -> None:
     total = len(library)
-    print(f"# Keep policy on {total} groups ({sum(map(len, library))} files), seed {args.seed}\n")
-    print("| rule | original kept | kept instead |\n|---|---|---|")
+    halves = [sum(half(m) == h for m in library) for h in (0, 1)]
+    print(f"# Keep policy on {total} groups ({sum(map(len, library))} files), seed {seed}\n")
+    print("| rule | original kept: tuning half | held-out half | all | kept instead |")
+    print("|---|---|---|---|---|")
     for name, count in right.items():
         instead = ", ".join(f"{k} {v}" for k, v in wrong_kind[name].most_common()) or "-"
-        print(f"| {name} | {count}/{total} ({100 * count / total:.1f}%) | {instead} |")
-    print("\nMisses of the keep policy (the keeper, its kind, why it beat the next copy):\n")
-    for path, kind, reason in misses:
-        print(f"- `{Path(path).relative_to(args.out)}` ({kind}): {reason}")
-    return 0
+        cells = [
+            f"{c}/{n} ({100 * c / max(n, 1):.1f}%)" for c, n in zip(count, halves, strict=True)
+        ]
+        both = sum(count)
+        print(f"| {name} | {cells[0]} | {cells[1]} | {both}/{total} ({100 * both / total:.1f}%) "
+              f"| {instead} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from library import Member, build
+from library import Member, build, built, half
 
 ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
@@ -57,16 +57,6 @@ def write_config(path: Path, library: Path, **watch: Any) -> Path:
     return path
 
 
-def built(library: Path) -> list[list[Member]]:
-    """A library ``build`` wrote before (``--reuse``): the kind is in each file's name."""
-    groups = []
-    for folder in sorted(p for p in library.iterdir() if p.is_dir()):
-        files = sorted(folder.iterdir(), key=lambda p: not p.name.startswith("IMG_"))
-        kinds = ["original" if p.name.startswith("IMG_") else p.name.split("-")[0] for p in files]
-        groups.append([Member(p, k) for p, k in zip(files, kinds, strict=True)])
-    return groups
-
-
 def system_keepers(out: Path, groups: int, seed: int, reuse: bool) -> int:
     if reuse:
         library = built(out / "library")
@@ -79,21 +69,21 @@ def system_keepers(out: Path, groups: int, seed: int, reuse: bool) -> int:
     text, dupes_s, dupes_kib = iw(db, config, "dupes", "--json")
     found = json.loads(text)["groups"]
     group_of = {f["path"]: g for g in found for f in g["files"]}
-    right, wrong, alone, apart = 0, Counter[str](), 0, Counter[str]()
+    right, wrong, alone, apart = [0, 0], Counter[str](), [0, 0], Counter[str]()
     misses = []
     owner = {str(m.path): (n, m.kind) for n, members in enumerate(library) for m in members}
     for n, members in enumerate(library):
         original = str(members[0].path)
         group = group_of.get(original)
         if group is None:
-            alone += 1
+            alone[half(members)] += 1
             continue
         keeper = group["files"][0]
         theirs, kind = owner.get(keeper["path"], (-1, "?"))
         if theirs != n:  # two photographs alike enough to be grouped: another's original won
             kind = f"another photo's {kind}"
         if kind in ("original", "copy"):
-            right += 1
+            right[half(members)] += 1
         else:
             wrong[kind] += 1
             misses.append((keeper["path"], kind, keeper["reason"]))
@@ -106,16 +96,22 @@ def system_keepers(out: Path, groups: int, seed: int, reuse: bool) -> int:
 
 
 def _report_system(
-    library: list[list[Member]], right: int, wrong: Counter[str], alone: int,
+    library: list[list[Member]], right: list[int], wrong: Counter[str], alone: list[int],
     apart: Counter[str], misses: list[tuple[str, str, str]], out: Path,
 ) -> None:  # fmt: skip
+    """The keepers per half of the groups (bench/library.py's split: the keep rules were worked
+    out on the first half, the second is held out) and in all."""
     total = len(library)
-    grouped = total - alone
+    found = [sum(half(m) == h for m in library) - alone[h] for h in (0, 1)]
     print(f"# scan + dupes --json on {total} groups ({sum(map(len, library))} files)\n")
     instead = ", ".join(f"{k} {v}" for k, v in wrong.most_common()) or "-"
-    print("| original kept (of the groups found) | kept instead | original in no group |")
-    print("|---|---|---|")
-    print(f"| {right}/{grouped} ({100 * right / max(grouped, 1):.1f}%) | {instead} | {alone} |")
+    cells = [f"{r}/{n} ({100 * r / max(n, 1):.1f}%)" for r, n in zip(right, found, strict=True)]
+    both, grouped = sum(right), sum(found)
+    print("| original kept (of the groups found): tuning half | held-out half | all "
+          "| kept instead | original in no group |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    print(f"| {cells[0]} | {cells[1]} | {both}/{grouped} ({100 * both / max(grouped, 1):.1f}%) "
+          f"| {instead} | {sum(alone)} |")  # fmt: skip
     left = ", ".join(f"{k} {v}" for k, v in apart.most_common()) or "none"
     print(f"\nCopies not in their original's group (matching, not keeping): {left}\n")
     for path, kind, reason in misses:

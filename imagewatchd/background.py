@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from imagewatchd import snapshot, store_check
-from imagewatchd.errors import DatabaseDamaged
-from imagewatchd.store import Store
+from imagewatchd import snapshot
+from imagewatchd.errors import DatabaseDamaged, StoreError
+from imagewatchd.store import Checker, Store, Where, damage
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +34,12 @@ KEEP_EVERY = 600.0  # seconds between two looks at the library change log
 class BackgroundCheck:
     """One run of the quick check of ``db_path`` in a thread; ``stop`` interrupts it."""
 
-    def __init__(self, db_path: Path, on_damage: Callable[[DatabaseDamaged], None]) -> None:
+    def __init__(self, db_path: Where, on_damage: Callable[[DatabaseDamaged], None]) -> None:
         self.db_path = db_path
         self.on_damage = on_damage
         self.done = threading.Event()
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._checker = Checker(db_path)
         self._thread = threading.Thread(target=self._run, name="database-check", daemon=True)
 
     def start_once(self) -> None:
@@ -53,9 +50,7 @@ class BackgroundCheck:
     def stop(self) -> None:
         """Interrupt the check (a stopping daemon does not wait for it) and wait for the thread."""
         self._stopping.set()
-        with self._lock:
-            if self._db is not None:
-                self._db.interrupt()
+        self._checker.interrupt()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
@@ -76,23 +71,10 @@ class BackgroundCheck:
 
     def _check(self) -> list[str]:
         try:
-            db = store_check.open_for_checking(self.db_path)
-        except store_check.DAMAGE_ERRORS as exc:
-            detail = store_check.damage(exc)
-            if detail is None:
-                log.warning("database check: not run: cannot open %s: %s", self.db_path, exc)
-                return []
-            return [f"cannot be opened: {detail}"]
-        with self._lock:
-            self._db = db
-        try:
-            if self._stopping.is_set():
-                return []
-            return store_check.check(db, thorough=False)
-        finally:
-            with self._lock:
-                self._db = None
-            db.close()
+            return self._checker.run(thorough=False)
+        except StoreError as exc:
+            log.warning("database check: not run: %s", exc)
+            return []
 
 
 def _lower_priority() -> None:
@@ -108,7 +90,7 @@ class SnapshotKeeper:
     """Looks at the library change log every ``every`` seconds (``snapshot.keep``)."""
 
     def __init__(
-        self, db_path: Path, on_damage: Callable[[DatabaseDamaged], None],
+        self, db_path: Where, on_damage: Callable[[DatabaseDamaged], None],
         every: float = KEEP_EVERY,
     ) -> None:  # fmt: skip
         self.db_path = db_path
@@ -137,7 +119,7 @@ class SnapshotKeeper:
                 self.on_damage(exc)
                 return
             except Exception as exc:  # e.g. the database busy: the next look tries again
-                detail = store_check.damage(exc)
+                detail = damage(exc)
                 if detail is not None:
                     self.on_damage(DatabaseDamaged(self.db_path, detail))
                     return

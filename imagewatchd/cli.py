@@ -17,7 +17,6 @@ from imagewatchd import (
     logsetup,
     quarantine,
     service,
-    store_check,
 )
 from imagewatchd.api import commands as api_commands
 from imagewatchd.errors import (
@@ -29,6 +28,7 @@ from imagewatchd.errors import (
     UsageError,
 )
 from imagewatchd.names import shown
+from imagewatchd.store import damage
 
 log = logging.getLogger("imagewatchd")
 
@@ -40,7 +40,9 @@ def _common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     """Options accepted both before and after the command name."""
     default = None if top else argparse.SUPPRESS
     parser.add_argument("--config", metavar="FILE", default=default, help="configuration file")
-    parser.add_argument("--db", metavar="PATH", default=default, help="database file")
+    parser.add_argument(
+        "--db", metavar="PATH", default=default, help="database file, or a postgresql:// URL"
+    )
     parser.add_argument(
         "--debug", action="store_true", default=False if top else argparse.SUPPRESS,
         help="log debug detail and show tracebacks",
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(d, "check", "verify the database file (exit 0 sound, 1 damaged, 2 no file)")
     p.add_argument("--quick", action="store_true", help="PRAGMA quick_check, not integrity_check")
     p.set_defaults(handler=commands.db_check)
+    p = _sub(d, "migrate", "bring the database's schema up to date (exit 0 when it is)")
+    p.set_defaults(handler=commands.db_migrate)
 
     p = command("status", "the running daemon (or, without one, the database) and what it holds")
     p.add_argument("--json", action="store_true")
@@ -262,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         _fail(args.debug, str(exc))
         return exc.exit_code
     except sqlite3.Error as exc:
-        damaged = store_check.damage(exc)  # where open_store did not name the file
+        damaged = damage(exc)  # where open_store did not name the file
         if damaged is not None:
             _fail(args.debug, f"the database is damaged ({damaged}): run imagewatchd db check")
             return EXIT_DAMAGED

@@ -15,7 +15,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from imagewatchd import config as config_module
-from imagewatchd import hashlists, paths, report, retroactive, store_check
+from imagewatchd import hashlists, paths, report, retroactive
 from imagewatchd.config import Config
 from imagewatchd.daemon import running_daemon
 from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
@@ -29,6 +29,7 @@ from imagewatchd.errors import (
     ConfigError,
     DatabaseDamaged,
     FingerprintError,
+    StoreError,
     UsageError,
 )
 from imagewatchd.filters import Selection, walk
@@ -40,7 +41,7 @@ from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
 from imagewatchd.similar import similar_groups, similar_json, similar_text
-from imagewatchd.store import Store
+from imagewatchd.store import DAMAGE_ERRORS, Checker, Store, damage
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,12 @@ def load_config(args: argparse.Namespace) -> Config:
 @contextmanager
 def open_store(args: argparse.Namespace, config: Config) -> Iterator[Store]:
     """The database; an error that means it is damaged becomes one clear message."""
-    path = paths.database_path(args.db, config.database)
+    path = paths.database(args.db, config.database, config.host)
     try:
         with Store(path) as store:
             yield store
-    except store_check.DAMAGE_ERRORS as exc:
-        detail = store_check.damage(exc)
+    except DAMAGE_ERRORS as exc:
+        detail = damage(exc)
         if detail is None:
             raise
         raise DatabaseDamaged(path, detail) from exc
@@ -343,7 +344,7 @@ def _reached(args: argparse.Namespace, store: Store, config: Config, ids: list[i
         return
     more = f", ... ({len(ids)} in all)" if len(ids) > 20 else ""
     print(f"entry IDs: {', '.join(map(str, ids[:20]))}{more}")
-    daemon = running_daemon(paths.database_path(args.db, config.database))
+    daemon = running_daemon(paths.database(args.db, config.database, config.host).path)
     print(retroactive.summary(store, config, ids, daemon))
 
 
@@ -393,21 +394,26 @@ def _missing_watches(source: str, watches: tuple[tuple[int, Path], ...]) -> int:
     return len(missing)
 
 
+def db_migrate(args: argparse.Namespace) -> int:
+    """``db migrate``: apply the migrations not yet applied (opening the store does)."""
+    config = load_config(args)
+    with open_store(args, config) as store:
+        where = paths.database(args.db, config.database, config.host)
+        print(f"{shown(str(where))}: schema version {store.schema_version()}, up to date")
+    return EXIT_OK
+
+
 def db_check(args: argparse.Namespace) -> int:
     """``db check``: exit 0 when sound, 1 with the problems listed, 2 when there is no file."""
     config = load_config(args)
-    path = paths.database_path(args.db, config.database)
-    if not path.is_file():
+    where = paths.database(args.db, config.database, config.host)
+    path = str(where)
+    if where.url is None and not where.path.is_file():
         raise UsageError(f"{shown(path)}: no such database file")
     try:
-        db = store_check.open_for_checking(path)
-    except store_check.DAMAGE_ERRORS as exc:
-        problems = [f"cannot be opened: {store_check.damage(exc) or exc}"]
-    else:
-        try:
-            problems = store_check.check(db, thorough=not args.quick)
-        finally:
-            db.close()
+        problems = Checker(where).run(thorough=not args.quick)
+    except StoreError as exc:
+        problems = [f"cannot be opened: {exc}"]
     for problem in problems:
         print(f"{shown(path)}: {shown(problem)}")
     if problems:

@@ -18,10 +18,12 @@ import yaml
 
 from imagewatchd import paths
 from imagewatchd.errors import ConfigError
+from imagewatchd.filing import INBOX_KEYS, Inbox, parse_inbox
 from imagewatchd.fingerprint import DEFAULT_MAX_PIXELS, DEFAULT_MEMORY_BYTES
 from imagewatchd.keep import KeepPolicy
 from imagewatchd.keepconfig import KEEP_KEYS, parse_keep
 from imagewatchd.models import Orientations, Role, Thresholds
+from imagewatchd.store.location import is_url
 
 
 class Action(enum.StrEnum):
@@ -69,6 +71,7 @@ class Watch:
     allow_delete: bool = False  # "delete" deletes for good: it must be asked for twice
     orientations: Orientations = Orientations.LISTS
     keep: KeepPolicy = field(default_factory=KeepPolicy)  # which copy of a group stays
+    inbox: Inbox | None = None  # an incoming watch that feeds a library watch (filing.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +115,8 @@ class Api:
 @dataclass(frozen=True, slots=True)
 class Config:
     source: str
-    database: Path | None = None
+    database: Path | str | None = None  # a SQLite file, or a postgresql:// URL
+    host: str = ""  # this host's name in a shared database ("": the machine's hostname)
     quarantine_dir: Path | None = None
     matching: Matching = field(default_factory=Matching)
     decoding: Decoding = field(default_factory=Decoding)
@@ -124,7 +128,7 @@ class Config:
 
 TOP_KEYS = (
     "database", "quarantine_dir", "matching", "decoding", "watches", "rescan_interval", "workers",
-    "api",
+    "api", "host",
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
@@ -135,7 +139,7 @@ API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
 WATCH_KEYS = (
     "path", "role", "recursive", "include", "exclude", "on_known", "on_duplicate",
     "on_similar", "move_to", "settle_seconds", "polling", "allow_delete", "orientations",
-    *KEEP_KEYS,
+    *KEEP_KEYS, *INBOX_KEYS,
 )  # fmt: skip
 
 E = TypeVar("E", bound=enum.StrEnum)
@@ -232,6 +236,20 @@ def _show(value: object) -> str:
     return repr(value) if isinstance(value, str) else f"{type(value).__name__} {value!r}"
 
 
+def _database(reader: _Reader, top: Mapping[str, Any]) -> Path | str | None:
+    """A path, or a ``postgresql://`` URL (kept as it is, for libpq)."""
+    value = top.get("database")
+    return value if isinstance(value, str) and is_url(value) else reader.path(top, "database", "")
+
+
+def _host(reader: _Reader, top: Mapping[str, Any]) -> str:
+    value = top.get("host", "")
+    if not isinstance(value, str) or (value != value.strip()):
+        reader.problem("host", f"expected a host name, got {_show(value)}")
+        return ""
+    return value
+
+
 def parse(data: object, source: str) -> Config:
     """Validate parsed YAML; raise ``ConfigError`` listing every problem."""
     reader = _Reader()
@@ -241,7 +259,8 @@ def parse(data: object, source: str) -> Config:
     watches = tuple(watch for _, watch in indexed)
     config = Config(
         source=source,
-        database=reader.path(top, "database", ""),
+        database=_database(reader, top),
+        host=_host(reader, top),
         quarantine_dir=reader.path(top, "quarantine_dir", ""),
         matching=matching,
         decoding=_parse_decoding(reader, top.get("decoding")),
@@ -332,7 +351,17 @@ def _parse_watches(reader: _Reader, value: object) -> list[tuple[int, Watch]]:
             watches.append((index, watch))
     _check_overlaps(reader, watches)
     _check_targets(reader, watches)
+    _check_inboxes(reader, watches)
     return watches
+
+
+def _check_inboxes(reader: _Reader, watches: list[tuple[int, Watch]]) -> None:
+    """An inbox names the path of a library watch: the library it feeds."""
+    libraries = {w.path for _, w in watches if w.role is Role.LIBRARY}
+    for i, watch in watches:
+        if watch.inbox is not None and watch.inbox.library not in libraries:
+            reader.problem(f"watches[{i}].library", f"{watch.inbox.library} is not the path of "
+                           "a library watch")  # fmt: skip
 
 
 def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
@@ -344,9 +373,10 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
     path = reader.path(section, "path", at)
     if path is None and "path" not in section:
         reader.problem(_join(at, "path"), "required")
+    role = reader.choice(section, "role", at, Role.LIBRARY)
     watch = Watch(  # every key is checked, even when the path is not usable
         path=path or Path("/"),
-        role=reader.choice(section, "role", at, Role.LIBRARY),
+        role=role,
         recursive=reader.boolean(section, "recursive", at, True),
         include=reader.globs(section, "include", at, DEFAULT_INCLUDE),
         exclude=reader.globs(section, "exclude", at, ()),
@@ -359,6 +389,7 @@ def _parse_watch(reader: _Reader, item: object, at: str) -> Watch | None:
         allow_delete=reader.boolean(section, "allow_delete", at, False),
         orientations=_orientations(reader, section, at),
         keep=parse_keep(section, at, path or Path("/"), reader.problem),
+        inbox=parse_inbox(section, at, role is Role.INCOMING, reader.problem),
     )
     if watch.role is Role.INCOMING and any(key in section for key in KEEP_KEYS):
         reader.problem(at, "a keep policy (keep, reference, prefer, avoid, formats) is for "

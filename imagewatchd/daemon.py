@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from imagewatchd import config as config_module
-from imagewatchd import paths, store_check
+from imagewatchd import paths
 from imagewatchd.api import server as api_server
 from imagewatchd.api.answers import Live
 from imagewatchd.api.tally import Tally
@@ -26,11 +26,13 @@ from imagewatchd.errors import EXIT_DAMAGED, ConfigError, DatabaseDamaged, Usage
 from imagewatchd.journal import recover
 from imagewatchd.notify import Notifier
 from imagewatchd.session import STALL, Session
-from imagewatchd.store import Store
+from imagewatchd.store import DAMAGE_ERRORS, Location, Store, damage
+from imagewatchd.store.wakeups import BankWakeups
 
 log = logging.getLogger(__name__)
 
 SUPERVISE = 0.2  # the main thread's period: list reloads, health, timers
+Upkeep = tuple[BackgroundCheck, SnapshotKeeper, BankWakeups]  # threads beside the sessions
 EXIT_WATCHER_DIED = 1
 STATUS_EVERY = 2.0
 
@@ -44,6 +46,7 @@ class Daemon:
         self.dry_run = dry_run
         self.stopping = threading.Event()
         self.reloading = threading.Event()
+        self.nudged = threading.Event()  # look now: a signal, or another host changed the bank
         self.notifier = Notifier()
         self.tally = Tally()  # the API's counts, kept across reloads
         self.live: Live | None = None
@@ -55,21 +58,23 @@ class Daemon:
             self.reloading.set()
         else:
             self.stopping.set()
+        self.nudged.set()
 
     def run(self, config: Config) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._signal)
-        db_path = paths.database_path(self.db_flag, config.database)
-        lock = _single_instance(db_path)
+        db_path = paths.database(self.db_flag, config.database, config.host)
+        lock = _single_instance(db_path.path)
         self.live = Live(db_path, self.tally)
         api = _serve_api(config, self.live)
         upkeep = (BackgroundCheck(db_path, self._found_damage),
-                  SnapshotKeeper(db_path, self._found_damage))  # fmt: skip
+                  SnapshotKeeper(db_path, self._found_damage),
+                  BankWakeups(db_path, self.nudged.set))  # fmt: skip
         try:
             _recover(db_path)
             return self._sessions(config, db_path, upkeep)
-        except store_check.DAMAGE_ERRORS as exc:
-            detail = store_check.damage(exc)
+        except DAMAGE_ERRORS as exc:
+            detail = damage(exc)
             if detail is None:
                 raise
             raise DatabaseDamaged(db_path, detail) from exc
@@ -87,9 +92,7 @@ class Daemon:
         if self.session is not None:
             self.session.found_damage(damaged)
 
-    def _sessions(
-        self, config: Config, db_path: Path, upkeep: tuple[BackgroundCheck, SnapshotKeeper]
-    ) -> int:
+    def _sessions(self, config: Config, db_path: Location, upkeep: Upkeep) -> int:
         """Run sessions until a stop; a reload starts a new one. Once the first is ready, the
         whole database is checked, and the index snapshot kept, in the background."""
         while True:
@@ -113,7 +116,7 @@ class Daemon:
                 return code
             config = self._reload(config)
 
-    def _start(self, config: Config, db_path: Path) -> Session:
+    def _start(self, config: Config, db_path: Location) -> Session:
         quarantine = paths.quarantine_dir(config.quarantine_dir)
         session = Session(config, db_path, quarantine, self.dry_run, self.tally)
         session.start()
@@ -126,7 +129,9 @@ class Daemon:
         timers = _Timers(session.config.rescan_interval, self.notifier.watchdog_interval)
         last_status = ""
         while True:
-            if self.stopping.wait(SUPERVISE):
+            self.nudged.wait(SUPERVISE)
+            self.nudged.clear()
+            if self.stopping.is_set():
                 log.info("stopping")
                 return 0
             if self.reloading.is_set():
@@ -174,7 +179,7 @@ def _serve_api(config: Config, live: Live) -> api_server.ApiServer | None:
     return api_server.start(config.api, paths.socket_path(config.api.socket), live)
 
 
-def _recover(db_path: Path) -> None:
+def _recover(db_path: Location) -> None:
     """Check what start-up reads before anything acts on it, then finish what a crash
     interrupted.
 

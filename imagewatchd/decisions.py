@@ -18,11 +18,11 @@ from itertools import combinations
 from pathlib import Path
 
 from imagewatchd import commands
-from imagewatchd.decisions_store import KEEP, NOT_DUPLICATE, DecisionRow
 from imagewatchd.errors import EXIT_OK, FingerprintError, UsageError
 from imagewatchd.fingerprint import open_path, read_fd
 from imagewatchd.history import when
 from imagewatchd.names import shown
+from imagewatchd.store.decisions import KEEP, NOT_DUPLICATE, DecisionRow
 
 
 def content_id(path: Path) -> str:

@@ -29,9 +29,8 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
-from imagewatchd import pdq
+from imagewatchd import lanczos, pdq
 from imagewatchd.models import SAME, Turned
 
 
@@ -63,32 +62,32 @@ NAMES: Final = tuple(turn.name for turn in TURNS)
 
 _DHASH_SIZE: Final = 8
 _PHASH_SIZE: Final = 32
+_SIZES: Final = ((_DHASH_SIZE + 1, _DHASH_SIZE), (_DHASH_SIZE, _DHASH_SIZE + 1), (32, 32))
 
 
 @dataclass(frozen=True, slots=True)
 class Thumbnails:
-    """The working image resized as the hashes resize it (LANCZOS), once for all of them."""
+    """The working image resized as imagehash resizes it (LANCZOS), once for all hashes."""
 
     wide: NDArray[np.uint8]  # 9 wide, 8 high: imagehash.dhash's
     tall: NDArray[np.uint8]  # 8 wide, 9 high: the transposing turns' dHash
     square: NDArray[np.uint8]  # 32x32: imagehash.phash's
 
 
-def thumbnails(grey: Image.Image) -> Thumbnails:
-    lanczos = Image.Resampling.LANCZOS
-    return Thumbnails(
-        np.asarray(grey.resize((_DHASH_SIZE + 1, _DHASH_SIZE), lanczos)),
-        np.asarray(grey.resize((_DHASH_SIZE, _DHASH_SIZE + 1), lanczos)),
-        np.asarray(grey.resize((_PHASH_SIZE, _PHASH_SIZE), lanczos)),
-    )
+def thumbnails(pixels: NDArray[np.uint8]) -> Thumbnails:
+    """The three resizes, bit for bit Pillow's (``lanczos.resize_many``: one shared pass)."""
+    wide, tall, square = lanczos.resize_many(pixels, _SIZES)
+    return Thumbnails(wide, tall, square)
 
 
-def turned(grey: Image.Image, thumbs: Thumbnails | None = None) -> tuple[Turned, ...]:
-    """The hashes of the working image ``grey`` with each turn but ``same`` undone."""
-    thumbs = thumbs or thumbnails(grey)
+def turned(
+    pixels: NDArray[np.uint8], thumbs: Thumbnails, smalls: pdq.Flipped | None = None
+) -> tuple[Turned, ...]:
+    """The hashes of the working image ``pixels`` with each turn but ``same`` undone;
+    ``smalls``: ``pdq.flipped(pixels)`` if the caller has it already."""
     dhashes = _dhashes(thumbs)
     phashes = _phashes(thumbs)
-    pdqs = _pdqs(grey)
+    pdqs = _pdqs(pixels, smalls)
     return tuple(
         Turned(turn.name, dhashes[i], phashes[i], pdqs[i]) for i, turn in enumerate(TURNS) if i
     )
@@ -119,11 +118,9 @@ def _phashes(thumbs: Thumbnails) -> list[int]:
     dct = _dct()
     low = dct @ pixels @ dct.T
     signs = np.where(np.arange(_DHASH_SIZE) % 2, -1.0, 1.0)  # (-1) ** k, frequencies 0..7
-    out = []
-    for turn in TURNS:
-        coefficients = _undo_coefficients(turn, low, signs)
-        out.append(bits(coefficients > np.median(coefficients)))
-    return out
+    undone = np.stack([_undo_coefficients(turn, low, signs) for turn in TURNS])
+    medians = np.median(undone.reshape(len(TURNS), -1), axis=1)  # one call, the same values
+    return [bits(undone[i] > medians[i]) for i in range(len(TURNS))]
 
 
 @lru_cache(maxsize=1)
@@ -135,22 +132,20 @@ def _dct() -> NDArray[np.float64]:
     return matrix
 
 
-def _pdqs(grey: Image.Image) -> list[int | None]:
+def _pdqs(pixels: NDArray[np.uint8], smalls: pdq.Flipped | None) -> list[int | None]:
     """PDQ of each undone turn of the working image (PDQ's decimation grid is not symmetric,
     so sign flips of one DCT would cost up to 30 bits more: see the module's docstring). The
     filter is shared: ``pdq.flipped`` gives the four flips; a transpose is transposed after."""
-    pixels = np.asarray(grey)
     if min(pixels.shape) < pdq.MIN_DIMENSION:
         return [None] * len(TURNS)
-    smalls = pdq.flipped(pixels)
-    out: list[int | None] = [None]
+    smalls = smalls or pdq.flipped(pixels)
+    undone = []
     for turn in TURNS[1:]:
         if turn.transpose:  # undo = transpose, then flips: the flips of the original's axes
-            small = smalls[turn.flip_cols, turn.flip_rows].T
+            undone.append(smalls[turn.flip_cols, turn.flip_rows].T)
         else:
-            small = smalls[turn.flip_rows, turn.flip_cols]
-        out.append(pdq.from_small(np.ascontiguousarray(small))[0])
-    return out
+            undone.append(smalls[turn.flip_rows, turn.flip_cols])
+    return [None, *pdq.hashes(np.stack(undone))]
 
 
 def _undo_coefficients(

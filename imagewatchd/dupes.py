@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from imagewatchd.decisions_store import NOT_DUPLICATE
 from imagewatchd.hashindex import hamming
 from imagewatchd.hashjoin import near_pairs
 from imagewatchd.keep import Copy, KeepPolicy, in_reference, rank
@@ -26,6 +25,7 @@ from imagewatchd.match import Matcher
 from imagewatchd.models import Role
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
+from imagewatchd.store.decisions import NOT_DUPLICATE
 
 Ids = NDArray[np.int64]
 DEFAULT_POLICY = KeepPolicy()

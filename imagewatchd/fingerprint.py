@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
 import pillow_heif
 import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import dihedral, pdq, regions
+from imagewatchd import dihedral, lanczos, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
+from imagewatchd.pdq import Flipped
 from imagewatchd.provenance import Provenance, provenance
 
 pillow_heif.register_heif_opener()
@@ -168,18 +168,18 @@ def fingerprint_bytes(
     if not data:
         raise FingerprintError("<bytes>", "empty file")
     decoded = _decode(data, max_pixels, memory_bytes)
-    grey = decoded.grey
-    thumbs = dihedral.thumbnails(grey)  # the resizes imagehash would make, made once
+    pixels = decoded.pixels
+    thumbs = dihedral.thumbnails(pixels)  # the resizes imagehash would make, made once
     dhash = dihedral.dhash(thumbs.wide)
     phash = _phash(thumbs.square)
     flat = is_flat(decoded.pdq_quality, phash)
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
-        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(grey),
-        turned=() if flat else dihedral.turned(grey, thumbs),  # mirrored and rotated copies'
+        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(pixels),
+        turned=() if flat else dihedral.turned(pixels, thumbs, decoded.smalls),  # turned copies'
         provenance=decoded.provenance,
-        crops=_crop_hashes(grey) if crops and not flat else (),  # stored for list entries
-        more_regions=_region_hashes(grey, regions.more_boxes),  # searched at turned thresholds
+        crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
+        more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
     )  # fmt: skip
 
 
@@ -190,39 +190,50 @@ def _phash(square: NDArray[np.uint8]) -> int:
     return dihedral.bits(low > np.median(low))
 
 
+def _hashes(part: NDArray[np.uint8]) -> tuple[int, int] | None:
+    """imagehash's dHash and pHash of ``part``, or None if its pHash is degenerate."""
+    wide, square = lanczos.resize_many(part, ((9, 8), (32, 32)))
+    phash = _phash(square)
+    if not FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
+        return None
+    return dihedral.dhash(wide), phash
+
+
 def _region_hashes(
-    grey: Image.Image, boxes: Callable[[NDArray[np.uint8]], list[regions.Box]] = regions.boxes
+    pixels: NDArray[np.uint8],
+    boxes: Callable[[NDArray[np.uint8]], list[regions.Box]] = regions.boxes,
 ) -> tuple[tuple[int, int], ...]:
-    """dHash and pHash of the picture without its borders or caption bar (regions.py)."""
+    """dHash and pHash of the picture without its borders or caption bar (regions.py), or of
+    ``boxes``' regions."""
     found = []
-    for top, bottom, left, right in boxes(np.asarray(grey)):
-        part = grey.crop((left, top, right, bottom))
-        phash = _hash_to_int(imagehash.phash(part))
-        if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
-            found.append((_hash_to_int(imagehash.dhash(part)), phash))
+    for top, bottom, left, right in boxes(pixels):
+        hashes = _hashes(pixels[top:bottom, left:right])
+        if hashes:
+            found.append(hashes)
     return tuple(found)
 
 
-def _crop_hashes(grey: Image.Image) -> tuple[tuple[str, int, int], ...]:
+def _crop_hashes(pixels: NDArray[np.uint8]) -> tuple[tuple[str, int, int], ...]:
     """(name, dHash, pHash) of the centre crops (regions.CROPS) that have structure."""
     found = []
-    for name, (top, bottom, left, right) in regions.crop_boxes(grey.height, grey.width):
-        part = grey.crop((left, top, right, bottom))
-        phash = _hash_to_int(imagehash.phash(part))
-        if FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
-            found.append((name, _hash_to_int(imagehash.dhash(part)), phash))
+    for name, (top, bottom, left, right) in regions.crop_boxes(*pixels.shape):
+        hashes = _hashes(pixels[top:bottom, left:right])
+        if hashes:
+            found.append((name, *hashes))
     return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
     grey: Image.Image  # small, canonical, oriented
+    pixels: NDArray[np.uint8]  # the same, as an array
     width: int  # the oriented size of the image
     height: int
     format: str
     pdq: int
     pdq_quality: int
     provenance: Provenance
+    smalls: Flipped | None  # PDQ's filtered flips of ``pixels``, when PDQ came from them
 
 
 def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
@@ -245,12 +256,9 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
             img.load()  # so Pillow decodes the whole image to look for it
             found = provenance(img)  # camera, capture date, JPEG quality: the keep policy's
             grey = _to_grey(img)
-        pdq_hash, quality = _pdq(grey, orientation)
-        if orientation in _TRANSPOSE:  # before shrinking, as if the pixels had been turned
-            grey = grey.transpose(_TRANSPOSE[orientation])
-            if orientation >= 5:
-                width, height = height, width
-        grey = _shrink(grey)
+        grey, pixels, pdq_hash, quality, smalls = _working(grey, orientation)
+        if orientation in _TRANSPOSE and orientation >= 5:
+            width, height = height, width
     except FingerprintError:
         raise
     except UnidentifiedImageError as exc:
@@ -261,7 +269,32 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
         raise FingerprintError("<bytes>", OVER_MEMORY) from exc
     except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
         raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
-    return _Decoded(grey, width, height, fmt, pdq_hash, quality, found)
+    return _Decoded(grey, pixels, width, height, fmt, pdq_hash, quality, found, smalls)
+
+
+def _working(grey: Image.Image, orientation: int) -> tuple[
+    Image.Image, NDArray[np.uint8], int, int, Flipped | None
+]:  # fmt: skip
+    """The working image (turned by ``orientation``, shrunk), its pixels, PDQ and quality of
+    the decoded image, and PDQ's filtered flips of the working image if PDQ came from them."""
+    if _factor(grey.size) >= 2 or not _filtered(grey.size):  # PDQ of the larger image
+        pdq_hash, quality = _pdq(grey, orientation)
+        grey = _shrink(_turn(grey, orientation))
+        return grey, np.asarray(grey), pdq_hash, quality, None
+    grey = _turn(grey, orientation)  # not shrunk: PDQ's input is the working image,
+    pixels = np.asarray(grey)  # so its own PDQ is the unflipped one of the turned hashes'
+    smalls = pdq.flipped(pixels)
+    return grey, pixels, *pdq.from_small(smalls[False, False]), smalls
+
+
+def _turn(grey: Image.Image, orientation: int) -> Image.Image:
+    """As if the pixels had been turned: before shrinking."""
+    return grey.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else grey
+
+
+def _filtered(size: tuple[int, int]) -> bool:
+    """Whether PDQ filters an image of this size (``pdq.pdq``: not a tiny or a 64x64 one)."""
+    return min(size) >= pdq.MIN_DIMENSION and size != (64, 64)
 
 
 def _pdq(grey: Image.Image, orientation: int) -> tuple[int, int]:
@@ -316,8 +349,12 @@ def _stretch_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(pixels.astype(np.uint8))
 
 
+def _factor(size: tuple[int, int]) -> int:
+    return min(size) // WORKING_SIZE
+
+
 def _shrink(img: Image.Image) -> Image.Image:
-    factor = min(img.size) // WORKING_SIZE
+    factor = _factor(img.size)
     return img.reduce(factor) if factor >= 2 else img
 
 
@@ -332,12 +369,6 @@ def flat_hash(dhash: int) -> bool:
     entries match identical files only, since no pixels are at hand to tell."""
     bits = dhash.bit_count()
     return bits <= FLAT_BITS or bits >= 64 - FLAT_BITS
-
-
-def _hash_to_int(value: imagehash.ImageHash) -> int:
-    """The 64 hash bits as an unsigned int, in imagehash's hex order."""
-    bits = np.packbits(np.asarray(value.hash, dtype=bool).flatten())
-    return int.from_bytes(bits.tobytes(), "big")
 
 
 def hex64(value: int) -> str:

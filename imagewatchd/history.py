@@ -20,7 +20,7 @@ from imagewatchd.rows import ActionRow
 from imagewatchd.store import Store
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-UNDOABLE = ("move", "quarantine", "trash", "hardlink")
+UNDOABLE = ("move", "quarantine", "trash", "hardlink", "file")
 
 
 def seconds(text: str) -> float:

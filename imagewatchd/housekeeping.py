@@ -11,11 +11,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from imagewatchd.act import Backlog
 from imagewatchd.retry import Retries
-from imagewatchd.store import Store
+from imagewatchd.store import Location, Store
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,9 @@ FINAL_TRIES = 5  # at exit, tries to record moves not yet recorded, FINAL_PAUSE 
 FINAL_PAUSE = 0.5
 
 
-def keep_house(db_path: Path, backlog: Backlog, retries: Retries, stop: threading.Event) -> None:
+def keep_house(
+    db_path: Location, backlog: Backlog, retries: Retries, stop: threading.Event
+) -> None:
     """Until ``stop``: record what the journal lags behind, copy retries, trim the WAL.
 
     SQLite's own checkpoints never reset the WAL while some reader is always open (the daemon's

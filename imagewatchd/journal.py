@@ -151,8 +151,8 @@ def reverse(
     A file whose bytes are exactly a block entry's goes back only with ``force``.
     """
     action = store.action(action_id)
-    if action is None or action.kind not in ("quarantine", "move", "trash", "hardlink"):
-        raise UsageError(f"no quarantine, move, trash or hardlink action with id {action_id}")
+    if action is None or action.kind not in ("quarantine", "move", "trash", "hardlink", "file"):
+        raise UsageError(f"no quarantine, move, trash, hardlink or file action with id {action_id}")
     if action.state != "done":
         raise UsageError(_not_done(store, action))
     if action.kind == "hardlink":  # the name becomes an independent copy again
@@ -184,6 +184,8 @@ def reverse(
         gid=action.gid,
     )  # fmt: skip
     store.finish(action.id, "undone", actor.clock())
+    if action.kind == "file":  # no longer a library file (the daemon's index checks on disk)
+        store.forget_path(str(here.path))
     _remember(store, decoder, restored, role, actor.clock())
     return moved.destination
 

@@ -10,13 +10,17 @@ Criteria (``KeepPolicy.order``):
 - ``reference``: a copy under one of the watch's reference folders is always kept;
 - ``original``: evidence of being the camera original: camera EXIF, a capture date, a JPEG
   quality a camera writes (``ORIGINAL_QUALITY``), each counting one, less one when an editor is
-  named as the writing software;
+  named as the writing software (whose JPEG quality is then the editor's export setting, not
+  a camera's: it does not count);
 - ``pixels``: more pixels;
 - ``quality``: a higher estimated JPEG quality (only when every copy is a JPEG: a quality
   estimate says nothing about a HEIC or a PNG, and skipping it for the whole group keeps the
   order the same whichever copy arrived first);
-- ``format``: earlier in ``KeepPolicy.formats``;
-- ``size``: a larger file;
+- ``format``: earlier in ``KeepPolicy.formats`` (by default JPEG first: what cameras write);
+- ``size``: a larger file. A size says how much of the picture a file kept only against a file
+  of its own format (a HEIC holds a picture in about half a JPEG's bytes, and a HEIC converted
+  from a JPEG spends its bytes on the JPEG's artefacts), so the default order puts ``format``
+  before it;
 - ``oldest``: an older modification time;
 - ``path``: matches a ``prefer`` pattern, does not match an ``avoid`` pattern, then the shorter
   path, then the path itself.
@@ -56,7 +60,7 @@ class Criterion(enum.StrEnum):
 
 DEFAULT_ORDER = (
     Criterion.REFERENCE, Criterion.ORIGINAL, Criterion.PIXELS, Criterion.QUALITY,
-    Criterion.SIZE, Criterion.OLDEST, Criterion.PATH,
+    Criterion.FORMAT, Criterion.SIZE, Criterion.OLDEST, Criterion.PATH,
 )  # fmt: skip
 DEFAULT_FORMATS = ("JPEG", "HEIF", "AVIF", "PNG", "TIFF", "WEBP", "BMP", "GIF")
 
@@ -122,7 +126,7 @@ def original_evidence(p: Provenance) -> list[str]:
         evidence.append(f"camera {p.camera}")
     if p.captured:
         evidence.append(f"captured {p.captured}")
-    if p.jpeg_quality is not None and p.jpeg_quality >= ORIGINAL_QUALITY:
+    if p.jpeg_quality is not None and p.jpeg_quality >= ORIGINAL_QUALITY and not edited(p):
         evidence.append(f"JPEG quality {p.jpeg_quality}")
     return evidence
 

@@ -129,10 +129,11 @@ class Matcher:
 
     def match(
         self, fp: Fingerprint, *, exclude_file: int | None = None,
-        orientations: Orientations = Orientations.LISTS,
+        orientations: Orientations = Orientations.LISTS, similar: bool = True,
     ) -> Verdict:  # fmt: skip
         """The verdict for one fingerprint; ``exclude_file`` is the file's own library row;
-        ``orientations``: where a mirrored or rotated copy counts (the watch's setting)."""
+        ``orientations``: where a mirrored or rotated copy counts (the watch's setting);
+        ``similar``: whether the similar band is searched (where something consumes it)."""
         listed = self.list_matches(fp, turned=orientations.lists)
         block = tuple(m for m in listed if m.list_kind is ListKind.BLOCK)
         allow = tuple(m for m in listed if m.list_kind is ListKind.ALLOW)
@@ -145,9 +146,9 @@ class Matcher:
         )
         if duplicates:
             return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat)
-        similar = self.similar_matches(fp, exclude_file=exclude_file)
-        if similar:
-            return Verdict(VerdictKind.SIMILAR, matches=similar, flat=fp.flat)
+        alike = self.similar_matches(fp, exclude_file=exclude_file) if similar else ()
+        if alike:
+            return Verdict(VerdictKind.SIMILAR, matches=alike, flat=fp.flat)
         return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat)
 
     def list_matches(self, fp: Fingerprint, *, turned: bool = True) -> tuple[Match, ...]:

@@ -170,6 +170,9 @@ class Arrival(enum.StrEnum):
     CREATED = "created"  # a new name: written next (wait for the close) or moved/linked in
     MODIFIED = "modified"  # being written: wait for the close
     MOVED = "moved"  # renamed into place: no close will come, wait for a quiet period
+    # its times or mode changed after the close (cp -p, tar, unzip, shutil.copy2 set the mtime
+    # then): no close will come, wait for a quiet period
+    ATTRIB = "attrib"
     SCAN = "scan"  # found by a reconcile scan: wait for a quiet period
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from imagewatchd.store.location import Location, is_url
+
 APP = "imagewatchd"
 CONFIG_NAME = "config.yaml"
 SOCKET_NAME = "api.sock"
@@ -69,6 +71,19 @@ def database_path(
     if configured is not None:
         return configured
     return state_dir(env) / DB_NAME
+
+
+def database(
+    flag: str | None, configured: Path | str | None, host: str = "",
+    env: Mapping[str, str] = os.environ,
+) -> Location:  # fmt: skip
+    """The store: as ``database_path`` finds it, or a ``postgresql://`` URL given instead of a
+    path (in ``--db``, ``IMAGEWATCHD_DB`` or the config file's ``database``)."""
+    given = flag or env.get("IMAGEWATCHD_DB") or configured
+    if isinstance(given, str) and is_url(given):
+        return Location.of(given, state_dir(env), host)
+    path = configured if isinstance(configured, Path) else None
+    return Location(database_path(flag, path, env))
 
 
 def quarantine_dir(configured: Path | None, env: Mapping[str, str] = os.environ) -> Path:

@@ -34,6 +34,8 @@ _SIZE: Final = 64
 _LUMA: Final = (0.299, 0.587, 0.114)
 
 Floats = NDArray[np.float32]
+Flipped = dict[tuple[bool, bool], Floats]  # flipped()'s: (rows reversed, columns reversed)
+_WHOLE: Final = 1 << 20  # up to this many pixels, converted to floats at once, not band by band
 
 
 def window(old: int, new: int = _SIZE) -> int:
@@ -73,7 +75,7 @@ def shrink(luma: NDArray[Any]) -> Floats:
     return _across(_down(luma))
 
 
-def flipped(luma: NDArray[Any]) -> dict[tuple[bool, bool], Floats]:
+def flipped(luma: NDArray[Any]) -> Flipped:
     """``shrink`` of ``luma`` with its rows and/or its columns reversed, keyed by (rows reversed,
     columns reversed): two passes down the rows, not four (reversing the columns commutes with
     the pass down). Transposing commutes with ``shrink`` too, so these four give all 8 turns."""
@@ -91,9 +93,11 @@ def _down(luma: NDArray[Any]) -> Floats:
     row_bands, row_first = _shrink_matrix(height)
     span = row_bands.shape[1]
     tall = np.empty((_SIZE, width), dtype=np.float32)
+    whole = np.asarray(luma, dtype=np.float32) if luma.size <= _WHOLE else None
     for i in range(_SIZE):
         start = row_first[i]
-        band = np.asarray(luma[start : start + span], dtype=np.float32)
+        rows = luma[start : start + span] if whole is None else whole[start : start + span]
+        band = np.asarray(rows, dtype=np.float32)  # the same contiguous band either way
         np.dot(row_bands[i], band, out=tall[i])
     return tall
 
@@ -136,12 +140,17 @@ def quality(small: Floats) -> int:
 
 def from_small(small: Floats) -> tuple[int, int]:
     """Hash and quality of a 64x64 luminance image."""
+    return hashes(small[None])[0], quality(small)
+
+
+def hashes(smalls: NDArray[np.float32]) -> list[int]:
+    """The hashes of a stack of 64x64 luminance images (n x 64 x 64): one product for all, the
+    same sums per image as one at a time."""
     dct = _dct()
-    coefficients = dct @ small @ dct.T
-    flat = coefficients.ravel()
-    median = np.sort(flat)[BITS // 2 - 1]  # torben: the lower median of an even count
-    bits = np.packbits((flat > median)[::-1])
-    return int.from_bytes(bits.tobytes(), "big"), quality(small)
+    coefficients = (dct @ smalls @ dct.T).reshape(len(smalls), -1)
+    medians = np.sort(coefficients, axis=1)[:, BITS // 2 - 1]  # torben: the lower median
+    bits = np.packbits((coefficients > medians[:, None])[:, ::-1], axis=1)
+    return [int.from_bytes(row.tobytes(), "big") for row in bits]
 
 
 def luma_of(rgb: NDArray[Any]) -> Floats:

@@ -15,16 +15,19 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from imagewatchd import inbox
 from imagewatchd.act import Actor, Decision, Moved, decide
-from imagewatchd.arrivals import rank_arrival, watch_of
+from imagewatchd.arrivals import NEWCOMER, Ranking, rank_arrival, watch_of, with_relatives
 from imagewatchd.config import Action, Config
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.errors import FingerprintError, NotATreeFile
 from imagewatchd.fileops import FileChanged, FileOpsError, Location, NotLinkable
 from imagewatchd.hashindex import hamming
+from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     SAME,
+    FileStat,
     Fingerprint,
     Match,
     Outcome,
@@ -87,6 +90,9 @@ class Pipeline:
         # held while a library file is matched, decided and acted on: the daemon's workers
         # share one, so that arrivals are ranked against each other one at a time
         self.serial: AbstractContextManager[object] = threading.Lock()
+        # what the run remembers of the library's groups (kin.py): the daemon's workers share
+        # one, used under ``serial``
+        self.kin = Kin()
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -112,7 +118,8 @@ class Pipeline:
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)
-        library = self.config.watches[settled.watch].role is Role.LIBRARY
+        watch = self.config.watches[settled.watch]
+        library = watch.role is Role.LIBRARY or watch.inbox is not None
         with self.serial if library else nullcontext():  # arrivals decided one at a time
             return self._conclude(found, row, fp, act)
 
@@ -120,13 +127,24 @@ class Pipeline:
         self, found: SettledFile, row: FileRow | None, fp: Fingerprint, act: bool
     ) -> Outcome:
         """Match, decide, act and record: for a library, under ``serial``, so that files
-        arriving together are decided by the keep policy, not by which finished first."""
-        orientations = self.config.watches[found.watch].orientations
+        arriving together are decided by the keep policy, not by which finished first. The
+        similar band is searched for a library (its burst shots are reported), or where
+        ``on_similar`` acts; an incoming watch that only logs has no use for it."""
+        watch = self.config.watches[found.watch]
+        library = watch.role is Role.LIBRARY
         verdict = self.matcher.match(
-            fp, exclude_file=row.id if row else None, orientations=orientations
-        )
+            fp, exclude_file=row.id if row else None, orientations=watch.orientations,
+            similar=library or watch.on_similar is not Action.LOG,
+        )  # fmt: skip
+        if library:
+            thresholds = self.matcher.thresholds
+            verdict = with_relatives(self.store, self.kin, found, fp, verdict, thresholds)
         decision, kept = self._decide(found, row, fp, verdict, act)
-        decision, kept = self._better_arrival(found, fp, verdict, decision, kept)
+        decision, kept, keeper = self._better_arrival(found, fp, verdict, decision, kept)
+        if act and self.config.watches[found.watch].inbox is not None:
+            filing = inbox.plan(self.store, self.config, found, fp, verdict)
+            if filing.target is not None or filing.why:
+                return self._file(found, row, fp, verdict, filing)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
@@ -141,7 +159,13 @@ class Pipeline:
         except FileOpsError as exc:
             return self._act_failed(found, verdict, decision, exc)
         if moved is not None:
+            if keeper is not None:  # a copy moved away stands for its group's keeper
+                self.kin.departed(row.id if row else None, fp, keeper.path)
             outcome = self._moved(found, row, verdict, decision, moved)
+        elif self.actor.dry_run and keeper is not None and keeper.id == NEWCOMER:
+            # a winner unrecorded: a real run after it must still move the copies it beat
+            outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
+                              "not recorded")  # fmt: skip
         else:
             outcome = self._record(
                 found, fp, verdict, decision, self.config.watches[found.watch].role
@@ -153,31 +177,85 @@ class Pipeline:
     def _better_arrival(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         kept: str,
-    ) -> tuple[Decision, str]:  # fmt: skip
-        """A library newcomer about to get on_duplicate is ranked against the copies it
-        matches: when it wins, the copies it beat get on_duplicate (now, before the newcomer
-        is recorded: a crash in between leaves it a newcomer still) and it stays; one in a
-        reference folder stays in any case."""
+    ) -> tuple[Decision, str, FileRow | None]:  # fmt: skip
+        """A library newcomer about to get on_duplicate is ranked with the copies it matches,
+        as one group: the copies the group's keeper beats get on_duplicate (now, before the
+        newcomer is recorded: a crash in between leaves it a newcomer still; when the newcomer
+        loses and only logs, the others are not logged again); the newcomer stays when it is
+        the keeper, or in a reference folder. Also gives the keeper."""
         if decision.action is None or verdict.kind is not VerdictKind.DUPLICATE:
-            return decision, kept
+            return decision, kept, None
         if self.config.watches[settled.watch].role is not Role.LIBRARY:
-            return decision, kept
+            return decision, kept, None
         ranking = rank_arrival(self.store, self.config, settled, fp, verdict)
-        if ranking.beaten:
+        if ranking.wins or decision.action is not Action.LOG:  # a log changes no library
             for old in ranking.beaten:
-                self._displace(old, settled, fp)
-            return Decision(None, ""), f"kept: a better copy ({ranking.reason})"
+                self._displace(old, ranking)
+        if ranking.wins:
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", ranking.keeper
         if ranking.held:
-            return Decision(None, ""), "kept: in a reference folder"
-        return decision, kept
+            return Decision(None, ""), "kept: in a reference folder", ranking.keeper
+        return decision, kept, ranking.keeper
 
-    def _displace(self, old: FileRow, winner: SettledFile, fp: Fingerprint) -> None:
-        """The old copy a better one beat gets its watch's on_duplicate; a failure leaves it."""
-        index, old_fp = watch_of(self.config, old.path), old.fingerprint()
-        if index is None or old_fp is None:
+    def _file(
+        self, found: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
+        filing: inbox.Plan,
+    ) -> Outcome:  # fmt: skip
+        """An inbox arrival filed into its library (the copies it beat displaced first), or
+        kept in the inbox for the reason the plan gives."""
+        if filing.target is None:
+            outcome = self._record(found, fp, verdict, Decision(None, ""), Role.INCOMING)
+            outcome = replace(outcome, action="none", detail=filing.why)
+            self._log(outcome, verdict, None, found)
+            return outcome
+        for old in filing.ranking.beaten:
+            self._displace(old, filing.ranking)
+        better = f"a better copy ({filing.ranking.reason})" if filing.ranking.beaten else ""
+        rule = f"watches[{found.watch}].on_new" + (f" ({better})" if better else "")
+        moved = None
+        if not self.actor.dry_run:
+            try:
+                moved = inbox.file_into(self.actor, found, fp, verdict, filing.target, rule)
+            except FileChanged as exc:
+                log.info("%s: changed while being processed (%s); processing it again",
+                         found.path, exc)  # fmt: skip
+                return Outcome(found.path, verdict.kind, "changed", detail=str(exc))
+            except FileOpsError as exc:
+                return self._act_failed(found, verdict, Decision(None, rule), exc, "file")
+            self._index_filed(found, row, fp, moved)
+        where = filing.target.path if moved is None else moved.destination
+        action, number = ("would file", None) if moved is None else ("file", moved.action_id)
+        outcome = Outcome(found.path, verdict.kind, action, str(where), number, better)
+        self._log(outcome, verdict, moved, found)
+        return outcome
+
+    def _index_filed(
+        self, found: SettledFile, row: FileRow | None, fp: Fingerprint, moved: Moved
+    ) -> None:
+        """A filed photo is a library file now: recorded and indexed at its new path (if the
+        database cannot take it now, the library's next reconcile indexes it)."""
+        assert moved.destination is not None  # a filing always goes somewhere
+        try:
+            if row is not None:
+                self.store.forget_path(found.path)
+            stat = FileStat.of(os.lstat(moved.destination))
+            file_id = self.store.save_file(str(moved.destination), stat, Role.LIBRARY, fp,
+                                           self.clock())  # fmt: skip
+        except Exception as exc:  # the move stands
+            log.warning("%s: filed, not indexed yet: %r", moved.destination, exc)
             return
-        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, fp, winner.path),))
-        rule = f"watches[{index}].on_duplicate (a better copy arrived)"
+        self.matcher.add_library_file(file_id, fp)
+
+    def _displace(self, old: FileRow, ranking: Ranking) -> None:
+        """A library copy the group's keeper beat gets on_duplicate; a failure leaves it."""
+        keeper = ranking.keeper
+        index, old_fp = watch_of(self.config, old.path), old.fingerprint()
+        keeper_fp = None if keeper is None else keeper.fingerprint()
+        if index is None or old_fp is None or keeper is None or keeper_fp is None:
+            return
+        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, keeper_fp, keeper.path),))
+        better = "a better copy arrived" if ranking.wins else "a better copy is in its group"
+        rule = f"watches[{index}].on_duplicate ({better})"
         decision = Decision(self.config.watches[index].on_duplicate, rule)
         settled = SettledFile(old.path, index, old.stat)
         try:
@@ -190,6 +268,8 @@ class Pipeline:
                       exc)  # fmt: skip
             return
         if moved is not None:
+            self.kin.departed(old.id, old_fp, keeper.path)
+            self.kin.displaced(old.path, keeper.path)
             outcome = self._moved(settled, old, verdict, decision, moved)
         else:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
@@ -217,13 +297,14 @@ class Pipeline:
         return Decision(None, ""), f"kept: undone by action {undone_by}"
 
     def _act_failed(
-        self, settled: SettledFile, verdict: Verdict, decision: Decision, exc: FileOpsError
-    ) -> Outcome:
+        self, settled: SettledFile, verdict: Verdict, decision: Decision, exc: FileOpsError,
+        what: str = "",
+    ) -> Outcome:  # fmt: skip
         """The file stays; the daemon tries again later (a full disk may be freed)."""
         delay = self.retry(settled, exc.reason) if self.retry is not None else None
         again = "" if delay is None else f"; retrying in {delay:.0f} s"
         log.error("%s: %s: %s failed, the file stays: %s%s", settled.path, verdict.kind.value,
-                  decision.action, exc, again)  # fmt: skip
+                  what or decision.action, exc, again)  # fmt: skip
         return Outcome(settled.path, verdict.kind, "error", detail=str(exc))
 
     def _moved(
@@ -276,6 +357,7 @@ class Pipeline:
             self.saved(file_id, role, fp)
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
+            self.kin.recorded(file_id, fp)
         if decision.action is not None:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
         else:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 _MAKE, _MODEL, _SOFTWARE, _DATETIME = 0x010F, 0x0110, 0x0131, 0x0132
@@ -55,22 +58,25 @@ def provenance(img: Image.Image) -> Provenance:
 
 
 def jpeg_quality(img: Image.Image) -> int | None:
-    """The IJG quality whose luminance table is closest to the image's, for a JPEG."""
+    """The IJG quality whose luminance table is closest to the image's, for a JPEG (the
+    highest such quality on a tie)."""
     tables = getattr(img, "quantization", None)
     if img.format not in ("JPEG", "MPO") or not isinstance(tables, dict) or 0 not in tables:
         return None
-    luma = list(tables[0])
-    if len(luma) != len(_STANDARD_LUMA):
+    luma = np.asarray(list(tables[0]), dtype=np.int64)
+    if luma.shape != (len(_STANDARD_LUMA),):
         return None
-    return min(range(1, 101), key=lambda q: (_distance(luma, q), -q))
+    distances = np.abs(_scaled_tables() - luma).sum(axis=1)  # quality 1..100
+    return 100 - int(np.argmin(distances[::-1]))  # one array pass, not 6,400 Python steps
 
 
-def _distance(luma: list[int], quality: int) -> int:
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return sum(
-        abs(value - min(max((std * scale + 50) // 100, 1), 255))
-        for value, std in zip(luma, _STANDARD_LUMA, strict=True)
-    )
+@lru_cache(maxsize=1)
+def _scaled_tables() -> NDArray[np.int64]:
+    """The standard table scaled for each quality 1..100 (IJG's rule), one row per quality."""
+    quality = np.arange(1, 101)[:, None]
+    scale = np.where(quality < 50, 5000 // quality, 200 - 2 * quality)
+    table: NDArray[np.int64] = np.clip((np.asarray(_STANDARD_LUMA) * scale + 50) // 100, 1, 255)
+    return table
 
 
 def _text(value: object) -> str | None:

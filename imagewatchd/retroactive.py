@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 
-from imagewatchd import store_check
 from imagewatchd.config import Config
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.incoming import Columns, StoredHashes
@@ -65,7 +64,7 @@ from imagewatchd.models import (
 from imagewatchd.names import shown
 from imagewatchd.pdqindex import PdqIndex, words
 from imagewatchd.rows import EntryRow, FileRow
-from imagewatchd.store import Store
+from imagewatchd.store import Store, damage
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +326,7 @@ class NewBans:
             columns = self.stored.columns(store)
             hits = find(store, config.matching.thresholds, ids, columns)
         except Exception as exc:  # e.g. the database busy for longer than its timeout
-            if store_check.damage(exc) is not None:
+            if damage(exc) is not None:
                 raise
             log.error("entries %s: not matched against the stored files: %r; "
                       "`imagewatchd scan --act` does it", _ids(ids), exc)  # fmt: skip

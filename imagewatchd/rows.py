@@ -44,7 +44,7 @@ def to_signed(value: int) -> int:
 
 class DamagedRow(ValueError):
     """A stored value of a type the code cannot decode: the database is damaged (what
-    ``store_check.damage`` recognises, and ``db check`` names)."""
+    ``store.damage`` recognises, and ``db check`` names)."""
 
 
 def to_unsigned(value: int) -> int:

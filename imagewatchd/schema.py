@@ -435,4 +435,54 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE files ADD COLUMN jpeg_quality INTEGER;
         """,
     ),
+    (
+        13,
+        "inboxes: an arrival filed into its library (action 'file')",
+        """
+        -- dropping actions empties exemptions (ON DELETE CASCADE): keep them aside meanwhile
+        CREATE TABLE exemptions_v13 AS SELECT * FROM exemptions;
+        CREATE TABLE actions_v13 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('log', 'move', 'quarantine', 'restore', 'undo', 'delete',
+                'trash', 'hardlink', 'file')),
+            state TEXT NOT NULL CHECK (state IN ('intended', 'done', 'failed', 'rolled_back',
+                'undone', 'deleted')),
+            src_root BLOB NOT NULL,
+            src_rel BLOB NOT NULL,
+            dst_root BLOB,
+            dst_rel BLOB,
+            tmp_name BLOB,
+            sha256 TEXT NOT NULL,
+            device INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            mode INTEGER NOT NULL,
+            verdict TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            error TEXT,
+            reverses INTEGER REFERENCES actions_v13 (id),
+            created REAL NOT NULL,
+            finished REAL,
+            batch_id INTEGER REFERENCES batches (id)
+        );
+        INSERT INTO actions_v13 SELECT id, kind, state, src_root, src_rel, dst_root, dst_rel,
+            tmp_name, sha256, device, inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict,
+            evidence, rule, error, reverses, created, finished, batch_id
+            FROM actions ORDER BY id;
+        DROP TABLE actions;
+        ALTER TABLE actions_v13 RENAME TO actions;
+        INSERT INTO exemptions SELECT * FROM exemptions_v13;
+        DROP TABLE exemptions_v13;
+        CREATE INDEX actions_state ON actions (state);
+        CREATE INDEX actions_kind ON actions (kind, state);
+        CREATE INDEX actions_batch ON actions (batch_id) WHERE batch_id IS NOT NULL;
+        CREATE INDEX actions_created ON actions (created);
+        """,
+    ),
 )

@@ -9,14 +9,15 @@ import argparse
 import logging
 import time
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 from imagewatchd import commands, paths
-from imagewatchd.act import Actor, Decision
+from imagewatchd.act import Actor, Decision, decide
 from imagewatchd.config import Config, Watch
 from imagewatchd.daemon import Daemon
 from imagewatchd.decoding import Decoder, open_decoder
-from imagewatchd.dupes import DupeGroup, duplicate_groups
+from imagewatchd.dupes import Among, DupeGroup, duplicate_groups, ordered_group
 from imagewatchd.errors import EXIT_ERROR, EXIT_OK, UsageError
 from imagewatchd.fileops import FileOpsError, NotLinkable
 from imagewatchd.filters import walk
@@ -39,6 +40,7 @@ from imagewatchd.names import shown
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import FileRow
 from imagewatchd.scan import Scanner
+from imagewatchd.similar import similar_groups
 from imagewatchd.store import Store
 from imagewatchd.watch import selection_of
 
@@ -129,17 +131,24 @@ def _dedupe(
     rows = [r for r in store.library_files() if Path(r.path).is_relative_to(root)]
     for group in duplicate_groups(matcher, rows, Policies.of([watch])):
         errors += act_on_group(group, root, index, watch, store, matcher, actor)
+    policy = Policies.of([watch])
+    for alike in similar_groups(matcher, Among.under(store, [root])):
+        kept, _ = store.decisions_among(r.sha256 for r in alike.files if r.sha256)
+        group = ordered_group(alike.files, kept, policy.for_paths([r.path for r in alike.files]))
+        errors += act_on_group(group, root, index, watch, store, matcher, actor, similar=True)
     return errors
 
 
 def act_on_group(
     group: DupeGroup, root: Path, index: int, watch: Watch, store: Store, matcher: Matcher,
-    actor: Actor,
+    actor: Actor, *, similar: bool = False,
 ) -> int:  # fmt: skip
     """The watch's ``on_duplicate`` for every copy in ``root`` of the group's best file (as
-    ``scan --act`` does, and the review page's "apply"); returns the number of errors."""
+    ``scan --act`` does, and the review page's "apply"); returns the number of errors. With
+    ``similar``, a group of similar pictures: each one similar to the best gets ``on_similar``
+    (what the daemon does to a newcomer only similar to a library photo)."""
     best, errors = group.best, 0
-    _say(f"keep {best.path}")
+    _say(f"keep {best.path}" + (" (similar pictures)" if similar else ""))
     _say(f"  why: {group.reason}")
     different = store.not_duplicates(best.sha256) if best.sha256 else set()
     for row in group.files[1:]:
@@ -151,11 +160,17 @@ def act_on_group(
             _say(f"  {row.path}: in a reference folder: left alone")
         elif row.sha256 in different:
             _say(f"  {row.path}: not a duplicate of {best.path} (a decision): left alone")
-        elif not _matches(row, best, matcher.thresholds):
+        elif not _matches(row, best, _band(matcher.thresholds, similar)):
             _say(f"  {row.path}: like another copy, but not like the best one: left alone")
         else:
-            errors += _act_on_copy(row, best, index, watch, store, matcher, actor)
+            kind = VerdictKind.SIMILAR if similar else VerdictKind.DUPLICATE
+            errors += _act_on_copy(row, best, index, watch, store, matcher, actor, kind)
     return errors
+
+
+def _band(t: Thresholds, similar: bool) -> Thresholds:
+    """The thresholds a copy must be within: the similar band's for similar pictures."""
+    return replace(t, dhash=t.similar_dhash, phash=t.similar_phash) if similar else t
 
 
 def _matches(row: FileRow, best: FileRow, t: Thresholds) -> bool:
@@ -170,7 +185,7 @@ def _matches(row: FileRow, best: FileRow, t: Thresholds) -> bool:
 
 def _act_on_copy(
     row: FileRow, best: FileRow, index: int, watch: Watch, store: Store, matcher: Matcher,
-    actor: Actor,
+    actor: Actor, kind: VerdictKind = VerdictKind.DUPLICATE,
 ) -> int:  # fmt: skip
     a, b = _fingerprint(row), _fingerprint(best)
     exact = a.sha256 == b.sha256
@@ -178,8 +193,8 @@ def _act_on_copy(
         source="library", exact=exact, dhash_distance=0 if exact else hamming(a.dhash, b.dhash),
         phash_distance=0 if exact else hamming(a.phash, b.phash), file_id=best.id, path=best.path,
     )  # fmt: skip
-    verdict = Verdict(VerdictKind.DUPLICATE, matches=(match,))
-    decision = Decision(watch.on_duplicate, f"watches[{index}].on_duplicate")
+    verdict = Verdict(kind, matches=(match,))
+    decision = decide(verdict, watch, index)
     return _act_on(row, verdict, decision, index, store, matcher, actor)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import retroactive, store_check
+from imagewatchd import retroactive
 from imagewatchd.act import Actor, Backlog
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
@@ -27,13 +27,14 @@ from imagewatchd.decoding import open_decoder
 from imagewatchd.errors import DatabaseDamaged
 from imagewatchd.filters import walk
 from imagewatchd.housekeeping import keep_house, record_the_rest
+from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
 from imagewatchd.retry import Retries
 from imagewatchd.settle import Settler
-from imagewatchd.store import Store
+from imagewatchd.store import Location, Store, damage
 from imagewatchd.watch import Event, Gone, Renamed, Rescan, Watcher, selection_of
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class Session:
     """Everything that runs for one configuration; a reload replaces the whole session."""
 
     def __init__(
-        self, config: Config, db_path: Path, quarantine: Path, dry_run: bool,
+        self, config: Config, db_path: Location, quarantine: Path, dry_run: bool,
         tally: Tally | None = None,
     ) -> None:  # fmt: skip
         """``tally`` counts decisions for the API; the daemon keeps one across reloads."""
@@ -74,6 +75,7 @@ class Session:
         self.again_retro: dict[str, SettledFile] = {}  # reached by a ban while in flight
         self.lock = threading.Lock()
         self.library_turn = threading.Lock()  # library arrivals are decided one at a time
+        self.kin = Kin()  # the library's groups as this run saw them (kin.py), under library_turn
         self.stats = Stats()
         self.tally = tally if tally is not None else Tally()
         self.rescan_request = threading.Event()
@@ -121,7 +123,7 @@ class Session:
         if isinstance(exc, DatabaseDamaged):
             damaged: DatabaseDamaged | None = exc
         else:
-            detail = store_check.damage(exc)
+            detail = damage(exc)
             damaged = None if detail is None else DatabaseDamaged(self.db_path, detail)
         if damaged is None:
             return False
@@ -288,6 +290,7 @@ class Session:
             )
             pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
             pipeline.serial = self.library_turn
+            pipeline.kin = self.kin
             while True:
                 item = self.work.get()
                 if item is None:
@@ -354,11 +357,19 @@ class Session:
         self.retries.done(item)
 
     def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
+        """The rows under a path that left the watch, and their index entries.
+
+        In the library's turn: a row's id may be taken again as soon as the row is deleted
+        (SQLite reuses the highest), so ids read here and removed later could remove the
+        newcomer that got one meanwhile (a better arrival moves the old copy, forgets its row,
+        and is recorded under the id the old copy had; this file's Gone event came after).
+        """
         try:
-            ids = [file_id for file_id, _ in store.files_under(item.path)]
-            for file_id in ids:
-                matcher.remove_library_file(file_id)
-            store.forget_files(ids)
+            with self.library_turn:
+                ids = [file_id for file_id, _ in store.files_under(item.path)]
+                for file_id in ids:
+                    matcher.remove_library_file(file_id)
+                store.forget_files(ids)
         except Exception as exc:  # e.g. the database locked for too long
             if self.found_damage(exc):
                 return

@@ -1,5 +1,5 @@
 """Groups of similar library pictures (burst shots, near frames): the similar band, not
-duplicates, never acted on by ``scan --act`` (issue 10, item 4).
+duplicates, acted on only by a watch's ``on_similar`` (issue 10, item 4).
 
 Links: every pair of indexed library files within the similar band (``matching.similar_dhash``
 and ``similar_phash``, both), by the same self-join as the duplicate groups. Each duplicate

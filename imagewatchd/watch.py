@@ -19,6 +19,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -132,6 +133,7 @@ class _Handler(FileSystemEventHandler):
 
 
 _ARRIVALS: dict[type, Arrival] = {
+    FileAttribEvent: Arrival.ATTRIB,
     FileCreatedEvent: Arrival.CREATED,
     FileModifiedEvent: Arrival.MODIFIED,
     FileClosedEvent: Arrival.CLOSED,

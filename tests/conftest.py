@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -13,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from PIL import Image
+
+from imagewatchd.store import Location, Store
+from tests.pgcluster import Cluster
 
 
 def photo(seed: int, size: tuple[int, int] = (640, 480)) -> Image.Image:
@@ -91,3 +96,49 @@ def cli(tmp_path: Path) -> Callable[..., Run]:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session (``pgcluster.py``), started on first
+    use; a missing server fails the tests that need it, with what to install."""
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)
+
+
+OpenStore = Callable[[], Store]
+PG_HOST = "test-host"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def new_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> OpenStore:
+    """Opens a fresh, empty store on each call, once per backend: a new SQLite file, or a new
+    schema in the session's PostgreSQL database (a schema is made in milliseconds, a database
+    is not; session-scoped so that Hypothesis tests may call it per example)."""
+    if request.param == "sqlite":
+        return lambda: Store(tmp_path_factory.mktemp("db") / "t.db")
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.database()
+    schemas = itertools.count(1)
+
+    def open_postgresql() -> Store:
+        schema = f"s{next(schemas)}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {schema}")
+        local = tmp_path_factory.mktemp("pg") / "postgresql"
+        return Store(Location(local, f"{url}&options=-csearch_path%3D{schema}", PG_HOST))
+
+    return open_postgresql

@@ -21,23 +21,27 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def iw(db: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """A one-shot command on the daemon's database."""
+def iw(
+    db: Path | str, *args: str, config: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A one-shot command on the daemon's database (a file, or a postgresql:// URL)."""
     extra = ["--config", str(config)] if config else []
     return subprocess.run(
         [sys.executable, "-m", "imagewatchd", "--db", str(db), *extra, *args],
-        capture_output=True, text=True, env=ENV, timeout=120, check=False,
+        capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=120, check=False,
     )  # fmt: skip
 
 
 class Daemon:
     def __init__(
         self, base: Path, config: dict[str, Any], *extra: str, env: dict[str, str] | None = None,
-        program: list[str] | None = None,
+        program: list[str] | None = None, url: str | None = None,
     ) -> None:  # fmt: skip
-        """``program`` replaces ``python -m imagewatchd`` (a wrapper with a test hook)."""
+        """``program`` replaces ``python -m imagewatchd`` (a wrapper with a test hook); ``url``
+        names a PostgreSQL database to run on instead of the SQLite file ``db``."""
         self.base = base
         self.db = base / "state" / "imagewatchd.db"
+        self.url = url
         self.config_path = base / "config.yaml"
         self.log_path = base / f"daemon-{time.monotonic_ns()}.log"
         self.write_config(config)
@@ -59,9 +63,9 @@ class Daemon:
             if journal:
                 info = os.fstat(log.fileno())
                 env["JOURNAL_STREAM"] = f"{info.st_dev}:{info.st_ino}"
+            db = self.url or str(self.db)
             self.proc = subprocess.Popen(
-                [*self.program, "--config", str(self.config_path), "--db", str(self.db), "run",
-                 *self.extra],
+                [*self.program, "--config", str(self.config_path), "--db", db, "run", *self.extra],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         if wait:

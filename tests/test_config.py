@@ -28,7 +28,12 @@ def test_example_config_is_valid_and_means_what_it_says() -> None:
     parsed = config.load(paths.Located(EXAMPLE, "--config"))
     assert parsed.database == Path("/var/lib/imagewatchd/imagewatchd.db")
     assert parsed.quarantine_dir == Path("/var/lib/imagewatchd/quarantine")
-    uploads, library = parsed.watches
+    uploads, library, phone = parsed.watches
+    assert phone.inbox is not None and phone.inbox.library == library.path
+    assert (phone.inbox.on_new.value, phone.inbox.template.text) == (
+        "file",
+        "{year}/{month}/{name}",
+    )
     assert uploads.path == Path("/srv/uploads")
     assert uploads.role is Role.INCOMING
     assert uploads.on_known is Action.QUARANTINE
@@ -153,7 +158,7 @@ def test_path_precedence(tmp_path: Path) -> None:
 
 def test_check_config_command(cli: Callable[..., Run], tmp_path: Path) -> None:
     ok = cli("check-config", str(EXAMPLE), check=0)
-    assert "ok, 2 watch(es)" in ok.out
+    assert "ok, 3 watch(es)" in ok.out
     bad = tmp_path / "bad.yaml"
     bad.write_text("watches:\n  - path: /srv/uploads\n    on_knwon: quarantine\n")
     result = cli("check-config", str(bad), check=78)

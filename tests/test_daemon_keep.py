@@ -125,3 +125,39 @@ def test_files_arriving_together_end_in_the_same_library_whatever_their_order(
     assert sorted(p.name for p in library.iterdir()) == ["IMG_0001.jpg"], (order, daemon.log())
     assert sorted(p.name for p in (tmp_path / "dupes").iterdir()) == sorted(NAMES[1:])
     assert daemon.stop() == 0
+
+
+def _chain(folder: Path) -> dict[str, Path]:
+    """Three frames of one scene, each 10 pixels further to the side: the camera original
+    A, B (a duplicate of A) and C (a duplicate of B, not of A: matching is not
+    transitive). A beats B, B beats C."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = photo(7)
+    frames = {name: base.crop((shift, 0, 640, 480)).resize((640, 480))
+              for name, shift in (("a.jpg", 0), ("b.jpg", 10), ("c.jpg", 20))}  # fmt: skip
+    tags = {"a.jpg": (CAMERA, CAPTURED), "b.jpg": (CAMERA, {}), "c.jpg": ({}, {})}
+    for name, img in frames.items():
+        exif = Image.Exif()
+        exif.update(tags[name][0])
+        exif.get_ifd(0x8769).update(tags[name][1])
+        img.save(folder / name, quality=92, exif=exif.tobytes())
+    return {name: folder / name for name in frames}
+
+
+@pytest.mark.parametrize("order", [("a.jpg", "b.jpg", "c.jpg"), ("b.jpg", "c.jpg", "a.jpg")])
+def test_a_chain_of_copies_ends_with_its_keeper_whatever_the_order(
+    tmp_path: Path, library: Path, daemons: list[Daemon], order: tuple[str, ...]
+) -> None:
+    """C matches only B. In order A, B, C, B is moved as A's copy before C arrives; in order
+    B, C, A, C is moved as B's copy, then B as A's. Both end with A alone: C is found
+    through the copy moved away in its place (it stood for A, its group's keeper)."""
+    frames = _chain(tmp_path / "outside")
+    daemon = _daemon(tmp_path, library)
+    daemons.append(daemon)
+    daemon.start()
+    for name in order:
+        shutil.copy(frames[name], library / name)
+        daemon.processed(library / name)  # this one decided before the next arrives
+    assert sorted(p.name for p in library.iterdir()) == ["a.jpg"], daemon.log()
+    assert sorted(p.name for p in (tmp_path / "dupes").iterdir()) == ["b.jpg", "c.jpg"]
+    assert daemon.stop() == 0

@@ -263,6 +263,6 @@ def test_phash_is_imagehash_on_ties_too() -> None:
     """Ruled and symmetric pictures put DCT coefficients right at the median: still equal."""
     stripes = np.tile(np.repeat(np.array([0, 255], dtype=np.uint8), 8), (256, 16))[:, :256]
     for img in (Image.fromarray(stripes), Image.fromarray(stripes.T), photo(3).convert("L")):
-        thumbs = dihedral.thumbnails(img)
+        thumbs = dihedral.thumbnails(np.asarray(img.convert("L")))
         assert f"{fingerprint._phash(thumbs.square):016x}" == str(imagehash.phash(img))
         assert f"{dihedral.dhash(thumbs.wide):016x}" == str(imagehash.dhash(img))

@@ -144,7 +144,7 @@ def test_delete_needs_allow_delete_and_is_journalled_but_not_undoable(
     assert [(a["kind"], a["state"], a["destination"]) for a in listed] == [("delete", "done", None)]
     refused_undo = iw(tmp_path, config, "undo", "1")
     assert refused_undo.returncode != 0
-    assert "no quarantine, move, trash or hardlink" in refused_undo.stderr
+    assert "no quarantine, move, trash, hardlink or file action" in refused_undo.stderr
 
 
 def test_the_daemon_trashes_a_newcomer_duplicate(

@@ -70,8 +70,9 @@ def test_provenance_reads_camera_capture_date_and_software(tmp_path: Path) -> No
     path = write_photo(tmp_path / "a.jpg", tags={**CAMERA, 0x0131: "GIMP 2.10"}, inner=CAPTURED)
     p = _copy(path).provenance
     assert p == Provenance("Canon EOS 5D Mark IV", "2019-05-01T12:34:56", "GIMP 2.10", 95)
-    assert len(original_evidence(p)) == 3
-    assert original_score(p) == 2  # an editor wrote it last: one less
+    # an editor wrote it last: its quality is the editor's setting, no camera's; and one less
+    assert original_evidence(p) == ["camera Canon EOS 5D Mark IV", "captured 2019-05-01T12:34:56"]
+    assert original_score(p) == 1
 
 
 def test_a_png_has_no_quality_and_a_broken_date_is_no_date(tmp_path: Path) -> None:
@@ -109,6 +110,33 @@ def test_a_heic_made_from_the_original_loses_to_it(tmp_path: Path) -> None:
     heic = _copy(write_photo(tmp_path / "a.heic", fmt="HEIF"))
     assert heic.format == "HEIF"
     assert rank([heic, original])[0].copy == original
+
+
+def test_a_larger_heic_with_all_the_originals_exif_loses_to_it(tmp_path: Path) -> None:
+    """A converter copies every EXIF tag; the camera wrote below quality 90 (no evidence
+    there): a HEIC's size says nothing against a JPEG's, the format the camera wrote wins."""
+    original = _copy(write_photo(tmp_path / "a.jpg", quality=80, tags=CAMERA, inner=CAPTURED))
+    heic = _copy(write_photo(tmp_path / "b.heic", quality=95, tags=CAMERA, inner=CAPTURED,
+                             fmt="HEIF"))  # fmt: skip
+    assert heic.size > original.size and heic.provenance.camera == original.provenance.camera
+    ranked = rank([heic, original])
+    assert ranked[0].copy == original
+    assert ranked[1].reason == "format: JPEG preferred to HEIF"
+    phone = KeepPolicy(formats=("HEIF", "JPEG"))  # a library of a phone that writes HEIC
+    assert rank([original, heic], phone)[0].copy == heic
+
+
+def test_an_export_at_a_higher_quality_loses_to_the_edited_file_it_came_from(
+    tmp_path: Path,
+) -> None:
+    """Both written by an editor: the export's quality 95 is a setting, no camera's."""
+    edited = {**CAMERA, 0x0131: "GIMP 2.8.14"}
+    first = _copy(write_photo(tmp_path / "a.jpg", quality=85, tags=edited, inner=CAPTURED))
+    darktable = {**CAMERA, 0x0131: "darktable 4.4.2"}
+    export = _copy(write_photo(tmp_path / "b.jpg", quality=95, tags=darktable, inner=CAPTURED))
+    assert original_score(first.provenance) == original_score(export.provenance) == 1
+    policy = KeepPolicy(order=(Criterion.ORIGINAL, Criterion.PATH))
+    assert rank([export, first], policy)[0].copy == first  # a tie, up to the path (a < b)
 
 
 def test_quality_decides_only_between_jpegs(tmp_path: Path) -> None:

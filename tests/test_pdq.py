@@ -243,3 +243,18 @@ def test_pdqs_as_stored_bytes_are_the_words_of_their_ints() -> None:
     values = [rng.getrandbits(256) for _ in range(50)] + [0, 2**256 - 1, 1, 1 << 255]
     stored = np.frombuffer(b"".join(v.to_bytes(32, "big") for v in values), np.uint8)
     assert np.array_equal(pdqindex.words_of_bytes(stored.reshape(-1, 32)), pdqindex.words(values))
+
+
+def test_a_stack_of_small_images_hashes_as_each_alone() -> None:
+    """The turned PDQs are hashed in one product: the same bits as one image at a time (the
+    reference's order: the 16x16 DCT of each, above its lower median)."""
+    smalls = [pdq.shrink(pdq.luma_of(scene(seed, 300, 200 + seed))) for seed in range(6)]
+    smalls += [smalls[0].T, smalls[1][::-1]]
+    dct = pdq._dct()
+    alone = []
+    for small in smalls:
+        coefficients = (dct @ np.ascontiguousarray(small) @ dct.T).ravel()
+        median = np.sort(coefficients)[pdq.BITS // 2 - 1]
+        alone.append(int("".join("1" if c > median else "0" for c in coefficients[::-1]), 2))
+    assert pdq.hashes(np.stack(smalls)) == alone
+    assert [pdq.from_small(np.ascontiguousarray(s))[0] for s in smalls] == alone

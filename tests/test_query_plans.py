@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,11 +42,13 @@ SETUP = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "--")
 @contextmanager
 def traced(store: Store) -> Iterator[list[str]]:
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    db = store._db
+    assert isinstance(db, sqlite3.Connection)  # the plans are SQLite's
+    db.set_trace_callback(statements.append)
     try:
         yield statements
     finally:
-        store._db.set_trace_callback(None)
+        db.set_trace_callback(None)
 
 
 def scans(store: Store, statements: list[str]) -> list[tuple[str, str]]:

@@ -11,12 +11,14 @@ import pytest
 import yaml
 from PIL import Image
 
+from imagewatchd.act import Actor
 from imagewatchd.config import DEFAULT_INCLUDE, Action, default_config, parse
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.errors import ConfigError
 from imagewatchd.filters import Selection
 from imagewatchd.match import Matcher
-from imagewatchd.models import VerdictKind
+from imagewatchd.models import FileStat, SettledFile, VerdictKind
+from imagewatchd.pipeline import Pipeline
 from imagewatchd.review.app import Secrets, create_app
 from imagewatchd.review.state import Review
 from imagewatchd.scan import Scanner
@@ -64,6 +66,42 @@ def test_the_band_off_makes_a_burst_frame_clean(store: Store, tmp_path: Path) ->
     matcher = Matcher.load(store, config.matching.thresholds)
     add_library(store, matcher, tmp_path / "lib" / "frame1.jpg", fp_of(first, "JPEG", quality=92))
     assert matcher.match(fp_of(second, "JPEG", quality=92)).kind is VerdictKind.CLEAN
+
+
+def test_the_band_is_searched_for_a_library_not_for_an_incoming_watch_that_only_logs(
+    tmp_path: Path,
+) -> None:
+    """An upload like a library photo is nothing to an incoming watch: its verdict is clean
+    (the band's search is not run); the same frame arriving in the library is similar."""
+    first, second = frames()
+    lib, uploads, calm = tmp_path / "lib", tmp_path / "uploads", tmp_path / "calm"
+    lib.mkdir()
+    first.save(lib / "frame1.jpg", quality=92)
+    watches = [
+        {"path": str(lib)},
+        {"path": str(uploads), "role": "incoming", "on_similar": "quarantine"},
+        {"path": str(calm), "role": "incoming"},  # on_similar: log
+    ]
+    config = parse({"watches": watches}, "test")
+    outcomes = {}
+    with Store(tmp_path / "t.db") as store:
+        matcher = Matcher.load(store, config.matching.thresholds)
+        actor = Actor(store, config, tmp_path / "quarantine")
+        pipeline = Pipeline(store, matcher, actor, config, InlineDecoder())
+        pipeline.process(_settled(lib / "frame1.jpg", 0), act=False)
+        for index, folder in reversed(list(enumerate((lib, uploads, calm)))):
+            folder.mkdir(exist_ok=True)  # the library's last: then it holds both frames
+            second.save(folder / "frame2.jpg", quality=92)
+            outcomes[folder.name] = pipeline.process(_settled(folder / "frame2.jpg", index))
+    assert outcomes["lib"].verdict is VerdictKind.SIMILAR
+    assert outcomes["uploads"].verdict is VerdictKind.SIMILAR  # on_similar acts there
+    assert outcomes["uploads"].action == "quarantine"
+    assert outcomes["calm"].verdict is VerdictKind.CLEAN
+    assert outcomes["calm"].action == "none"
+
+
+def _settled(path: Path, watch: int) -> SettledFile:
+    return SettledFile(str(path), watch, FileStat.of(path.stat()))
 
 
 def test_on_similar_is_parsed_and_move_needs_move_to(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from imagewatchd import store_check
 from imagewatchd.errors import EXIT_DAMAGED
 from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.rows import NewAction
 from imagewatchd.store import Store
+from imagewatchd.store import sqlite_check as store_check
 from tests.daemon_harness import Daemon
 from tests.test_damaged_db import DAMAGED, clear_exit, config, site, tree
 from tests.test_query_plans import scans, traced

@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, WAL, round trips of files and list entries."""
+"""The store, on both backends (``new_store``): round trips of files and list entries; and
+the SQLite file's migrations and WAL."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from hypothesis import strategies as st
 
 from imagewatchd.errors import DatabaseDamaged, StoreError
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role
-from imagewatchd.rows import NewEntry, to_signed, to_unsigned
+from imagewatchd.rows import NewAction, NewEntry, to_signed, to_unsigned
 from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
+from tests.conftest import OpenStore
 
 hashes = st.integers(min_value=0, max_value=2**64 - 1)
 sha256s = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -32,10 +34,10 @@ def test_signed_conversion_round_trips(value: int) -> None:
     size=st.integers(0, 2**40), mtime=st.integers(0, 2**62),
 )  # fmt: skip
 def test_file_rows_round_trip(
-    tmp_path_factory: pytest.TempPathFactory, sha: str, dhash: int, phash: int, flat: bool,
+    new_store: OpenStore, sha: str, dhash: int, phash: int, flat: bool,
     size: int, mtime: int,
 ) -> None:  # fmt: skip
-    with Store(tmp_path_factory.mktemp("db") / "t.db") as store:
+    with new_store() as store:
         stat = FileStat(device=2049, inode=1234, size=size, mtime_ns=mtime)
         fp = Fingerprint(sha, dhash, phash, 4000, 3000, "JPEG", flat)
         file_id = store.save_file("/lib/a.jpg", stat, Role.LIBRARY, fp, now=1000.0)
@@ -59,10 +61,10 @@ def test_file_rows_round_trip(
     )
 )  # fmt: skip
 def test_entries_round_trip(
-    tmp_path_factory: pytest.TempPathFactory,
+    new_store: OpenStore,
     items: list[tuple[str | None, tuple[int, int] | None, str]],
 ) -> None:
-    with Store(tmp_path_factory.mktemp("db") / "t.db") as store:
+    with new_store() as store:
         list_id = store.create_list("banned", ListKind.BLOCK, "", now=1.0)
         new = [
             NewEntry(sha, pair[0] if pair else None, pair[1] if pair else None, label=label)
@@ -116,8 +118,8 @@ def test_unreadable_or_bogus_database(tmp_path: Path) -> None:
         Store(blocker / "t.db")
 
 
-def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    with Store(tmp_path / "t.db") as store:
+def test_transaction_rolls_back_on_error(new_store: OpenStore) -> None:
+    with new_store() as store:
 
         def create_then_fail() -> None:
             with store.transaction():
@@ -129,13 +131,13 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         assert store.lists() == []
         with store.transaction():
             store.create_list("b", ListKind.BLOCK, "", now=1.0)
-            with pytest.raises(sqlite3.IntegrityError):  # the savepoint rolls back
+            with pytest.raises(store.errors):  # the savepoint rolls back
                 store.create_list("b", ListKind.BLOCK, "", now=1.0)
         assert [r.name for r in store.lists()] == ["b"]
 
 
-def test_disable_remove_and_hits(tmp_path: Path) -> None:
-    with Store(tmp_path / "t.db") as store:
+def test_disable_remove_and_hits(new_store: OpenStore) -> None:
+    with new_store() as store:
         list_id = store.create_list("b", ListKind.BLOCK, "", now=1.0)
         (first, second), _ = store.add_entries(
             list_id, [NewEntry("a" * 64, 1, 2), NewEntry(None, 3, 4)], now=1.0
@@ -151,11 +153,11 @@ def test_disable_remove_and_hits(tmp_path: Path) -> None:
         assert store.entries() == []
 
 
-def test_library_hashes_are_the_matchable_library_rows_column_wise(tmp_path: Path) -> None:
+def test_library_hashes_are_the_matchable_library_rows_column_wise(new_store: OpenStore) -> None:
     """Library rows with both hashes and structure, in id order; 64-bit hashes intact."""
     stat = FileStat(device=1, inode=2, size=3, mtime_ns=4)
     high = (1 << 64) - 5
-    with Store(tmp_path / "t.db") as store:
+    with new_store() as store:
         kept = store.save_file(
             "/l/a.jpg", stat, Role.LIBRARY, Fingerprint("a" * 64, high, 7, 1, 1, "JPEG", False), 1.0
         )
@@ -172,3 +174,20 @@ def test_library_hashes_are_the_matchable_library_rows_column_wise(tmp_path: Pat
         ids, dhashes, phashes = store.library_hashes()
     assert ids.tolist() == [kept, last]
     assert (dhashes.tolist(), phashes.tolist()) == ([high, 0], [7, high])
+
+
+@pytest.mark.parametrize(
+    "kind", ["log", "move", "quarantine", "restore", "undo", "delete", "trash", "hardlink", "file"]
+)
+def test_every_kind_of_action_is_journalled(new_store: OpenStore, kind: str) -> None:
+    stat = FileStat(device=1, inode=2, size=3, mtime_ns=4)
+    action = NewAction(
+        kind=kind, src_root="/in", src_rel="a.jpg", dst_root="/lib", dst_rel="2026/a.jpg",
+        tmp_name=None, sha256="ab" * 32, stat=stat, atime_ns=0, uid=0, gid=0, mode=0o644,
+        verdict="clean", evidence="{}", rule="watches[1].on_new",
+    )  # fmt: skip
+    with new_store() as store:
+        action_id = store.intend(action, now=1.0)
+        store.finish(action_id, "done", now=2.0)
+        row = store.action(action_id)
+        assert row is not None and (row.kind, row.state) == (kind, "done")

@@ -7,7 +7,6 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +14,7 @@ from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.rows import NewAction
 from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
+from tests.conftest import OpenStore
 
 # A file name is any bytes but "/" and NUL; the interesting ones are not valid UTF-8.
 names = st.binary(min_size=1, max_size=24).filter(lambda b: b"/" not in b and b"\0" not in b)
@@ -35,11 +35,11 @@ def action_for(src_root: str, src_rel: str, dst_rel: str, reverses: int | None =
 @settings(max_examples=60, deadline=None)
 @given(root=names, name=names, sub=names, other=names)
 def test_any_byte_name_round_trips_through_the_store(
-    tmp_path_factory: pytest.TempPathFactory, root: bytes, name: bytes, sub: bytes, other: bytes
+    new_store: OpenStore, root: bytes, name: bytes, sub: bytes, other: bytes
 ) -> None:
     top = os.fsdecode(b"/w/" + root)
     path = os.fsdecode(b"/w/" + root + b"/" + sub + b"/" + name)
-    with Store(tmp_path_factory.mktemp("db") / "t.db") as store:
+    with new_store() as store:
         file_id = store.save_file(path, STAT, Role.INCOMING, FP, now=1.0)
         row = store.get_file(path)
         assert row is not None
@@ -67,13 +67,13 @@ def test_any_byte_name_round_trips_through_the_store(
 @settings(max_examples=40, deadline=None)
 @given(root=names, paths=st.lists(st.lists(names, min_size=1, max_size=3), max_size=8))
 def test_files_under_is_exactly_the_byte_prefix(
-    tmp_path_factory: pytest.TempPathFactory, root: bytes, paths: list[list[bytes]]
+    new_store: OpenStore, root: bytes, paths: list[list[bytes]]
 ) -> None:
     """Siblings that share the root's first bytes ("/a0", "/a\\xff/x", "/a-b") are not under it."""
     candidates = {b"/" + b"/".join(parts) for parts in paths}
     candidates |= {b"/" + root + b"/" + b"/".join(p) for p in paths}
     candidates |= {b"/" + root + suffix for suffix in (b"0", b"\xff", b"-b", b".", b"")}
-    with Store(tmp_path_factory.mktemp("db") / "t.db") as store:
+    with new_store() as store:
         ids = {store.save_file(os.fsdecode(p), STAT, Role.LIBRARY, FP, 1.0): p for p in candidates}
         top = b"/" + root
         expected = {(i, p) for i, p in ids.items() if p == top or p.startswith(top + b"/")}
@@ -86,11 +86,13 @@ def test_path_queries_search_the_unique_index_on_path(tmp_path: Path) -> None:
         for n in range(50):
             store.save_file(f"/w/{n}/a.png", STAT, Role.LIBRARY, FP, 1.0)
         statements: list[str] = []
-        store._db.set_trace_callback(statements.append)
+        db = store._db
+        assert isinstance(db, sqlite3.Connection)  # the plans are SQLite's
+        db.set_trace_callback(statements.append)
         list(store.files_under("/w/1"))
         store.rename_paths("/w/2", "/w/two")
         store.get_file("/w/3/a.png")
-        store._db.set_trace_callback(None)
+        db.set_trace_callback(None)
         selects = [s for s in statements if s.lstrip().startswith("SELECT") and "path" in s]
         assert len(selects) == 3
         for statement in selects:

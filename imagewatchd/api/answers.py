@@ -26,14 +26,14 @@ from imagewatchd.match import Matcher
 from imagewatchd.models import Orientations, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.session import Session
-from imagewatchd.store import Store
+from imagewatchd.store import Location, Store
 
 
 @dataclass
 class Live:
     """The daemon as the API sees it; ``session`` is None while starting or reloading."""
 
-    db_path: Path
+    db_path: Location
     tally: Tally
     session: Session | None = None
     pid: int = field(default_factory=os.getpid)
@@ -45,7 +45,7 @@ def hello(live: Live) -> dict[str, object]:
         "service": "imagewatchd",
         "version": __version__,
         "pid": live.pid,
-        "database": os.path.realpath(live.db_path),
+        "database": os.path.realpath(live.db_path.path),
         "state": "running" if live.session is not None else "starting",
         "endpoints": ["/status", "/check", "/metrics"],
     }
@@ -62,7 +62,7 @@ def status(live: Live, store: Store) -> dict[str, object]:
             "state": "running" if session is not None else "starting",
             "uptime_seconds": round(live.tally.uptime(), 3),
         },
-        "database": os.path.realpath(live.db_path),
+        "database": os.path.realpath(live.db_path.path),
         "files_since_start": live.tally.counts(),
         "lists": {
             r.name: {"kind": r.kind.value, "entries": r.entries, "enabled": r.enabled}

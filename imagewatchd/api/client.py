@@ -16,6 +16,7 @@ from urllib.parse import quote_from_bytes
 
 from imagewatchd import paths
 from imagewatchd.config import Config
+from imagewatchd.store import Location
 
 HELLO_TIMEOUT = 2.0  # a daemon that does not say who it is within this is not asked
 
@@ -99,7 +100,7 @@ class Client:
 
 
 def connect(
-    config: Config, db_path: Path, timeout: float | None = None
+    config: Config, db_path: Location, timeout: float | None = None
 ) -> tuple[Client | None, str]:
     """A client of the daemon running on ``db_path``, or None; and a sentence saying which."""
     where = paths.socket_path(config.api.socket)
@@ -121,7 +122,7 @@ def connect(
     if client.connection.sock is not None:
         client.connection.sock.settimeout(wait)
     served = str(hello.get("database"))
-    if served != os.path.realpath(db_path):
+    if served != os.path.realpath(db_path.path):
         client.close()
         return None, f"the daemon on {where} serves another database ({served})"
     pid = hello.get("pid")

@@ -63,7 +63,7 @@ def _say(args: argparse.Namespace, message: str) -> None:
 
 def check(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
-    client, how = connect(config, paths.database_path(args.db, config.database))
+    client, how = connect(config, paths.database(args.db, config.database, config.host))
     _say(args, f"checking with {how}" if client else f"checking in this process: {how}")
     worst = EXIT_OK
     with ExitStack() as stack:
@@ -143,7 +143,9 @@ def _check_here(item: Path | FingerprintError, local: _Local | None) -> report.C
 def status(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
     data: dict[str, object] | None = None
-    client, how = connect(config, paths.database_path(args.db, config.database), timeout=10.0)
+    client, how = connect(
+        config, paths.database(args.db, config.database, config.host), timeout=10.0
+    )
     if client is not None:
         try:
             data = client.get("/status")
@@ -164,7 +166,7 @@ def _from_database(args: argparse.Namespace, config: Config) -> dict[str, object
     with commands.open_store(args, config) as store:
         return {
             "config": config.source,
-            "database": str(store.path),
+            "database": str(store),
             "schema_version": store.schema_version(),
             "files": store.count_files(),
             "lists": {r.name: {"kind": r.kind.value, "entries": r.entries} for r in store.lists()},

@@ -34,7 +34,7 @@ from imagewatchd.api.answers import Live
 from imagewatchd.config import Api
 from imagewatchd.decoding import Decoder
 from imagewatchd.models import FileStat, Fingerprint
-from imagewatchd.store import Store
+from imagewatchd.store import Location, Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Busy(Exception):
 class Lane:
     """One thread with its own store connection; jobs run one at a time, in order."""
 
-    def __init__(self, name: str, db_path: Path) -> None:
+    def __init__(self, name: str, db_path: Location) -> None:
         self.db_path = db_path
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.local = threading.local()

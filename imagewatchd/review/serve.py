@@ -29,7 +29,7 @@ HOST = "127.0.0.1"
 
 def review(args: argparse.Namespace) -> int:
     config = commands.load_config(args)
-    db_path = paths.database_path(args.db, config.database)
+    db_path = paths.database(args.db, config.database, config.host)
     decoder = open_decoder(config)
     state = Review(config, db_path, decoder)
     try:

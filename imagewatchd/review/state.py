@@ -21,7 +21,6 @@ from imagewatchd import paths, service
 from imagewatchd.act import Actor
 from imagewatchd.config import Config, Watch
 from imagewatchd.decisions import content_id
-from imagewatchd.decisions_store import KEEP, NOT_DUPLICATE
 from imagewatchd.decoding import Decoder
 from imagewatchd.dupes import DupeGroup, duplicate_groups, groups_among
 from imagewatchd.errors import FingerprintError, ImagewatchdError, UsageError
@@ -35,7 +34,8 @@ from imagewatchd.quarantine import delete, entry_summary
 from imagewatchd.review.thumbs import Thumbnails
 from imagewatchd.rows import ActionRow
 from imagewatchd.similar import similar_groups
-from imagewatchd.store import Store
+from imagewatchd.store import Store, Where, local_path
+from imagewatchd.store.decisions import KEEP, NOT_DUPLICATE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,11 +52,11 @@ class Quarantined:
 
 
 class Review:
-    def __init__(self, config: Config, db_path: Path, decoder: Decoder) -> None:
+    def __init__(self, config: Config, db_path: Where, decoder: Decoder) -> None:
         self.config = config
         self.db_path = db_path
         self.decoder = decoder
-        self.thumbs = Thumbnails(db_path.parent / "thumbs", decoder)
+        self.thumbs = Thumbnails(local_path(db_path).parent / "thumbs", decoder)
         self.quarantine_dir = paths.quarantine_dir(config.quarantine_dir)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-store")
         self._store: Store | None = None

@@ -1,4 +1,4 @@
-"""The store's SQL for durable library decisions (see ``decisions.py``), mixed into ``Store``.
+"""The store's SQL for durable library decisions (see ``imagewatchd/decisions.py``).
 
 A decision names pictures by sha256, so it survives renames, moves and re-fingerprinting; an
 edit makes a new picture, which the decision no longer covers. A "not duplicate" pair is kept
@@ -7,12 +7,10 @@ once, its smaller sha256 first.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+
+from imagewatchd.store.base import Connected
 
 KEEP = "keep"
 NOT_DUPLICATE = "not_duplicate"
@@ -29,18 +27,11 @@ class DecisionRow:
     created: float
 
 
-class _Connected(Protocol):
-    _db: sqlite3.Connection
-    _lock: threading.RLock
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-
-class DecisionQueries:
+class DecisionQueries(Connected):
     """Decisions: taken by people (``dupes keep`` / ``dupes not-duplicate``), read per file."""
 
     def add_decision(
-        self: _Connected, kind: str, sha256: str, other: str | None, paths: str, now: float
+        self, kind: str, sha256: str, other: str | None, paths: str, now: float
     ) -> tuple[int, bool]:
         """(id, new?): an existing identical decision is returned, not taken twice."""
         if other is not None and other < sha256:
@@ -52,13 +43,13 @@ class DecisionQueries:
             ).fetchone()
             if found is not None:
                 return int(found[0]), False
-            cursor = db.execute(
+            row = db.execute(
                 "INSERT INTO decisions (kind, sha256, other, paths, created)"
-                " VALUES (?, ?, ?, ?, ?)", (*key, paths, now),
-            )  # fmt: skip
-            return int(cursor.lastrowid or 0), True
+                " VALUES (?, ?, ?, ?, ?) RETURNING id", (*key, paths, now),
+            ).fetchone()  # fmt: skip
+            return int(row[0]), True
 
-    def decisions(self: _Connected, ids: Sequence[int] | None = None) -> list[DecisionRow]:
+    def decisions(self, ids: Sequence[int] | None = None) -> list[DecisionRow]:
         query = "SELECT id, kind, sha256, other, paths, created FROM decisions"
         with self._lock:
             if ids is None:
@@ -73,7 +64,7 @@ class DecisionQueries:
                 ]
         return [_decision(row) for row in sorted(rows)]
 
-    def remove_decisions(self: _Connected, ids: Sequence[int]) -> int:
+    def remove_decisions(self, ids: Sequence[int]) -> int:
         with self.transaction() as db:
             return sum(
                 db.execute(
@@ -82,7 +73,7 @@ class DecisionQueries:
                 for part in _chunks(list(ids))
             )
 
-    def not_duplicates(self: _Connected, sha256: str) -> set[str]:
+    def not_duplicates(self, sha256: str) -> set[str]:
         """The pictures someone said this one is not a duplicate of (two index searches)."""
         with self._lock:
             rows = self._db.execute(
@@ -93,7 +84,7 @@ class DecisionQueries:
             ).fetchall()
         return {row[0] for row in rows}
 
-    def kept(self: _Connected, sha256: str) -> int | None:
+    def kept(self, sha256: str) -> int | None:
         """The decision that keeps this picture, if one does."""
         with self._lock:
             row = self._db.execute(
@@ -102,9 +93,7 @@ class DecisionQueries:
             ).fetchone()
         return None if row is None else int(row[0])
 
-    def decisions_among(
-        self: _Connected, sha256s: Iterable[str]
-    ) -> tuple[dict[str, int], set[frozenset[str]]]:
+    def decisions_among(self, sha256s: Iterable[str]) -> tuple[dict[str, int], set[frozenset[str]]]:
         """For these pictures: which are kept (by which decision), and which pairs are not
         duplicates (pairs with at least one of them)."""
         kept: dict[str, int] = {}
