@@ -55,6 +55,7 @@ class CurrentRule:
         self, thresholds: Thresholds | None = None, limits: Limits = DEFAULT_LIMITS
     ) -> None:
         self.thresholds = thresholds or default_config().matching.thresholds
+        self.more_thresholds = self.thresholds.turned()
         self.limits = limits
         self.name = f"imagewatchd defaults (dH <= {self.thresholds.dhash}, "
         self.name += f"pH <= {self.thresholds.phash}"
@@ -71,16 +72,16 @@ class CurrentRule:
             return Decision(True, -64, (("sha256", 0, 0),))
         if a.flat or b.flat:
             return FLAT
-        t = self.thresholds
-        # b is the query: its regions (borders, caption bar trimmed) are searched too
-        dd, pd = min(
-            (
-                (hamming(a.dhash, d), hamming(a.phash, p))
-                for d, p in ((b.dhash, b.phash), *b.regions)
-            ),
-            key=lambda pair: max(pair[0] - t.dhash, pair[1] - t.phash),
-        )
-        margin = max(dd - t.dhash, pd - t.phash)
+        # b is the query: its regions (borders, caption bar trimmed) are searched too, and its
+        # other readings of the borders (regions.more_boxes) at the turned thresholds
+        t, more = self.thresholds, self.more_thresholds
+        tried = [(pair, t) for pair in ((b.dhash, b.phash), *b.regions)]
+        tried += [(pair, more) for pair in b.more_regions]
+        margin, dd, pd, t = min(
+            (max(hamming(a.dhash, d) - u.dhash, hamming(a.phash, p) - u.phash),
+             hamming(a.dhash, d), hamming(a.phash, p), u)
+            for (d, p), u in tried
+        )  # fmt: skip
         return Decision(margin <= 0, margin, (("dH", dd, t.dhash), ("pH", pd, t.phash)))
 
 
@@ -128,7 +129,15 @@ class TurnedRule(ListRule):
         try:
             self.thresholds = self.same.turned()
             for view in b.turned:
-                turned = replace(b, dhash=view.dhash, phash=view.phash, pdq=view.pdq, turned=())
+                turned = replace(
+                    b,
+                    dhash=view.dhash,
+                    phash=view.phash,
+                    pdq=view.pdq,
+                    turned=(),
+                    regions=(),
+                    more_regions=(),
+                )  # as match.py: as it is only
                 decision = replace(super().compare(a, turned), orientation=view.turn)
                 if decision.match:
                     return decision
@@ -142,11 +151,14 @@ class CropsRule(TurnedRule):
     """The lists rule as imagewatchd/match.py applies it to an entry made from a picture
     (``known add``): as ``TurnedRule``, and, for the query as it is, the entry's centre crops
     (``Fingerprint.crops``: 2%, 5%, 10% cut from every side) against the query's whole and
-    trimmed regions at the same thresholds."""
+    trimmed regions at the turned thresholds (three crops, three more chances for a
+    look-alike); ``strict=False``: at the picture's own thresholds, as before."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = True) -> None:
         super().__init__()
-        self.name += ", the entry's centre crops (2/5/10%)"
+        self.strict = strict
+        t = self.same.turned() if strict else self.same
+        self.name += f", the entry's centre crops (2/5/10%: dH <= {t.dhash}, pH <= {t.phash})"
 
     def prepare(self, path: Path) -> object:
         return fingerprint_file(path, self.limits, crops=True)[1]
@@ -157,13 +169,17 @@ class CropsRule(TurnedRule):
         if same.match or a.flat or b.flat:
             return same
         best = same
-        for region, dhash, phash in a.crops:
-            cropped = replace(a, dhash=dhash, phash=phash, pdq=None, sha256="")
-            decision = CurrentRule.compare(self, cropped, b)
-            decision = replace(decision, orientation=region)
-            if decision.match:
-                return decision
-            best = min(best, decision, key=lambda d: d.margin)
+        try:
+            self.thresholds = self.same.turned() if self.strict else self.same
+            for region, dhash, phash in a.crops:
+                cropped = replace(a, dhash=dhash, phash=phash, pdq=None, sha256="")
+                decision = CurrentRule.compare(self, cropped, b)
+                decision = replace(decision, orientation=region)
+                if decision.match:
+                    return decision
+                best = min(best, decision, key=lambda d: d.margin)
+        finally:
+            self.thresholds = self.same
         return min(best, super().compare(a, b), key=lambda d: (not d.match, d.margin))
 
 
@@ -197,6 +213,7 @@ MATCHERS: dict[str, Callable[[], Candidate]] = {
     "turned": TurnedRule,
     "crops": CropsRule,
     "verified": VerifiedRule,
+    "crops-loose": lambda: CropsRule(strict=False),  # the crops at 6/4, as before issue 8's round 3
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),
 }

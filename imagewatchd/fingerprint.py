@@ -180,6 +180,7 @@ def fingerprint_bytes(
         provenance=decoded.provenance,
         crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
         grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
+        more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
     )  # fmt: skip
 
 
@@ -199,10 +200,14 @@ def _hashes(part: NDArray[np.uint8]) -> tuple[int, int] | None:
     return dihedral.dhash(wide), phash
 
 
-def _region_hashes(pixels: NDArray[np.uint8]) -> tuple[tuple[int, int], ...]:
-    """dHash and pHash of the picture without its borders or caption bar (regions.py)."""
+def _region_hashes(
+    pixels: NDArray[np.uint8],
+    boxes: Callable[[NDArray[np.uint8]], list[regions.Box]] = regions.boxes,
+) -> tuple[tuple[int, int], ...]:
+    """dHash and pHash of the picture without its borders or caption bar (regions.py), or of
+    ``boxes``' regions."""
     found = []
-    for top, bottom, left, right in regions.boxes(pixels):
+    for top, bottom, left, right in boxes(pixels):
         hashes = _hashes(pixels[top:bottom, left:right])
         if hashes:
             found.append(hashes)

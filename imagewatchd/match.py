@@ -6,10 +6,12 @@ list), PDQ within its threshold when both the entry's quality and the query's re
 floor (docs/BENCHMARKS.md, "Issue 8: PDQ": more recall, no false match). Library duplicates
 still need dHash and pHash. The query's regions (the picture without uniform borders, padding
 or a caption bar, imagewatchd/regions.py) are searched like the whole picture, against list
-entries and the library alike. A library file beyond the duplicate thresholds but within the
-similar band (``matching.similar_dhash``/``similar_phash``: burst shots, near frames) makes the
-verdict ``similar``, never ``duplicate``. Flat images (no structure to hash) match only by
-sha256. An allow-list entry that matches suppresses every block match.
+entries and the library alike; its other readings of the borders (``regions.more_boxes``) and
+an entry's centre crops, being more chances for a look-alike, at the stricter thresholds of
+another orientation (``Thresholds.turned``). A library file beyond the duplicate thresholds
+but within the similar band (``matching.similar_dhash``/``similar_phash``: burst shots, near
+frames) makes the verdict ``similar``, never ``duplicate``. Flat images (no structure to
+hash) match only by sha256. An allow-list entry that matches suppresses every block match.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ class Matcher:
         view = _same(fp)
         views = _views(fp, turned and not exact)
         for view, by_pdq in zip(views, self._search_pdq(views, fp.pdq_quality), strict=True):
-            near = {key for key, _, _ in self._search(self.entries, view, _regions(fp, view))}
+            hits = self._search(self.entries, view, _regions(fp, view), more=_more(fp, view))
+            near = {key for key, _, _ in hits}
             cropped = self._search_crops(fp, view, near)
             if near or by_pdq or cropped or exact:
                 break
@@ -188,7 +191,7 @@ class Matcher:
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
         found = [
             _entry_match(
-                rows[key], view, key in exact, key in by_pdq and key not in near, _regions(fp, view)
+                rows[key], view, key in exact, key in by_pdq and key not in near, _shown(fp, view)
             )
             for key in rows
             if rows[key].enabled
@@ -204,7 +207,10 @@ class Matcher:
         if view.turn != SAME:
             return {}  # measured on the picture as it is only (docs/BENCHMARKS.md)
         best: dict[int, Cropped] = {}
-        for key, dd, pd in self._search(self.indexes.regions, view, _regions(fp, view)):
+        # three crops give a look-alike three more chances, as other orientations do: the
+        # turned margin (docs/BENCHMARKS.md, "Issue 8: dark borders, captions, benign")
+        strict = self.thresholds.turned()
+        for key, dd, pd in self._search(self.indexes.regions, view, _shown(fp, view), strict):
             entry_id, region = region_of(key)
             old = best.get(entry_id, ("", 65, 65))
             if entry_id not in found and dd + pd < old[1] + old[2]:
@@ -229,11 +235,12 @@ class Matcher:
         rows = self._live(exact, [], exclude_file, fp.sha256)
         view = _same(fp)
         for view in _views(fp, turned and not rows):
-            near_ids = [key for key, _, _ in self._search(self.library, view, _regions(fp, view))]
+            hits = self._search(self.library, view, _regions(fp, view), more=_more(fp, view))
+            near_ids = [key for key, _, _ in hits]
             rows = self._live(exact, near_ids, exclude_file, fp.sha256)
             if rows:
                 break
-        regions = _regions(fp, view)
+        regions = _shown(fp, view)
         found = [_file_match(r, view, r.id in exact, regions) for r in rows.values()]
         return tuple(sorted(found, key=_strength))
 
@@ -267,13 +274,19 @@ class Matcher:
         return {key: row for key, row in rows.items() if os.path.lexists(row.path)}
 
     def _search(
-        self, index: HammingIndex, view: Turned, regions: Regions = ()
-    ) -> list[tuple[int, int, int]]:
-        """The view's hashes, then its regions' (borders, caption bar trimmed)."""
+        self, index: HammingIndex, view: Turned, regions: Regions = (),
+        strict: Thresholds | None = None, more: Regions = (),
+    ) -> list[tuple[int, int, int]]:  # fmt: skip
+        """The view's hashes, then its regions' (borders, caption bar trimmed); ``strict``:
+        thresholds other than the view's own; ``more``: regions searched at the turned ones
+        (regions.more_boxes: more chances for a look-alike)."""
         t = self.thresholds if view.turn == SAME else self.thresholds.turned()
+        t = strict or t
+        turned = self.thresholds.turned()
         found: dict[int, tuple[int, int, int]] = {}
-        for dhash, phash in ((view.dhash, view.phash), *regions):
-            for hit in index.search(dhash, phash, t.dhash, t.phash):
+        searches = [(pair, t) for pair in ((view.dhash, view.phash), *regions)]
+        for (dhash, phash), limits in [*searches, *((pair, turned) for pair in more)]:
+            for hit in index.search(dhash, phash, limits.dhash, limits.phash):
                 found.setdefault(hit[0], hit)
         return list(found.values())
 
@@ -297,6 +310,16 @@ def _same(fp: Fingerprint) -> Turned:
 def _regions(fp: Fingerprint, view: Turned) -> Regions:
     """The query's regions (imagewatchd/regions.py) go with the picture as it is only."""
     return fp.regions if view.turn == SAME else ()
+
+
+def _more(fp: Fingerprint, view: Turned) -> Regions:
+    """The query's other readings of its borders (regions.more_boxes), as it is only."""
+    return fp.more_regions if view.turn == SAME else ()
+
+
+def _shown(fp: Fingerprint, view: Turned) -> Regions:
+    """Every region of the view, for the distances a match reports."""
+    return (*_regions(fp, view), *_more(fp, view))
 
 
 def _views(fp: Fingerprint, turned: bool) -> list[Turned]:

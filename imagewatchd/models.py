@@ -106,6 +106,10 @@ class Fingerprint:
     # the 16x16 block means (imagewatchd/blockgrid.py, 256 bytes; none when flat): stored for a
     # list entry made from this picture; a query's verifies candidates found at a wider radius
     grid: bytes = field(default=b"", compare=False)
+    # (dHash, pHash) of other readings of the borders (regions.more_boxes: trimmed at a tight
+    # tolerance, centred, on one axis, without one caption bar): query-only, never stored,
+    # searched at the turned thresholds (more chances for a look-alike)
+    more_regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,9 +167,11 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
 
 def _entry_region(a: Fingerprint, b: Fingerprint, t: Thresholds) -> str | None:
     """The centre crop of ``a`` (``known add`` keeps them) that ``b``, as it is or trimmed,
-    is within the thresholds of, as match.py searches entries' regions."""
+    is within the thresholds of, as match.py searches entries' regions (at the turned
+    thresholds: three crops are three more chances for a look-alike)."""
+    t = t.turned()
     for name, dhash, phash in a.crops:
-        for d, p in ((b.dhash, b.phash), *b.regions):
+        for d, p in ((b.dhash, b.phash), *b.regions, *b.more_regions):
             if hamming(dhash, d) <= t.dhash and hamming(phash, p) <= t.phash:
                 return name
     return None

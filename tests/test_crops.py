@@ -141,3 +141,23 @@ def _jpeg(img: Image.Image) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
     return out.getvalue()
+
+
+def test_a_match_by_an_entrys_crop_needs_the_turned_margin(tmp_path: Path) -> None:
+    """Three crops give a look-alike three more chances, as other orientations do: a crop
+    matches at ``Thresholds.turned`` (dHash 5, pHash 2), not at the picture's own 6 and 4
+    (a crop of one deep-sky photo met another, turned, at dH 6 / pH 4)."""
+    entry = fingerprint_bytes(_png(photo(35, (800, 600))), crops=True)
+    _, dhash, phash = entry.crops[-1]
+    far = 2**64 - 1
+    with Store(tmp_path / "t.db") as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+        store.add_entries(list_id, [_entry(entry)], 1.0)
+        matcher = Matcher.load(store, THRESHOLDS)
+        for dbits, pbits, expected in ((6, 4, False), (5, 4, False), (6, 2, False), (5, 2, True)):
+            near = (dhash ^ ((1 << dbits) - 1), phash ^ ((1 << pbits) - 1))
+            query = Fingerprint("q", entry.dhash ^ far, entry.phash ^ far, 1, 1, "PNG", False,
+                                regions=(near,))  # fmt: skip
+            found = matcher.list_matches(query)
+            assert bool(found) is expected, (dbits, pbits)
+            assert all(m.region == "crop10" for m in found)

@@ -11,10 +11,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from imagewatchd.fingerprint import fingerprint_bytes
-from imagewatchd.models import CANON_VERSION, FileStat, Role
+from imagewatchd.match import Matcher
+from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role, Thresholds
 from imagewatchd.regions import boxes, trim_box
+from imagewatchd.rows import NewEntry
 from imagewatchd.store import Store
 from tests.conftest import Run, photo
+
+THRESHOLDS = Thresholds(dhash=6, phash=4)
 
 
 def _bordered(img: Image.Image) -> Image.Image:
@@ -91,4 +95,61 @@ def test_files_hashed_before_version_3_are_fingerprinted_again(tmp_path: Path) -
 def _encoded(img: Image.Image) -> bytes:
     out = io.BytesIO()
     img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _night(seed: int) -> Image.Image:
+    """A photo whose top fifth is a black night sky: the colour of a letterbox's bars."""
+    img = photo(seed, (800, 600))
+    img.paste((0, 0, 0), (0, 0, 800, 120))
+    return img
+
+
+def _over_white(seed: int) -> Image.Image:
+    """A photo whose bottom tenth is white (snow, a studio floor): a caption bar's colour."""
+    img = photo(seed, (800, 600))
+    img.paste((255, 255, 255), (0, 540, 800, 600))
+    return img
+
+
+def test_copies_whose_border_meets_the_pictures_own_edge_of_its_colour_match(
+    tmp_path: Path,
+) -> None:
+    """The usual trim cuts a night sky with the letterbox's black bars, a white floor with a
+    caption bar: the other readings of the borders (one axis only; one bar only) match."""
+    with Store(tmp_path / "t.db") as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+        for picture, make in ((_night(41), _letterboxed), (_over_white(42), _captioned)):
+            entry = fingerprint_bytes(_encoded(picture))
+            store.add_entries(list_id, [NewEntry(entry.sha256, entry.dhash, entry.phash,
+                                                 make.__name__, "test")], 1.0)  # fmt: skip
+            copy = fingerprint_bytes(_jpeg(make(picture)))
+            assert copy.more_regions, make.__name__
+            matcher = Matcher.load(store, THRESHOLDS)
+            (found,) = matcher.list_matches(copy)
+            assert found.label == make.__name__
+            other = fingerprint_bytes(_jpeg(make(_night(43) if make is _letterboxed else
+                                                 _over_white(44))))  # fmt: skip
+            assert matcher.list_matches(other) == ()
+
+
+def test_the_other_readings_of_the_borders_need_the_turned_margin(tmp_path: Path) -> None:
+    entry = fingerprint_bytes(_encoded(photo(45)))
+    far = 2**64 - 1
+    with Store(tmp_path / "t.db") as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+        store.add_entries(list_id, [NewEntry(entry.sha256, entry.dhash, entry.phash, "", "")], 1.0)
+        matcher = Matcher.load(store, THRESHOLDS)
+        for dbits, pbits, expected in ((6, 4, False), (5, 4, False), (6, 2, False), (5, 2, True)):
+            near = (entry.dhash ^ ((1 << dbits) - 1), entry.phash ^ ((1 << pbits) - 1))
+            query = Fingerprint("q", entry.dhash ^ far, entry.phash ^ far, 1, 1, "PNG", False,
+                                more_regions=(near,))  # fmt: skip
+            assert bool(matcher.list_matches(query)) is expected, (dbits, pbits)
+            as_region = replace(query, regions=(near,), more_regions=())
+            assert bool(matcher.list_matches(as_region)) is (dbits <= 6 and pbits <= 4)
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
     return out.getvalue()

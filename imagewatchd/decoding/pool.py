@@ -32,7 +32,7 @@ from imagewatchd.dihedral import NAMES
 from imagewatchd.errors import FingerprintError, ImagewatchdError
 from imagewatchd.models import FileStat, Fingerprint, Turned
 from imagewatchd.provenance import TEXT_LIMIT, Provenance
-from imagewatchd.regions import CROPS
+from imagewatchd.regions import CROPS, MORE_REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +287,11 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
         (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
-         found, crops, grid) = fields  # fmt: skip
+         found, crops, grid, more) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
                          _regions(regions), _turned(turned), _provenance(found),
-                         _crops(crops), _grid(grid))  # fmt: skip
+                         _crops(crops), _grid(grid), _regions(more, MORE_REGIONS))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -319,9 +319,9 @@ def _thumbnail(reply: dict[str, Any], fd: int) -> tuple[str, bytes]:
     return sha256, jpeg
 
 
-def _regions(value: object) -> tuple[tuple[int, int], ...]:
-    """The regions' (dHash, pHash): at most 4 pairs of 64-bit hashes."""
-    if not isinstance(value, list) or len(value) > 4:
+def _regions(value: object, most: int = 4) -> tuple[tuple[int, int], ...]:
+    """The regions' (dHash, pHash): at most ``most`` pairs of 64-bit hashes."""
+    if not isinstance(value, list) or len(value) > most:
         raise ValueError(value)
     pairs = tuple((int(d), int(p)) for d, p in value)
     if not all(0 <= h < 1 << 64 for pair in pairs for h in pair):
