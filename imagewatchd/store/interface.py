@@ -13,12 +13,13 @@ from typing import Any
 
 from imagewatchd.store.decisions import DecisionQueries
 from imagewatchd.store.files import FileQueries
+from imagewatchd.store.inboxes import InboxQueries
 from imagewatchd.store.journal import JournalQueries
 from imagewatchd.store.lists import ListQueries
 from imagewatchd.store.location import Location
 
 
-class Store(FileQueries, ListQueries, JournalQueries, DecisionQueries):
+class Store(FileQueries, InboxQueries, ListQueries, JournalQueries, DecisionQueries):
     """The database: files, lists and entries, the journal, decisions."""
 
     def __new__(cls, where: Path | Location, *args: Any, **kwargs: Any) -> Store:
