@@ -21,9 +21,9 @@ import os
 from collections.abc import Mapping
 from pathlib import PurePath
 
-from imagewatchd.config import Config
+from imagewatchd.config import Config, Watch
 from imagewatchd.hashindex import HammingIndex
-from imagewatchd.models import Fingerprint, Match, Role, Thresholds
+from imagewatchd.models import Fingerprint, Match, Role, Thresholds, Verdict, VerdictKind
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
@@ -70,6 +70,20 @@ class Peers:
         """The file left its inbox (or was never in one: then nothing happens)."""
         for index in self.indexes.values():
             index.remove(file_id)
+
+    def joined(
+        self, store: Store, watch: Watch, exclude: int | None, fp: Fingerprint, verdict: Verdict,
+        t: Thresholds,
+    ) -> Verdict:  # fmt: skip
+        """The verdict of an arrival in an inbox (``watch``) new to the library (clean, or
+        similar): a duplicate of the copies waiting in the library's inboxes it matches."""
+        new = verdict.kind is VerdictKind.SIMILAR or (
+            verdict.kind is VerdictKind.CLEAN and not verdict.suppressed
+        )
+        if watch.inbox is None or not new:
+            return verdict
+        found = self.matches(store, str(watch.inbox.library), fp, exclude, t)
+        return Verdict(VerdictKind.DUPLICATE, found, flat=fp.flat) if found else verdict
 
     def matches(
         self, store: Store, library: str, fp: Fingerprint, exclude: int | None, t: Thresholds

@@ -143,11 +143,13 @@ class Pipeline:
         if library:
             thresholds = self.matcher.thresholds
             verdict = with_relatives(self.store, self.kin, found, fp, verdict, thresholds)
-        alone, verdict = verdict, self._with_peers(found, row, fp, verdict)
+        alone = verdict  # what the library says: an arrival's filing goes by it
+        mine = row.id if row else None
+        verdict = self.peers.joined(self.store, watch, mine, fp, verdict, self.matcher.thresholds)
         decision, kept = self._decide(found, row, fp, verdict, act)
         decision, kept, keeper = self._better_arrival(found, fp, verdict, decision, kept)
-        decision, kept, lost = self._among_peers(found, fp, verdict, decision, kept)
-        if act and watch.inbox is not None and not lost:  # filed as what the library says
+        decision, kept, peers = self._among_peers(found, fp, verdict, decision, kept)
+        if act and watch.inbox is not None and (peers is None or peers.wins):  # as if alone
             filing = inbox.plan(self.store, self.config, found, fp, alone)
             if filing.target is not None or filing.why:
                 return self._file(found, row, fp, alone, filing)
@@ -164,11 +166,12 @@ class Pipeline:
             moved = None
         except FileOpsError as exc:
             return self._act_failed(found, verdict, decision, exc)
+        won = (keeper is not None and keeper.id == NEWCOMER) or (peers is not None and peers.wins)
         if moved is not None:
             if keeper is not None:  # a copy moved away stands for its group's keeper
                 self.kin.departed(row.id if row else None, fp, keeper.path)
             outcome = self._moved(found, row, verdict, decision, moved)
-        elif self.actor.dry_run and keeper is not None and keeper.id == NEWCOMER:
+        elif self.actor.dry_run and won:
             # a winner unrecorded: a real run after it must still move the copies it beat
             outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
                               "not recorded")  # fmt: skip
@@ -203,39 +206,24 @@ class Pipeline:
             return Decision(None, ""), "kept: in a reference folder", ranking.keeper
         return decision, kept, ranking.keeper
 
-    def _with_peers(
-        self, settled: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict
-    ) -> Verdict:
-        """An inbox arrival new to the library (clean or similar) is compared with the copies
-        waiting in the library's inboxes (peers.py): a duplicate of those it matches."""
-        feeds = self.config.watches[settled.watch].inbox
-        new = verdict.kind is VerdictKind.SIMILAR or (
-            verdict.kind is VerdictKind.CLEAN and not verdict.suppressed
-        )
-        if feeds is None or not new:
-            return verdict
-        found = self.peers.matches(self.store, str(feeds.library), fp, row.id if row else None,
-                                   self.matcher.thresholds)  # fmt: skip
-        return Verdict(VerdictKind.DUPLICATE, found, flat=fp.flat) if found else verdict
-
     def _among_peers(
         self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
         kept: str,
-    ) -> tuple[Decision, str, bool]:  # fmt: skip
+    ) -> tuple[Decision, str, Ranking | None]:  # fmt: skip
         """An inbox arrival about to get on_duplicate for copies waiting in the inboxes is
         ranked with them, as one group (inbox.rank_peers): the copies the group's keeper
         beats get their inbox's on_duplicate (when the arrival loses and only logs, the others
-        are not logged again); the arrival stays when it is the keeper. Also says whether it
-        lost (then it is not filed)."""
+        are not logged again); the arrival stays when it is the keeper. Also gives the
+        ranking (None: not ranked); an arrival that lost is not filed."""
         if decision.action is None or not any(m.source == INBOX for m in verdict.matches):
-            return decision, kept, False
+            return decision, kept, None
         ranking = inbox.rank_peers(self.store, self.config, settled, fp, verdict)
         if ranking.wins or decision.action is not Action.LOG:
             for old in ranking.beaten:
                 self._displace(old, ranking, INBOX)
         if ranking.wins:
-            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", False
-        return decision, kept, True
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", ranking
+        return decision, kept, ranking
 
     def _file(
         self, found: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,

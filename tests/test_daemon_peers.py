@@ -134,3 +134,18 @@ def test_a_copy_that_left_the_inbox_is_no_longer_matched(
     assert f"duplicate inbox={tmp_path / 'downloads' / 'c.jpg'} dhash=" in line, line
     assert "(+" not in line, line  # neither the copy filed by hand nor the deleted one
     assert daemon.stop() == 0
+
+
+def test_copies_recorded_before_a_restart_are_matched(
+    tmp_path: Path, daemons: list[Daemon], outside: Path
+) -> None:
+    daemon = _start(tmp_path, daemons)
+    first = tmp_path / "phone" / "IMG_0001.jpg"
+    _arrive(outside / "IMG_0001.jpg", first)
+    daemon.processed(first)
+    assert daemon.stop() == 0
+    daemon = _start(tmp_path, daemons)  # the inbox index is loaded from the store
+    _arrive(outside / "thumb.jpg", tmp_path / "phone" / "thumb.jpg")
+    line = daemon.processed(tmp_path / "phone" / "thumb.jpg")
+    assert f"duplicate inbox={first} dhash=" in line and "-> move " in line, line
+    assert daemon.stop() == 0
