@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import PurePath
 
 from imagewatchd.config import Config, Watch
-from imagewatchd.hashindex import HammingIndex
+from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import Fingerprint, Match, Role, Thresholds, Verdict, VerdictKind
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
@@ -58,13 +58,21 @@ class Peers:
     def __len__(self) -> int:
         return sum(len(index) for index in self.indexes.values())
 
-    def add(self, library: str, file_id: int, fp: Fingerprint) -> None:
-        """A file recorded in one of ``library``'s inboxes (a flat one matches by sha256)."""
-        index = self.indexes.get(library)
+    def add(self, watch: Watch, file_id: int, fp: Fingerprint) -> None:
+        """A file recorded in an inbox (``watch``; a flat one matches by sha256)."""
+        index = None if watch.inbox is None else self.indexes.get(str(watch.inbox.library))
         if index is not None and not fp.flat:
             index.add(file_id, fp.dhash, fp.phash)
         elif index is not None:
             index.remove(file_id)
+
+    def seen(self, watch: Watch, row: FileRow) -> None:
+        """A file found unchanged in an inbox: recorded by another process (``undo`` put it
+        back, ``scan --act``) if the index does not hold it yet."""
+        index = None if watch.inbox is None else self.indexes.get(str(watch.inbox.library))
+        fp = row.fingerprint()
+        if index is not None and fp is not None and not fp.flat and row.id not in index:
+            index.add(row.id, fp.dhash, fp.phash)
 
     def remove(self, file_id: int) -> None:
         """The file left its inbox (or was never in one: then nothing happens)."""
@@ -96,22 +104,22 @@ class Peers:
         if not roots:
             return ()
         exact = {row.id: row for row in store.incoming_files_by_sha256([fp.sha256])}
-        near: dict[int, tuple[int, int]] = {}
-        if not fp.flat:
-            for dhash, phash in ((fp.dhash, fp.phash), *fp.regions):
-                for key, dd, pd in self.indexes[library].search(dhash, phash, t.dhash, t.phash):
-                    if key not in near or dd + pd < sum(near[key]):
-                        near[key] = (dd, pd)
-        rows = {**store.files_by_id(k for k in near if k not in exact), **exact}
+        near: set[int] = set()
+        pairs = () if fp.flat else ((fp.dhash, fp.phash), *fp.regions)
+        for dhash, phash in pairs:
+            hits = self.indexes[library].search(dhash, phash, t.dhash, t.phash)
+            near.update(key for key, _, _ in hits)
+        rows = {**store.files_by_id(near - exact.keys()), **exact}
         rows.pop(-1 if exclude is None else exclude, None)
         rows = {key: row for key, row in rows.items() if _waiting(row, roots)}
         different = store.not_duplicates(fp.sha256) if rows else set()
         found = [
-            _match(row, key in exact, near.get(key, (0, 0)))
+            _match(row, key in exact, (0, 0) if key in exact else _distances(pairs, row))
             for key, row in rows.items()
             if row.sha256 not in different
         ]
-        return tuple(sorted(found, key=_closest_first))
+        # the row's own hashes decide: an id in the index may have been taken by another row
+        return tuple(sorted((m for m in found if _within(m, t)), key=_closest_first))
 
 
 def _waiting(row: FileRow, roots: tuple[str, ...]) -> bool:
@@ -119,6 +127,19 @@ def _waiting(row: FileRow, roots: tuple[str, ...]) -> bool:
     inside = any(PurePath(row.path).is_relative_to(root) for root in roots)
     fingerprinted = row.error is None and row.fingerprint() is not None
     return inside and fingerprinted and row.role is Role.INCOMING and os.path.lexists(row.path)
+
+
+def _distances(pairs: tuple[tuple[int, int], ...], row: FileRow) -> tuple[int, int]:
+    """The closest of the query's hashes (the picture, its regions) to the row's."""
+    return min(
+        ((hamming(d, row.dhash or 0), hamming(p, row.phash or 0)) for d, p in pairs),
+        key=lambda pair: (max(pair), sum(pair)),
+        default=(65, 65),
+    )
+
+
+def _within(match: Match, t: Thresholds) -> bool:
+    return match.exact or (match.dhash_distance <= t.dhash and match.phash_distance <= t.phash)
 
 
 def _match(row: FileRow, exact: bool, distances: tuple[int, int]) -> Match:

@@ -110,6 +110,7 @@ class Pipeline:
         if row is not None and row.unchanged(settled.stat):
             stored = row.fingerprint()
             if not (recheck or settled.retro) or stored is None:
+                self.peers.seen(self.config.watches[settled.watch], row)
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
             # a stored fingerprint has no other orientations: decode again if they count
@@ -392,9 +393,8 @@ class Pipeline:
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
             self.kin.recorded(file_id, fp)
-        feeds = self.config.watches[settled.watch].inbox
-        if feeds is not None:  # waiting in an inbox: later arrivals are compared with it
-            self.peers.add(str(feeds.library), file_id, fp)
+        # waiting in an inbox (if it is one): later arrivals are compared with it
+        self.peers.add(self.config.watches[settled.watch], file_id, fp)
         if decision.action is not None:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
         else:

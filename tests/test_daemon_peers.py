@@ -6,6 +6,7 @@ inbox is no longer matched."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import photo
-from tests.daemon_harness import Daemon
+from tests.daemon_harness import Daemon, iw
 from tests.test_keep import CAMERA, CAPTURED, write_photo
 
 
@@ -148,4 +149,38 @@ def test_copies_recorded_before_a_restart_are_matched(
     _arrive(outside / "thumb.jpg", tmp_path / "phone" / "thumb.jpg")
     line = daemon.processed(tmp_path / "phone" / "thumb.jpg")
     assert f"duplicate inbox={first} dhash=" in line and "-> move " in line, line
+    assert daemon.stop() == 0
+
+
+def test_with_on_new_file_a_better_copy_of_a_photo_left_in_an_inbox_is_filed(
+    tmp_path: Path, daemons: list[Daemon], outside: Path
+) -> None:
+    for name in ("library", "phone", "downloads"):
+        (tmp_path / name).mkdir()
+    config = _config(tmp_path)
+    for watch in config["watches"][1:]:  # type: ignore[index]
+        watch["on_new"] = "file"
+    daemon = Daemon(tmp_path, config)
+    daemons.append(daemon)
+    daemon.start()
+    thumb = tmp_path / "phone" / "thumb.jpg"
+    _arrive(outside / "thumb.jpg", thumb)
+    line = daemon.processed(thumb)
+    assert " -> file " in line, line
+    action = line.rsplit("[action ", 1)[1].rstrip("]")
+    undone = iw(daemon.db, "undo", action, config=daemon.config_path)
+    assert undone.returncode == 0 and thumb.exists(), undone.stderr  # kept in the inbox
+    photo(60).save(outside / "marker.jpg")
+    os.utime(outside / "marker.jpg", (1615809600, 1615809600))  # 2021-03-15, filed by mtime
+    _arrive(outside / "marker.jpg", tmp_path / "phone" / "marker.jpg")
+    daemon.processed(tmp_path / "phone" / "marker.jpg")  # caught up with the undo
+    original = tmp_path / "downloads" / "IMG_0001.jpg"
+    _arrive(outside / "IMG_0001.jpg", original)
+    line = daemon.processed(original)
+    filed = tmp_path / "library" / "2019" / "05" / "IMG_0001.jpg"
+    assert f"{original}: clean -> file {filed} [action" in line, line
+    (moved,) = daemon.wait_for(rf"{re.escape(str(thumb))}: duplicate inbox=")
+    assert f"{thumb}: duplicate inbox={original} dhash=" in moved and "-> move " in moved, moved
+    assert _files(tmp_path / "library") == ["2019/05/IMG_0001.jpg", "2021/03/marker.jpg"]
+    assert _files(tmp_path / "phone") == []
     assert daemon.stop() == 0
