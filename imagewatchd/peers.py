@@ -114,7 +114,7 @@ class Peers:
         rows = {key: row for key, row in rows.items() if _waiting(row, roots)}
         different = store.not_duplicates(fp.sha256) if rows else set()
         found = [
-            _match(row, key in exact, (0, 0) if key in exact else _distances(pairs, row))
+            _match(row, key in exact, (0, 0) if key in exact else _distances(pairs, row, t))
             for key, row in rows.items()
             if row.sha256 not in different
         ]
@@ -129,11 +129,12 @@ def _waiting(row: FileRow, roots: tuple[str, ...]) -> bool:
     return inside and fingerprinted and row.role is Role.INCOMING and os.path.lexists(row.path)
 
 
-def _distances(pairs: tuple[tuple[int, int], ...], row: FileRow) -> tuple[int, int]:
-    """The closest of the query's hashes (the picture, its regions) to the row's."""
+def _distances(pairs: tuple[tuple[int, int], ...], row: FileRow, t: Thresholds) -> tuple[int, int]:
+    """The closest of the query's hashes (the picture, its regions) to the row's, one within
+    the thresholds first."""
     return min(
         ((hamming(d, row.dhash or 0), hamming(p, row.phash or 0)) for d, p in pairs),
-        key=lambda pair: (max(pair), sum(pair)),
+        key=lambda pair: (pair[0] > t.dhash or pair[1] > t.phash, sum(pair)),
         default=(65, 65),
     )
 
