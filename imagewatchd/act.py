@@ -375,8 +375,9 @@ class Actor:
         return self._done(action_id, src, keeper, 0)
 
     def _keeper(self, src: Location, fp: Fingerprint, verdict: Verdict) -> Location:
-        """The library copy with exactly these bytes, reached from its watch's root."""
-        same = [m.path for m in verdict.matches if m.source == "library" and m.exact and m.path]
+        """The kept copy (in the library, or waiting in an inbox) with exactly these bytes,
+        reached from its watch's root."""
+        same = [m.path for m in verdict.matches if m.source != "list" and m.exact and m.path]
         if not same:
             raise NotLinkable(src.path, "not byte-identical to the kept copy (a near "
                               "duplicate): not linked")  # fmt: skip

@@ -9,6 +9,12 @@ matches; when it wins, the copies it beat get their library watch's ``on_duplica
 filed; otherwise it gets the inbox's ``on_duplicate``. A unique arrival (clean, or only
 similar to a library photo while ``on_similar`` leaves it in place) gets ``on_new``.
 
+Arrivals are compared with each other too (imagewatchd/peers.py): an arrival new to the library
+that duplicates a copy still waiting in one of the library's inboxes (``on_new: none``, or not
+filed) is ranked with those copies by the library's keep policy (``rank_peers``), whatever
+the order they arrived in: the keeper stays (and is filed, with ``on_new: file``); every other
+copy gets its inbox's ``on_duplicate``.
+
 Filing is a move like any other (the journal's intend/finish, crash recovery, ``undo``), of
 kind ``file``, into the library root at the template's path, never replacing a file (a free
 ``name~N`` instead).
@@ -22,12 +28,14 @@ from pathlib import Path, PurePosixPath
 
 from imagewatchd import fileops
 from imagewatchd.act import Actor, Moved
-from imagewatchd.arrivals import Ranking, rank_arrival
+from imagewatchd.arrivals import NEWCOMER, Ranking, _row_of, rank_arrival
 from imagewatchd.config import Action, Config, Watch
+from imagewatchd.dupes import ordered_group
 from imagewatchd.fileops import FileOpsError, Location
 from imagewatchd.filing import Inbox, OnNew, UnsafeName, captured_at
-from imagewatchd.keep import Criterion
-from imagewatchd.models import Fingerprint, SettledFile, Verdict, VerdictKind
+from imagewatchd.keep import Criterion, KeepPolicy
+from imagewatchd.models import Fingerprint, Role, SettledFile, Verdict, VerdictKind
+from imagewatchd.peers import INBOX
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -106,3 +114,38 @@ def file_into(
     root = actor.config.watches[settled.watch].path
     src = Location(root, PurePosixPath(Path(settled.path).relative_to(root)))
     return actor.move(src, target, settled.stat, fp.sha256, "file", verdict, rule)
+
+
+def rank_peers(
+    store: Store, config: Config, settled: SettledFile, fp: Fingerprint, verdict: Verdict
+) -> Ranking:
+    """An arrival ranked with the copies waiting in its library's inboxes that it duplicates,
+    as one group, by the library's keep policy (a ``dupes keep`` decision first): the copies
+    its keeper beats (each gets its inbox's ``on_duplicate``) and the keeper."""
+    ids = [m.file_id for m in verdict.matches if m.source == INBOX and m.file_id is not None]
+    found = store.files_by_id(ids).values() if ids else []
+    olds = [r for r in found if r.path != settled.path and r.fingerprint() is not None]
+    if not olds:
+        return Ranking()
+    rows = [replace(_row_of(settled, fp), role=Role.INCOMING), *olds]
+    kept, _ = store.decisions_among(r.sha256 for r in rows if r.sha256)
+    group = ordered_group(rows, kept, library_policy(config, settled.watch))
+    beaten = tuple(r for r in group.files[1:] if r.id != NEWCOMER and group.kept_by(r) is None)
+    return Ranking(beaten, group.best, group.reason)
+
+
+def library_policy(config: Config, index: int) -> KeepPolicy:
+    """The keep policy of the library that the inbox ``watches[index]`` feeds."""
+    inbox = config.watches[index].inbox
+    for watch in config.watches:
+        if inbox is not None and watch.path == inbox.library:
+            return watch.keep
+    return KeepPolicy()
+
+
+def inbox_of(config: Config, path: str) -> int | None:
+    """The index of the inbox watch holding ``path``, if one does."""
+    for index, watch in enumerate(config.watches):
+        if watch.inbox is not None and PurePosixPath(path).is_relative_to(watch.path):
+            return index
+    return None

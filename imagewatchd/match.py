@@ -265,13 +265,17 @@ class Matcher:
     ) -> dict[int, FileRow]:  # fmt: skip
         """The library rows found, but the file's own; a library file renamed or deleted
         since it was indexed is no evidence, nor is one someone said this picture is not a
-        duplicate of (``dupes not-duplicate``)."""
+        duplicate of (``dupes not-duplicate``), nor a row that took a forgotten library file's
+        id (SQLite reuses the highest: an undone filing's row in its inbox)."""
         rows = {**self.store.files_by_id(k for k in near_ids if k not in exact), **exact}
         rows.pop(exclude_file if exclude_file is not None else -1, None)
         if rows:
             different = self.store.not_duplicates(sha256)
             rows = {key: row for key, row in rows.items() if row.sha256 not in different}
-        return {key: row for key, row in rows.items() if os.path.lexists(row.path)}
+        return {
+            key: row for key, row in rows.items()
+            if row.role is Role.LIBRARY and os.path.lexists(row.path)
+        }  # fmt: skip
 
     def _search(
         self, index: HammingIndex, view: Turned, regions: Regions = (),

@@ -139,7 +139,7 @@ class Thresholds:
 class Match:
     """One piece of evidence: which list entry or library file, and how close."""
 
-    source: str  # "list" or "library"
+    source: str  # "list", "library" or "inbox" (a copy waiting in an inbox, peers.py)
     exact: bool  # identical sha256
     dhash_distance: int
     phash_distance: int

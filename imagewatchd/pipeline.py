@@ -37,6 +37,7 @@ from imagewatchd.models import (
     Verdict,
     VerdictKind,
 )  # fmt: skip
+from imagewatchd.peers import INBOX, Peers, inboxes_of
 from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
@@ -50,7 +51,7 @@ def evidence(match: Match, thresholds: Thresholds) -> str:
         if match.label:
             where += f" label={match.label!r}"
     else:
-        where = f"library={match.path}"
+        where = f"{match.source}={match.path}"
     if match.exact:
         return f"{where} sha256=identical"
     turned = "" if match.orientation == SAME else f" orientation={match.orientation}"
@@ -94,6 +95,9 @@ class Pipeline:
         # what the run remembers of the library's groups (kin.py): the daemon's workers share
         # one, used under ``serial``
         self.kin = Kin()
+        # the copies waiting in each library's inboxes (peers.py): the daemon's workers share
+        # one, loaded at start, used under ``serial``
+        self.peers = Peers(inboxes_of(config))
 
     def process(self, settled: SettledFile, *, act: bool = True, recheck: bool = False) -> Outcome:
         """Fingerprint, match and act on one file; ``act=False`` only indexes it.
@@ -107,6 +111,7 @@ class Pipeline:
         if row is not None and row.unchanged(settled.stat):
             stored = row.fingerprint()
             if not (recheck or settled.retro) or stored is None:
+                self.peers.seen(self.config.watches[settled.watch], row)
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
             # a stored fingerprint has no other orientations: decode again if they count
@@ -140,12 +145,16 @@ class Pipeline:
         if library:
             thresholds = self.matcher.thresholds
             verdict = with_relatives(self.store, self.kin, found, fp, verdict, thresholds)
+        alone = verdict  # what the library says: an arrival's filing goes by it
+        mine = row.id if row else None
+        verdict = self.peers.joined(self.store, watch, mine, fp, verdict, self.matcher.thresholds)
         decision, kept = self._decide(found, row, fp, verdict, act)
         decision, kept, keeper = self._better_arrival(found, fp, verdict, decision, kept)
-        if act and self.config.watches[found.watch].inbox is not None:
-            filing = inbox.plan(self.store, self.config, found, fp, verdict)
+        decision, kept, peers = self._among_peers(found, fp, verdict, decision, kept)
+        if act and watch.inbox is not None and (peers is None or peers.wins):  # as if alone
+            filing = inbox.plan(self.store, self.config, found, fp, alone)
             if filing.target is not None or filing.why:
-                return self._file(found, row, fp, verdict, filing)
+                return self._file(found, row, fp, alone, filing)
         if found.retro and decision.action is not None:  # the journal says why it acts now
             decision = replace(decision, rule=f"{decision.rule} ({_retroactive(found)})")
         try:
@@ -159,11 +168,12 @@ class Pipeline:
             moved = None
         except FileOpsError as exc:
             return self._act_failed(found, verdict, decision, exc)
+        won = (keeper is not None and keeper.id == NEWCOMER) or (peers is not None and peers.wins)
         if moved is not None:
             if keeper is not None:  # a copy moved away stands for its group's keeper
                 self.kin.departed(row.id if row else None, fp, keeper.path)
             outcome = self._moved(found, row, verdict, decision, moved)
-        elif self.actor.dry_run and keeper is not None and keeper.id == NEWCOMER:
+        elif self.actor.dry_run and won:
             # a winner unrecorded: a real run after it must still move the copies it beat
             outcome = Outcome(found.path, verdict.kind, "none", detail=f"{kept}; dry run: "
                               "not recorded")  # fmt: skip
@@ -197,6 +207,25 @@ class Pipeline:
         if ranking.held:
             return Decision(None, ""), "kept: in a reference folder", ranking.keeper
         return decision, kept, ranking.keeper
+
+    def _among_peers(
+        self, settled: SettledFile, fp: Fingerprint, verdict: Verdict, decision: Decision,
+        kept: str,
+    ) -> tuple[Decision, str, Ranking | None]:  # fmt: skip
+        """An inbox arrival about to get on_duplicate for copies waiting in the inboxes is
+        ranked with them, as one group (inbox.rank_peers): the copies the group's keeper
+        beats get their inbox's on_duplicate (when the arrival loses and only logs, the others
+        are not logged again); the arrival stays when it is the keeper. Also gives the
+        ranking (None: not ranked); an arrival that lost is not filed."""
+        if decision.action is None or not any(m.source == INBOX for m in verdict.matches):
+            return decision, kept, None
+        ranking = inbox.rank_peers(self.store, self.config, settled, fp, verdict)
+        if ranking.wins or decision.action is not Action.LOG:
+            for old in ranking.beaten:
+                self._displace(old, ranking, INBOX)
+        if ranking.wins:
+            return Decision(None, ""), f"kept: a better copy ({ranking.reason})", ranking
+        return decision, kept, ranking
 
     def _file(
         self, found: SettledFile, row: FileRow | None, fp: Fingerprint, verdict: Verdict,
@@ -239,6 +268,7 @@ class Pipeline:
         try:
             if row is not None:
                 self.store.forget_path(found.path)
+                self.peers.remove(row.id)  # out of the inbox
             stat = FileStat.of(os.lstat(moved.destination))
             file_id = self.store.save_file(str(moved.destination), stat, Role.LIBRARY, fp,
                                            self.clock())  # fmt: skip
@@ -247,14 +277,17 @@ class Pipeline:
             return
         self.matcher.add_library_file(file_id, fp)
 
-    def _displace(self, old: FileRow, ranking: Ranking) -> None:
-        """A library copy the group's keeper beat gets on_duplicate; a failure leaves it."""
-        keeper = ranking.keeper
-        index, old_fp = watch_of(self.config, old.path), old.fingerprint()
+    def _displace(self, old: FileRow, ranking: Ranking, source: str = "library") -> None:
+        """A library copy (``source`` inbox: a copy waiting in an inbox) the group's keeper
+        beat gets its watch's on_duplicate; a failure leaves it."""
+        keeper, peer = ranking.keeper, source == INBOX
+        index = (inbox.inbox_of if peer else watch_of)(self.config, old.path)
+        old_fp = old.fingerprint()
         keeper_fp = None if keeper is None else keeper.fingerprint()
         if index is None or old_fp is None or keeper is None or keeper_fp is None:
             return
-        verdict = Verdict(VerdictKind.DUPLICATE, (_library_match(old_fp, keeper_fp, keeper.path),))
+        match = _library_match(old_fp, keeper_fp, keeper.path, source)
+        verdict = Verdict(VerdictKind.DUPLICATE, (match,))
         better = "a better copy arrived" if ranking.wins else "a better copy is in its group"
         rule = f"watches[{index}].on_duplicate ({better})"
         decision = Decision(self.config.watches[index].on_duplicate, rule)
@@ -269,8 +302,9 @@ class Pipeline:
                       exc)  # fmt: skip
             return
         if moved is not None:
-            self.kin.departed(old.id, old_fp, keeper.path)
-            self.kin.displaced(old.path, keeper.path)
+            if not peer:
+                self.kin.departed(old.id, old_fp, keeper.path)
+                self.kin.displaced(old.path, keeper.path)
             outcome = self._moved(settled, old, verdict, decision, moved)
         else:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
@@ -314,6 +348,7 @@ class Pipeline:
     ) -> Outcome:  # fmt: skip
         if row is not None:
             self.matcher.remove_library_file(row.id)
+            self.peers.remove(row.id)
             try:
                 self.store.forget_path(settled.path)
             except Exception as exc:  # the move stands; a rescan forgets the stale row
@@ -359,6 +394,8 @@ class Pipeline:
         if role is Role.LIBRARY:
             self.matcher.add_library_file(file_id, fp)
             self.kin.recorded(file_id, fp)
+        # waiting in an inbox (if it is one): later arrivals are compared with it
+        self.peers.add(self.config.watches[settled.watch], file_id, fp)
         if decision.action is not None:
             done = f"would {decision.action}" if self.actor.dry_run else str(decision.action)
         else:
@@ -407,10 +444,12 @@ class Pipeline:
         self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
 
 
-def _library_match(fp: Fingerprint, winner: Fingerprint, path: str) -> Match:
+def _library_match(
+    fp: Fingerprint, winner: Fingerprint, path: str, source: str = "library"
+) -> Match:
     exact = fp.sha256 == winner.sha256
     return Match(
-        source="library", exact=exact, path=path,
+        source=source, exact=exact, path=path,
         dhash_distance=0 if exact else hamming(fp.dhash, winner.dhash),
         phash_distance=0 if exact else hamming(fp.phash, winner.phash),
     )  # fmt: skip

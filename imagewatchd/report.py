@@ -34,7 +34,7 @@ def describe_match(match: Match, thresholds: Thresholds) -> str:
         kind = match.list_kind.value if match.list_kind else "?"
         what = f"list '{match.list_name}' ({kind}) entry {match.entry_id}{label}"
     else:
-        what = f"library {match.path}"
+        what = f"{match.source} {match.path}"
     if match.exact:
         return f"{what}: identical sha256{_pdq_part(match, thresholds)}"
     turned = "" if match.orientation == SAME else f", orientation {match.orientation}"

@@ -37,6 +37,7 @@ from imagewatchd.models import (
     VerdictKind,
 )  # fmt: skip
 from imagewatchd.names import shown
+from imagewatchd.peers import Peers
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import FileRow
 from imagewatchd.scan import Scanner
@@ -80,6 +81,7 @@ def scan_act(args: argparse.Namespace) -> int:
         actor = Actor(store, config, quarantine, dry_run=args.dry_run, batch_id=batch, prune=True)
         decoder = open_decoder(config)
         pipeline = Pipeline(store, matcher, actor, config, decoder)
+        pipeline.peers = Peers.load(store, config)  # an inbox's files compared with each other
         errors = 0
         try:
             for root, index, watch in targets:

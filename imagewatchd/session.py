@@ -30,6 +30,7 @@ from imagewatchd.housekeeping import keep_house, record_the_rest
 from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
+from imagewatchd.peers import Peers
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
 from imagewatchd.retry import Retries
@@ -87,6 +88,7 @@ class Session:
         self.watcher = Watcher(config, self.events)
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
+        self.peers = Peers.load(self.store, config)  # the inboxes' files, under library_turn
         self.bans = retroactive.NewBans(
             self.store, config.matching.thresholds.pdq_quality, keep=not dry_run
         )
@@ -292,6 +294,7 @@ class Session:
             pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
             pipeline.serial = self.library_turn
             pipeline.kin = self.kin
+            pipeline.peers = self.peers
             while True:
                 item = self.work.get()
                 if item is None:
@@ -370,6 +373,7 @@ class Session:
                 ids = [file_id for file_id, _ in store.files_under(item.path)]
                 for file_id in ids:
                     matcher.remove_library_file(file_id)
+                    self.peers.remove(file_id)  # out of an inbox: no longer matched
                 store.forget_files(ids)
         except Exception as exc:  # e.g. the database locked for too long
             if self.found_damage(exc):

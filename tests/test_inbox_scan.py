@@ -84,3 +84,23 @@ def test_a_symlinked_folder_in_the_library_is_never_followed(tmp_path: Path, cli
     out = cli("--config", str(config), "scan", "--act", str(inbox), check=0).out
     assert f"{inbox / 'beach.jpg'}: clean -> none (not filed: {lib / '2021'}: is a symbolic " in out
     assert _files(inbox) == ["beach.jpg"] and list(elsewhere.iterdir()) == []
+
+
+def test_scan_act_on_an_inbox_that_keeps_its_photos_compares_them_with_each_other(
+    tmp_path: Path, cli: Cli
+) -> None:
+    lib, inbox, config = _setup(tmp_path)
+    settings = yaml.safe_load(config.read_text())
+    settings["watches"][1]["on_new"] = "none"
+    config.write_text(yaml.safe_dump(settings))
+    write_photo(inbox / "a-thumb.jpg", (170, 128), tags=CAMERA, inner=CAPTURED)  # walked first
+    write_photo(inbox / "b-original.jpg", quality=92, tags=CAMERA, inner=CAPTURED)
+    photo(41).save(inbox / "beach.jpg", quality=90)
+    out = cli("--config", str(config), "scan", "--act", str(inbox), check=0).out
+    dupes = [line for line in out.splitlines() if ": duplicate " in line]
+    assert len(dupes) == 2, out  # the original kept over the thumbnail, the thumbnail moved
+    assert f"{inbox / 'b-original.jpg'}: duplicate inbox={inbox / 'a-thumb.jpg'}" in out, out
+    assert f"{inbox / 'a-thumb.jpg'}: duplicate inbox={inbox / 'b-original.jpg'}" in out, out
+    assert _files(inbox) == ["b-original.jpg", "beach.jpg"], out
+    assert [Path(p).name for p in _files(tmp_path / "dupes")] == ["a-thumb.jpg"]
+    assert _files(lib) == []

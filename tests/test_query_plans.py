@@ -23,6 +23,7 @@ from imagewatchd.config import Config, parse
 from imagewatchd.decoding.inline import InlineDecoder
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role, SettledFile
+from imagewatchd.peers import Peers
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import NewEntry, RetryRow
 from imagewatchd.store import Store
@@ -174,3 +175,31 @@ def test_a_list_reload_reads_the_new_entries_regions_by_index(tmp_path: Path) ->
         assert any("FROM entry_regions" in s for s in statements)
         assert scans(store, statements) == []
         assert len(matcher.indexes.regions) == 3 * 201
+
+
+def test_an_inbox_arrivals_peers_are_found_and_loaded_by_index(tmp_path: Path) -> None:
+    """An inbox's copies waiting (peers.py): matched per file and loaded by path range."""
+    inbox, library = tmp_path / "in", tmp_path / "lib"
+    inbox.mkdir()
+    library.mkdir()
+    watches = [
+        {"path": str(inbox), "role": "incoming", "library": str(library)},
+        {"path": str(library), "role": "library"},
+    ]
+    config = parse({"watches": watches}, "test")
+    photo(1, (320, 240)).save(inbox / "first.jpg")
+    photo(1, (300, 200)).save(inbox / "second.jpg")
+    with Store(tmp_path / "t.db") as store:
+        _fill(store, tmp_path)
+        matcher = Matcher.load(store, config.matching.thresholds)
+        actor = Actor(store, config, tmp_path / "quarantine")
+        pipeline = Pipeline(store, matcher, actor, config, InlineDecoder())
+        with traced(store) as statements:
+            pipeline.process(_settled(inbox / "first.jpg", 0))
+            second = pipeline.process(_settled(inbox / "second.jpg", 0))
+            loaded = Peers.load(store, config)
+        assert second.verdict is not None and second.verdict.value == "duplicate"
+        assert len(loaded) == 2
+        # the queries on files (the ranking's decisions_among scans its index: not this test's)
+        on_files = [s for s in statements if "FROM files" in s]
+        assert len(on_files) > 5 and scans(store, on_files) == []

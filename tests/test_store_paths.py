@@ -158,3 +158,19 @@ def test_migration_4_turns_stored_text_paths_into_their_bytes(tmp_path: Path) ->
     assert {"files_sha256", "files_inode", "actions_state", "actions_kind"} <= indexes
     assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     db.close()
+
+
+def test_the_hashes_of_the_incoming_files_below_an_inbox_column_wise(new_store: OpenStore) -> None:
+    big = (1 << 63) + 5  # a hash with its top bit set comes back unsigned
+    with new_store() as store:
+        inside = store.save_file(f"/in/{BAD}", STAT, Role.INCOMING, replace(FP, dhash=big), 1.0)
+        deeper = store.save_file("/in/sub/b.png", STAT, Role.INCOMING, replace(FP, phash=7), 1.0)
+        store.save_file("/in/flat.png", STAT, Role.INCOMING, replace(FP, flat=True), 1.0)
+        store.save_file_error("/in/bad.png", STAT, Role.INCOMING, "truncated", 1.0)
+        store.save_file("/in/lib.png", STAT, Role.LIBRARY, FP, 1.0)  # not an incoming file
+        store.save_file("/in2/c.png", STAT, Role.INCOMING, FP, 1.0)  # beside, not below
+        ids, dhashes, phashes = store.incoming_hashes_under(["/in", "/in/sub"])  # roots nest
+        assert (ids.tolist(), dhashes.tolist(), phashes.tolist()) == (
+            [inside, deeper], [big, 1], [2, 7],
+        )  # fmt: skip
+        assert len(store.incoming_hashes_under([])[0]) == 0

@@ -15,13 +15,15 @@ from imagewatchd.store.banklog import BankState
 from imagewatchd.store.decisions import DecisionQueries
 from imagewatchd.store.files import FileQueries
 from imagewatchd.store.grids import GridQueries
+from imagewatchd.store.inboxes import InboxQueries
 from imagewatchd.store.journal import JournalQueries
 from imagewatchd.store.lists import ListQueries
 from imagewatchd.store.location import Location
 
 
-class Store(FileQueries, ListQueries, JournalQueries, DecisionQueries, GridQueries):
-    """The database: files, lists and entries (and their grids), the journal, decisions."""
+class Store(FileQueries, InboxQueries, ListQueries, JournalQueries, DecisionQueries, GridQueries):
+    """The database: files (and inboxes'), lists and entries (and their grids), the journal,
+    decisions."""
 
     def __new__(cls, where: Path | Location, *args: Any, **kwargs: Any) -> Store:
         return super().__new__(backend(where) if cls is Store else cls)
