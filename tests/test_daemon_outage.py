@@ -82,6 +82,10 @@ def test_a_ban_made_before_an_outage_is_enforced_during_it_and_journalled_after(
         assert "not processed" not in daemon.log()
         status = iw(pg_url, "status", config=daemon.config_path, env=daemon.env)
         assert "database unreachable since" in status.stdout, status.stderr
+        undo = iw(pg_url, "undo", "--last", config=daemon.config_path, env=daemon.env)
+        assert undo.returncode != 0
+        assert len(undo.stderr.splitlines()) == 1, undo.stderr
+        assert "run this command again" in undo.stderr, undo.stderr
         outage.start()
         daemon.wait_for(BACK, timeout=30)
         daemon.wait_for(r"reconcile: \d+ file", count=2)  # what the spool saw, recorded
@@ -152,3 +156,19 @@ def test_a_daemon_killed_mid_quarantine_in_an_outage_loses_nothing(
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+
+
+def test_a_start_during_an_outage_fails_with_one_line(
+    tmp_path: Path, pg_url: str, outage: Cluster
+) -> None:
+    """Until the bank's local snapshot can be loaded without the database (the ``start_offline``
+    hook in imagewatchd/outage.py)."""
+    daemon, _ = site_daemon(tmp_path, pg_url)
+    ban(pg_url, daemon, 100)
+    outage.pause()
+    daemon.start(wait=False)
+    assert daemon.proc is not None
+    assert daemon.proc.wait(timeout=30) != 0
+    (line,) = [line for line in daemon.log().splitlines() if "api: listening" not in line]
+    assert "cannot open the database" in line
+    assert line.endswith("a start during an outage needs the local bank snapshot, not built yet")
