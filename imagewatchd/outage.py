@@ -214,6 +214,8 @@ class Lanes(Generic[T]):
                     self.outage.lost(exc, self._opened)
 
     def _lane(self, on_spool: bool) -> T:
+        if not on_spool and self._opened < self.outage.generation:
+            self._drop(on_spool=False)  # a connection from before the database returned
         if on_spool not in self._lanes:
             where = self.outage.where
             if not on_spool:

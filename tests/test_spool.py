@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from imagewatchd.models import FileStat, ListKind
+from imagewatchd.models import FileStat, ListKind, Role
 from imagewatchd.rows import NewAction, NewEntry
 from imagewatchd.store import Location, Store
 from imagewatchd.store.spool import catch_up, mirror_bank, spooled
@@ -60,6 +60,8 @@ def test_the_spools_journal_is_copied_under_new_ids_and_the_spool_emptied(
         spool.exempt(undo, "/in/a.jpg", "ab" * 32, 7.0)
         spool.finish(undo, "done", 8.0)
         spool.record_hits([entry], 6.0)
+        stat = FileStat(device=1, inode=5, size=3, mtime_ns=4)
+        spool.save_file_error("/in/b.jpg", stat, Role.INCOMING, "not an image", 6.0)
         assert spooled(spool) == 2
         assert catch_up(spool, primary) == 2
         rows = primary.actions()
@@ -71,6 +73,7 @@ def test_the_spools_journal_is_copied_under_new_ids_and_the_spool_emptied(
         assert reverse.reverses == copied.id and reverse.batch_id is not None
         assert primary.exemption("/in/a.jpg", "ab" * 32) == reverse.id
         assert spooled(spool) == 0
+        assert spool.get_file("/in/b.jpg") is None  # the return's rescan records it
         assert spool.entries(ids=[entry])[0].hits == 0
     with psycopg.connect(pg_url) as db:
         assert db.execute("SELECT hits, last_hit FROM entries").fetchall() == [(1, 6.0)]

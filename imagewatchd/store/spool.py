@@ -22,6 +22,7 @@ from imagewatchd.store.location import Location
 SPOOL_NAME = "postgresql.spool.db"
 BANK = ("lists", "entries", "entry_regions")
 JOURNAL = ("batches", "actions", "exemptions")
+SEEN = ("files", "library_changes")  # recorded in the database by the rescan that follows
 
 
 def spool_path(where: Location) -> Path:
@@ -93,7 +94,8 @@ def spooled(spool: Store) -> int:
 
 
 def catch_up(spool: Store, primary: Store) -> int:
-    """Copy the spool's journal and hits into the database, then empty them; returns how many
+    """Copy the spool's journal and hits into the database, then empty them and forget the
+    files the spool saw (the return's rescan records them in the database); returns how many
     actions were copied. One transaction on each side: a failure copies nothing and keeps the
     spool (copied again next time); the spool is emptied only after the database committed."""
     with spool.transaction() as source:
@@ -103,7 +105,7 @@ def catch_up(spool: Store, primary: Store) -> int:
             _copy(source, target, "actions", {"batch_id": batches, "reverses": actions}, actions)
             _copy(source, target, "exemptions", {"action_id": actions})
             _add_hits(source, target)
-        for table in reversed(JOURNAL):
+        for table in (*reversed(JOURNAL), *SEEN):
             source.execute(f"DELETE FROM {table}")
         source.execute("UPDATE entries SET hits = 0, last_hit = NULL WHERE hits > 0")
     return len(actions)
