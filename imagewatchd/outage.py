@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from imagewatchd.act import Backlog
 from imagewatchd.errors import DatabaseUnreachable
+from imagewatchd.housekeeping import record_the_rest
 from imagewatchd.match import Matcher
 from imagewatchd.models import Fingerprint
 from imagewatchd.store import Location, Store
@@ -47,6 +49,8 @@ class Outage:
         self.generation = 0  # returns so far: a connection opened before the last is stale
         self.mirrored = (-1, -1)  # the bank's counters when last copied into the spool
         self.last_entry = 0
+        self.backlog = Backlog()  # moves done on the spool whose journal entry waits
+        self._returns: list[threading.Event] = []  # set when the database returns
         self._lock = threading.Lock()
         self._users = 0  # workers processing on the spool now
         self._idle = threading.Condition(self._lock)
@@ -98,6 +102,33 @@ class Outage:
         when = time.strftime("%H:%M:%S", time.localtime(since))
         return f"; database unreachable since {when}, journalling locally"
 
+    def until_return(self, stop: threading.Event) -> threading.Event:
+        """An event set at the database's next return or at ``stop`` (``close``), for a loop
+        that must then open a new connection; ``stop`` itself without outages (SQLite)."""
+        if not self.enabled:
+            return stop
+        returned = threading.Event()
+        with self._lock:
+            self._returns.append(returned)
+        return returned
+
+    def release(self) -> None:
+        """At the session's stop: the loops waiting for a return end."""
+        self._returned()
+
+    def close(self) -> None:
+        """At the session's end: the spool's unrecorded moves are recorded in the spool, or
+        left to the next start-up's recovery of the spool."""
+        if len(self.backlog):
+            with spooling.open_spool(self.where) as spool:
+                record_the_rest(spool, self.backlog)
+
+    def _returned(self) -> None:
+        with self._lock:
+            returns, self._returns = self._returns, []
+        for returned in returns:
+            returned.set()
+
     def wait_for_return(self, stop: threading.Event) -> None:
         """Until the database is back (or ``stop``)."""
         while self.down.is_set() and not stop.wait(RECONNECT / 4):
@@ -141,6 +172,7 @@ class Outage:
                 while self._users:  # the spool's last items finish there
                     self._idle.wait()
             try:
+                self.backlog.flush(spool)  # moves done on the spool, recorded there first
                 copied = spooling.catch_up(spool, primary)
             except Exception:
                 self.down.set()
@@ -151,6 +183,7 @@ class Outage:
             self.where, seconds, copied,
         )  # fmt: skip
         self.since = None
+        self._returned()
         self.on_return()
 
 

@@ -165,6 +165,7 @@ class Session:
     def shutdown(self) -> None:
         """Finish the files in hand; whatever is still queued is found by the next reconcile."""
         self.stop.set()
+        self.outage.release()
         self.watcher.stop()
         while True:
             try:
@@ -176,6 +177,7 @@ class Session:
         for thread in self.threads:
             thread.join(timeout=10)
         record_the_rest(self.store, self.backlog)
+        self.outage.close()
         self.decoder.close()
         self.store.close()
 
@@ -298,7 +300,11 @@ class Session:
             store, self.matcher.thresholds, self.matcher.indexes
         )
         actor = Actor(
-            store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
+            store,
+            self.config,
+            self.quarantine,
+            dry_run=self.dry_run,
+            backlog=self.outage.backlog if on_spool else self.backlog,  # the spool's own ids
         )
         pipeline = Pipeline(
             store, matcher, actor, self.config, self.decoder, retry=self.retries.later
@@ -418,12 +424,16 @@ class Session:
 
     def _keep_house(self) -> None:
         try:
-            self._through_outages(
-                lambda: keep_house(self.db_path, self.backlog, self.retries, self.stop)
-            )
+            self._through_outages(self._keep_house_until_stopped)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
+
+    def _keep_house_until_stopped(self) -> None:
+        """Housekeeping on a connection that a return of the database replaces."""
+        while not self.stop.is_set():
+            until = self.outage.until_return(self.stop)
+            keep_house(self.db_path, self.backlog, self.retries, until)
 
     def _retroactive(self) -> None:
         """New bans reach the files already there (``retroactive``); the workers act."""
