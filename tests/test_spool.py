@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 
+from imagewatchd.errors import StoreError
 from imagewatchd.models import FileStat, ListKind, Role
 from imagewatchd.rows import NewAction, NewEntry
 from imagewatchd.store import Location, Store
-from imagewatchd.store.spool import catch_up, mirror_bank, spooled
+from imagewatchd.store.spool import SpoolStore, catch_up, mirror_bank, spooled
 
 
 def action(
@@ -40,6 +42,16 @@ def test_the_bank_is_mirrored_with_hits_zeroed_then_incrementally(
         (second,), _ = primary.add_entries(banned, [NewEntry("bb" * 32, 3, 4, "two")], 4.0)
         assert mirror_bank(primary, spool, first) == second
         assert [r.label for r in spool.entries(ids=[first, second])] == ["one", "two"]
+
+
+def test_an_entry_the_spools_copy_lacks_is_an_error_not_a_miss(tmp_path: Path) -> None:
+    """The index may hold a ban made seconds before the outage that the copy has not yet."""
+    with SpoolStore(tmp_path / "spool.db") as spool:
+        banned = spool.create_list("banned", ListKind.BLOCK, "", 1.0)
+        (entry,), _ = spool.add_entries(banned, [NewEntry("aa" * 32, 1, 2)], 2.0)
+        assert [row.id for row in spool.entries(ids=[entry])] == [entry]
+        with pytest.raises(StoreError, match=f"entry {entry + 1} is not in the local copy"):
+            spool.entries(ids=[entry, entry + 1])
 
 
 def test_the_spools_journal_is_copied_under_new_ids_and_the_spool_emptied(

@@ -12,12 +12,16 @@ not copied: the reconcile that follows the return records them under the databas
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from imagewatchd.errors import StoreError
+from imagewatchd.rows import EntryRow
 from imagewatchd.store.base import Connection
 from imagewatchd.store.interface import Store
 from imagewatchd.store.location import Location
+from imagewatchd.store.sqlite import SqliteStore
 
 SPOOL_NAME = "postgresql.spool.db"
 BANK = ("lists", "entries", "entry_regions")
@@ -30,9 +34,29 @@ def spool_path(where: Location) -> Path:
     return where.path.with_name(SPOOL_NAME)
 
 
+class SpoolStore(SqliteStore):
+    """The spool: a SQLite store whose copy of the bank may lag behind the in-memory index
+    (the copy follows the bank every few seconds). An entry the index found that the copy does
+    not hold yet is an error, never a silent miss: the file is retried, and decided on the
+    database once it returns."""
+
+    def entries(
+        self, list_name: str | None = None, ids: Iterable[int] | None = None
+    ) -> list[EntryRow]:
+        wanted = None if ids is None else list(ids)
+        rows = super().entries(list_name, wanted)
+        missing = sorted(set(wanted or ()) - {row.id for row in rows})
+        if missing and list_name is None:
+            raise StoreError(
+                f"{self.path}: entry {missing[0]} is not in the local copy of the bank yet: "
+                "decided once the database returns"
+            )
+        return rows
+
+
 def open_spool(where: Location) -> Store:
     """The spool (made on first use): a SQLite store with SQLite's schema."""
-    return Store(spool_path(where))
+    return SpoolStore(spool_path(where))
 
 
 def _columns(db: Connection, table: str) -> list[str]:
