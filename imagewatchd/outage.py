@@ -129,10 +129,20 @@ class Outage:
         for returned in returns:
             returned.set()
 
-    def wait_for_return(self, stop: threading.Event) -> None:
-        """Until the database is back (or ``stop``)."""
-        while self.down.is_set() and not stop.wait(RECONNECT / 4):
-            pass
+    def through(self, stop: threading.Event, body: Callable[[], None]) -> None:
+        """``body`` until it returns (or ``stop``): an outage makes it wait for the database
+        and start again, on new connections."""
+        while not stop.is_set():
+            opened = self.generation
+            try:
+                body()
+                return
+            except DatabaseUnreachable as exc:
+                if not self.enabled:
+                    raise
+                if self.lost(exc, opened):
+                    while self.down.is_set() and not stop.wait(RECONNECT / 4):
+                        pass
 
     def watch(self, stop: threading.Event) -> None:
         """The background thread: mirror the bank while up, reconnect and catch up while down."""

@@ -409,22 +409,9 @@ class Session:
             return
         self.retries.done(item)
 
-    def _through_outages(self, body: Callable[[], None]) -> None:
-        """``body`` until it returns; an outage makes it wait for the database and start again."""
-        while not self.stop.is_set():
-            opened = self.outage.generation
-            try:
-                body()
-                return
-            except DatabaseUnreachable as exc:
-                if not self.outage.enabled:
-                    raise
-                if self.outage.lost(exc, opened):
-                    self.outage.wait_for_return(self.stop)
-
     def _keep_house(self) -> None:
         try:
-            self._through_outages(self._keep_house_until_stopped)
+            self.outage.through(self.stop, self._keep_house_until_stopped)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
@@ -438,7 +425,7 @@ class Session:
     def _retroactive(self) -> None:
         """New bans reach the files already there (``retroactive``); the workers act."""
         try:
-            self._through_outages(self._retroactive_once)
+            self.outage.through(self.stop, self._retroactive_once)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
@@ -459,7 +446,7 @@ class Session:
 
     def _rescan_loop(self) -> None:
         try:
-            self._through_outages(self._rescan_until_stopped)
+            self.outage.through(self.stop, self._rescan_until_stopped)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
