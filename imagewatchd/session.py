@@ -309,7 +309,8 @@ class Session:
         pipeline = Pipeline(
             store, matcher, actor, self.config, self.decoder, retry=self.retries.later
         )
-        pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
+        if not on_spool:  # the spool's ids are not the database's: its rescan tells them
+            pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
         pipeline.serial = self.library_turn
         pipeline.kin = self.kin
         return pipeline
