@@ -28,6 +28,7 @@ from imagewatchd.errors import (
     EXIT_OK,
     ConfigError,
     DatabaseDamaged,
+    DatabaseUnreachable,
     FingerprintError,
     StoreError,
     UsageError,
@@ -41,7 +42,7 @@ from imagewatchd.progress import Progress
 from imagewatchd.rows import ListRow, NewEntry
 from imagewatchd.scan import Scanner
 from imagewatchd.similar import similar_groups, similar_json, similar_text
-from imagewatchd.store import DAMAGE_ERRORS, Checker, Store, damage
+from imagewatchd.store import DAMAGE_ERRORS, Checker, Location, Store, damage
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,23 @@ def open_store(args: argparse.Namespace, config: Config) -> Iterator[Store]:
     """The database; an error that means it is damaged becomes one clear message."""
     path = paths.database(args.db, config.database, config.host)
     try:
-        with Store(path) as store:
+        with _opened(path) as store:
             yield store
     except DAMAGE_ERRORS as exc:
         detail = damage(exc)
         if detail is None:
             raise
         raise DatabaseDamaged(path, detail) from exc
+
+
+def _opened(path: Location) -> Store:
+    try:
+        return Store(path)
+    except DatabaseUnreachable as exc:  # an outage: what the daemon does meanwhile
+        raise DatabaseUnreachable(
+            f"{exc}; a running daemon keeps enforcing the bank it holds and journals locally "
+            "until the database returns: run this command again then"
+        ) from exc
 
 
 # What one-shot commands look at in a directory they are given: the image extensions.

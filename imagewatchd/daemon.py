@@ -16,13 +16,19 @@ from pathlib import Path
 from types import FrameType
 
 from imagewatchd import config as config_module
-from imagewatchd import paths
+from imagewatchd import outage, paths
 from imagewatchd.api import server as api_server
 from imagewatchd.api.answers import Live
 from imagewatchd.api.tally import Tally
 from imagewatchd.background import BackgroundCheck, SnapshotKeeper
 from imagewatchd.config import Config
-from imagewatchd.errors import EXIT_DAMAGED, ConfigError, DatabaseDamaged, UsageError
+from imagewatchd.errors import (
+    EXIT_DAMAGED,
+    ConfigError,
+    DatabaseDamaged,
+    DatabaseUnreachable,
+    UsageError,
+)
 from imagewatchd.journal import recover
 from imagewatchd.notify import Notifier
 from imagewatchd.session import STALL, Session
@@ -186,12 +192,18 @@ def _recover(db_path: Location) -> None:
     The whole quick check (``PRAGMA quick_check`` and every value's type: 12.9 s CPU at 10M
     library files) runs in the background once the daemon is ready (``BackgroundCheck``).
     """
-    with Store(db_path) as store:
+    try:
+        store = Store(db_path)
+    except DatabaseUnreachable as exc:
+        outage.start_offline(db_path, exc)
+        raise
+    with store:
         problems = store.startup_check()
         if problems:
             more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
             raise DatabaseDamaged(db_path, problems[0] + more)
         recover(store)
+    outage.recover_spool(db_path, recover)  # what an outage journalled locally, if any
 
 
 def _single_instance(db_path: Path) -> int:

@@ -37,6 +37,11 @@ class StoreError(ImagewatchdError):
     """The database cannot be opened, migrated or written."""
 
 
+class DatabaseUnreachable(StoreError):
+    """A database server cannot be reached: the connection failed or was lost (an outage, not
+    a refusal by the database: a constraint error is a plain ``StoreError``)."""
+
+
 class FingerprintError(ImagewatchdError):
     """One file could not be fingerprinted (unreadable, corrupt, not an image, too large)."""
 

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from imagewatchd.config import Config
+from imagewatchd.errors import DatabaseUnreachable
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.incoming import Columns, StoredHashes
 from imagewatchd.match import Matcher
@@ -314,7 +315,12 @@ class NewBans:
                 batch = self.pending.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if not batch.ids or self._match(store, config, batch.ids, send):
+            try:
+                matched = not batch.ids or self._match(store, config, batch.ids, send)
+            except DatabaseUnreachable:  # an outage (session.py): matched once it is over
+                self.pending.put(batch)
+                raise
+            if matched:
                 self.record(store, batch)
 
     def _match(
@@ -326,7 +332,7 @@ class NewBans:
             columns = self.stored.columns(store)
             hits = find(store, config.matching.thresholds, ids, columns)
         except Exception as exc:  # e.g. the database busy for longer than its timeout
-            if damage(exc) is not None:
+            if damage(exc) is not None or isinstance(exc, DatabaseUnreachable):
                 raise
             log.error("entries %s: not matched against the stored files: %r; "
                       "`imagewatchd scan --act` does it", _ids(ids), exc)  # fmt: skip

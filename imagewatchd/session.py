@@ -24,12 +24,13 @@ from imagewatchd.act import Actor, Backlog
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
 from imagewatchd.decoding import open_decoder
-from imagewatchd.errors import DatabaseDamaged
+from imagewatchd.errors import DatabaseDamaged, DatabaseUnreachable
 from imagewatchd.filters import walk
 from imagewatchd.housekeeping import keep_house, record_the_rest
 from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
+from imagewatchd.outage import Lanes, Outage, SpoolMatcher
 from imagewatchd.peers import Peers
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
@@ -86,6 +87,7 @@ class Session:
         self.backlog = Backlog()  # moves done whose journal entry could not be written yet
         self.damaged: DatabaseDamaged | None = None
         self.watcher = Watcher(config, self.events)
+        self.outage = Outage(db_path, self.rescan_request.set)  # a PostgreSQL store's outages
         self.store = Store(db_path)
         self.matcher = Matcher.load(self.store, config.matching.thresholds)
         self.peers = Peers.load(self.store, config)  # the inboxes' files, under library_turn
@@ -94,6 +96,7 @@ class Session:
         )
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
+        self.store_opened = 0  # the outage generation when ``store`` was opened
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -105,6 +108,8 @@ class Session:
         self._spawn("rescanner", self._rescan_loop)
         self._spawn("housekeeper", self._keep_house)
         self._spawn("retroactive", self._retroactive)
+        if self.outage.enabled:
+            self._spawn("outage", lambda: self.outage.watch(self.stop))
         self.rescan_request.set()  # the start-up reconcile
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -156,11 +161,13 @@ class Session:
         return (
             f"{s.processed} files processed, {s.matches} matches, {s.errors} errors; "
             f"queue {queued}; {self.retries.summary()}{lagging}; last reconcile {when}{away}"
+            f"{self.outage.status()}"
         )
 
     def shutdown(self) -> None:
         """Finish the files in hand; whatever is still queued is found by the next reconcile."""
         self.stop.set()
+        self.outage.release()
         self.watcher.stop()
         while True:
             try:
@@ -172,16 +179,18 @@ class Session:
         for thread in self.threads:
             thread.join(timeout=10)
         record_the_rest(self.store, self.backlog)
+        self.outage.close()
         self.decoder.close()
         self.store.close()
 
     # -- main-thread duties ----------------------------------------------------------------
 
     def supervise(self) -> None:
-        self.bans.look()  # before the refresh: every entry it finds is in the workers' index
-        if self.matcher.refresh_entries():
-            log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
-        self.matcher.record_bank()  # how far this host has got, for the fleet's staleness
+        if not self.outage.down.is_set():  # meanwhile the index holds the bank it has
+            try:
+                self._look_at_the_bank()
+            except DatabaseUnreachable as exc:
+                self.outage.lost(exc, self.store_opened)
         if self.watcher.check_roots():
             self.rescan_request.set()  # what arrived while the root was away
         for item in self.retries.due():
@@ -197,6 +206,17 @@ class Session:
             log.warning("events were lost (queue overflow): rescanning every watch")
             self.closes_lost.set()
             self.rescan_request.set()
+
+    def _look_at_the_bank(self) -> None:
+        if self.store_opened < self.outage.generation:  # a connection from before an outage
+            self.store.close()
+            self.store_opened = self.outage.generation
+            self.store = Store(self.db_path)
+            self.bans.store = self.matcher.store = self.store
+        self.bans.look()  # before the refresh: every entry it finds is in the workers' index
+        if self.matcher.refresh_entries():
+            log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))
+        self.matcher.record_bank()  # how far this host has got, for the fleet's staleness
 
     # -- threads -----------------------------------------------------------------------------
 
@@ -277,24 +297,31 @@ class Session:
             except queue.Full:
                 continue
 
-    def _work(self) -> None:
-        try:
-            store = Store(self.db_path)
-        except DatabaseDamaged as exc:
-            self.found_damage(exc)
-            return
-        try:
-            matcher = self.matcher.bind(store)
-            actor = Actor(
-                store, self.config, self.quarantine, dry_run=self.dry_run, backlog=self.backlog
-            )
-            pipeline = Pipeline(
-                store, matcher, actor, self.config, self.decoder, retry=self.retries.later
-            )
+    def _lane(self, store: Store, on_spool: bool) -> Pipeline:
+        """A worker's pipeline on ``store``: the database's, or the spool's in an outage."""
+        matcher = (SpoolMatcher if on_spool else Matcher)(
+            store, self.matcher.thresholds, self.matcher.indexes
+        )
+        actor = Actor(
+            store,
+            self.config,
+            self.quarantine,
+            dry_run=self.dry_run,
+            backlog=self.outage.backlog if on_spool else self.backlog,  # the spool's own ids
+        )
+        pipeline = Pipeline(
+            store, matcher, actor, self.config, self.decoder, retry=self.retries.later
+        )
+        pipeline.serial = self.library_turn
+        if not on_spool:  # the spool's ids are not the database's: its rescan tells them
             pipeline.saved = self.bans.stored.saved  # the hashes a new ban is compared with
-            pipeline.serial = self.library_turn
-            pipeline.kin = self.kin
+            pipeline.kin = self.kin  # what the library's and inboxes' files are, by row id
             pipeline.peers = self.peers
+        return pipeline
+
+    def _work(self) -> None:
+        lanes = Lanes(self.outage, self._lane)
+        try:
             while True:
                 item = self.work.get()
                 if item is None:
@@ -302,18 +329,18 @@ class Session:
                 if self.damaged is not None:  # act on nothing read from a damaged database
                     continue
                 if isinstance(item, Gone):
-                    self._forget(store, matcher, item)
+                    self._forget(lanes, item)
                     continue
                 if isinstance(item, Renamed):
-                    self._rename(store, item)
+                    self._rename(lanes, item)
                     continue
-                self._finish(item, self._process(pipeline, item))
+                self._finish(item, self._process(lanes, item))
         finally:
-            store.close()
+            lanes.close()
 
-    def _process(self, pipeline: Pipeline, settled: SettledFile) -> Outcome | None:
+    def _process(self, lanes: Lanes[Pipeline], settled: SettledFile) -> Outcome | None:
         try:
-            return pipeline.process(settled, act=settled.act)
+            return lanes.run(lambda pipeline: pipeline.process(settled, act=settled.act))
         except Exception as exc:  # one file's failure never stops the daemon
             if self.found_damage(exc):
                 return None
@@ -348,9 +375,9 @@ class Session:
             except queue.Full:  # never block on the settler, which may be waiting on us
                 self.watcher.overflowed.set()
 
-    def _rename(self, store: Store, item: Renamed) -> None:
+    def _rename(self, lanes: Lanes[Pipeline], item: Renamed) -> None:
         try:
-            store.rename_paths(item.src, item.dest)
+            lanes.run(lambda pipeline: pipeline.store.rename_paths(item.src, item.dest))
         except Exception as exc:
             if self.found_damage(exc):
                 return
@@ -360,7 +387,7 @@ class Session:
             return
         self.retries.done(item)
 
-    def _forget(self, store: Store, matcher: Matcher, item: Gone) -> None:
+    def _forget(self, lanes: Lanes[Pipeline], item: Gone) -> None:
         """The rows under a path that left the watch, and their index entries.
 
         In the library's turn: a row's id may be taken again as soon as the row is deleted
@@ -368,13 +395,17 @@ class Session:
         newcomer that got one meanwhile (a better arrival moves the old copy, forgets its row,
         and is recorded under the id the old copy had; this file's Gone event came after).
         """
-        try:
+
+        def forget(pipeline: Pipeline) -> None:
             with self.library_turn:
-                ids = [file_id for file_id, _ in store.files_under(item.path)]
+                ids = [file_id for file_id, _ in pipeline.store.files_under(item.path)]
                 for file_id in ids:
-                    matcher.remove_library_file(file_id)
+                    pipeline.matcher.remove_library_file(file_id)
                     self.peers.remove(file_id)  # out of an inbox: no longer matched
-                store.forget_files(ids)
+                pipeline.store.forget_files(ids)
+
+        try:
+            lanes.run(forget)
         except Exception as exc:  # e.g. the database locked for too long
             if self.found_damage(exc):
                 return
@@ -386,21 +417,28 @@ class Session:
 
     def _keep_house(self) -> None:
         try:
-            keep_house(self.db_path, self.backlog, self.retries, self.stop)
+            self.outage.through(self.stop, self._keep_house_until_stopped)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
 
+    def _keep_house_until_stopped(self) -> None:
+        """Housekeeping on a connection that a return of the database replaces."""
+        while not self.stop.is_set():
+            until = self.outage.until_return(self.stop)
+            keep_house(self.db_path, self.backlog, self.retries, until)
+
     def _retroactive(self) -> None:
         """New bans reach the files already there (``retroactive``); the workers act."""
-        store = Store(self.db_path)
         try:
-            self.bans.run(store, self.config, self.stop, self._offer)
+            self.outage.through(self.stop, self._retroactive_once)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
-        finally:
-            store.close()
+
+    def _retroactive_once(self) -> None:
+        with Store(self.db_path) as store:
+            self.bans.run(store, self.config, self.stop, self._offer)
 
     def _offer(self, item: SettledFile | Candidate) -> None:
         """A file reached by a new ban: as it is, to the workers; changed, to the settler."""
@@ -414,7 +452,7 @@ class Session:
 
     def _rescan_loop(self) -> None:
         try:
-            self._rescan_until_stopped()
+            self.outage.through(self.stop, self._rescan_until_stopped)
         except Exception as exc:
             if not self.found_damage(exc):
                 raise
@@ -426,10 +464,14 @@ class Session:
                 if not self.rescan_request.wait(timeout=0.5):
                     continue
                 self.rescan_request.clear()
-                found = reconcile(
-                    self.config, store, self.matcher.bind(store), self.events, self.stop,
-                    skip=self.watcher.away(),
-                )  # fmt: skip
+                try:
+                    found = reconcile(
+                        self.config, store, self.matcher.bind(store), self.events, self.stop,
+                        skip=self.watcher.away(),
+                    )  # fmt: skip
+                except DatabaseUnreachable:  # done once the database answers
+                    self.rescan_request.set()
+                    raise
                 self.stats.last_reconcile = time.time()
                 log.info("reconcile: %d file(s) to process", found.queued)
                 for root, paths in found.first_index.items():

@@ -64,9 +64,17 @@ class Cluster:
         self._names = itertools.count(1)
         self._run("initdb", "-D", str(self.data), "-U", ROLE, "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after ``pause``)."""
         options = f"-k {self.socket_dir} -c listen_addresses='' -F"
         log = str(self.base / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage); ``start`` ends it."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def _run(self, program: str, *args: str) -> None:
         user = None if os.geteuid() != 0 else self.user.pw_name

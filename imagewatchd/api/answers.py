@@ -51,8 +51,9 @@ def hello(live: Live) -> dict[str, object]:
     }
 
 
-def status(live: Live, store: Store) -> dict[str, object]:
-    """``GET /status``; ``store`` is the calling thread's own connection."""
+def status(live: Live, store: Store | None) -> dict[str, object]:
+    """``GET /status``; ``store`` is the calling thread's own connection (None in a database
+    outage: no lists then)."""
     session = live.session
     data: dict[str, object] = {
         "daemon": {
@@ -64,11 +65,12 @@ def status(live: Live, store: Store) -> dict[str, object]:
         },
         "database": os.path.realpath(live.db_path.path),
         "files_since_start": live.tally.counts(),
-        "lists": {
+    }
+    if store is not None:
+        data["lists"] = {
             r.name: {"kind": r.kind.value, "entries": r.entries, "enabled": r.enabled}
             for r in store.lists()
-        },
-    }
+        }
     if session is not None:
         data.update(_session_status(session))
     return data
@@ -77,6 +79,7 @@ def status(live: Live, store: Store) -> dict[str, object]:
 def _session_status(session: Session) -> dict[str, object]:
     away = session.watcher.away()
     last = session.stats.last_reconcile
+    since = session.outage.since if session.outage.down.is_set() else None
     indexes = session.matcher.indexes
     bank = (
         {}
@@ -95,6 +98,7 @@ def _session_status(session: Session) -> dict[str, object]:
         },
         "retries": {"pending": len(session.retries), "summary": session.retries.summary()},
         "last_reconcile": None if last is None else _iso(last),
+        "database_unreachable_since": None if since is None else _iso(since),
         "index": {
             "list_entries": len(indexes.entries),
             "pdq_entries": len(indexes.pdq),

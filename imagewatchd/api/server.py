@@ -33,6 +33,7 @@ from imagewatchd.api import answers, listener
 from imagewatchd.api.answers import Live
 from imagewatchd.config import Api
 from imagewatchd.decoding import Decoder
+from imagewatchd.errors import DatabaseUnreachable
 from imagewatchd.models import FileStat, Fingerprint
 from imagewatchd.store import Location, Store
 
@@ -69,7 +70,12 @@ class Lane:
         store: Store | None = getattr(self.local, "store", None)
         if store is None:
             store = self.local.store = Store(self.db_path)
-        return job(store)
+        try:
+            return job(store)
+        except DatabaseUnreachable:  # an outage: a new connection for the next job
+            self.local.store = None
+            store.close()
+            raise
 
     def close(self) -> None:
         def close_store() -> None:
@@ -256,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         if route == "/":
             self.reply(200, answers.hello(live))
         elif route == "/status":
-            self.reply(200, self.read(lambda store: answers.status(live, store)))
+            self.reply(200, self.status())
         elif route == "/metrics":
             self.send_body(200, self.metrics(), CONTENT_TYPE_LATEST)
         elif route == "/check":
@@ -267,9 +273,17 @@ class Handler(BaseHTTPRequestHandler):
     def read(self, job: Callable[[Store], T]) -> T:
         return self.server.reads.run(job, self.server.api.timeout_seconds)
 
+    def status(self) -> dict[str, object]:
+        """The daemon's status; in a database outage, what the daemon knows without it."""
+        live = self.server.live
+        try:
+            return self.read(lambda store: answers.status(live, store))
+        except DatabaseUnreachable:
+            return answers.status(live, None)
+
     def metrics(self) -> bytes:
         live = self.server.live
-        snapshot = self.read(lambda store: answers.status(live, store))
+        snapshot = self.status()
         gauges = CollectorRegistry(auto_describe=False)
         gauges.register(answers.Gauges(snapshot))
         return generate_latest(live.tally.registry) + generate_latest(gauges)

@@ -22,6 +22,11 @@ def _running(daemon: dict[str, object], data: dict[str, object]) -> list[str]:
         f"version {daemon['version']}",
         f"database: {data['database']}",
     ]
+    if data.get("database_unreachable_since"):
+        lines.append(
+            f"database unreachable since {data['database_unreachable_since']}: enforcing the "
+            "bank held in memory, journalling locally until it returns"
+        )
     if "config" in data:
         lines.append(f"config: {data['config']}")
     for watch in _list(data.get("watches", [])):

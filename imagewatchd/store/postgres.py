@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from imagewatchd.errors import StoreError
+from imagewatchd.errors import DatabaseUnreachable, StoreError
 from imagewatchd.models import CANON_VERSION
 from imagewatchd.rows import NewEntry, pdq_blob, to_signed
 from imagewatchd.store import postgres_schema
@@ -34,7 +34,13 @@ POSTGRESQL = Dialect(
     host_key="host, ",
 )
 MIGRATION_LOCK = 0x696D6167  # pg_advisory_xact_lock key: one host migrates at a time
-CONNECT_TIMEOUT = 10  # seconds
+CONNECT_TIMEOUT = 3  # seconds: an unreachable server is an outage soon (outage.py)
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}  # a lost TCP peer is noticed in ~10 s
 ENTRY_IDS = "pg_get_serial_sequence('entries', 'id')"
 HOST_COUNTERS = ("store_id", "library_trimmed")  # made for each host on its first connection
 KNOWN = {version for version, _, _ in postgres_schema.MIGRATIONS}
@@ -64,7 +70,10 @@ class PgConnection:
         try:
             yield
         except psycopg.Error as exc:
-            raise StoreError(f"{self.name}: database error: {_reason(exc)}") from exc
+            message = f"{self.name}: database error: {_reason(exc)}"
+            if self.connection.closed or self.connection.broken:
+                raise DatabaseUnreachable(message) from exc
+            raise StoreError(message) from exc
 
 
 def _placeholders(sql: str) -> str:
@@ -88,8 +97,10 @@ class PostgresStore(BankLogQueries, Store):
         try:
             connection = psycopg.connect(
                 where.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
-                application_name=f"imagewatchd {where.host}",
+                application_name=f"imagewatchd {where.host}", **KEEPALIVES,
             )  # fmt: skip
+        except psycopg.OperationalError as exc:  # no server, or no connection to it
+            raise DatabaseUnreachable(f"{where}: cannot open the database: {_reason(exc)}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"{where}: cannot open the database: {_reason(exc)}") from exc
         self._db = PgConnection(connection, str(where))
