@@ -145,7 +145,7 @@ class PdqIndex:
         if not len(self._keys):
             return _NONE
         masks = _masks(threshold // _CHUNKS)
-        if len(masks) * _CHUNKS * _PROBE_COST * len(q) > len(self._keys):
+        if len(masks) * _CHUNKS * _PROBE_COST > len(self._keys):  # a scan costs as much per query
             return _scan(self._keys, self._hashes, q, threshold)
         views, rows = self._candidates(q, masks, threshold // (_CHUNKS // 2))
         dist = np.bitwise_count(self._hashes[rows] ^ q[views]).sum(axis=1, dtype=np.int64)

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from imagewatchd import newentries
 from imagewatchd.errors import StoreError
 from imagewatchd.models import CANON_VERSION
 from imagewatchd.rows import NewEntry, pdq_blob, to_signed
@@ -200,7 +201,7 @@ class PostgresStore(Store):
         does not refuse: a million hashes in seconds, not a statement per entry. The ids are
         reserved as one block, while the lock keeps other hosts from adding entries.
         """
-        pending = list(entries)
+        pending = entries if isinstance(entries, Sequence) else list(entries)
         if not pending:
             return [], 0
         with self.transaction() as db:
@@ -244,17 +245,17 @@ def _copy_in(connection: psycopg.Connection[Any], entries: Sequence[NewEntry], f
     cursor = connection.cursor()
     with cursor.copy("COPY incoming_entries FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(ENTRY_COLUMNS)
-        for id_, e in enumerate(entries, first):
+        for id_, row in enumerate(newentries.fields(entries), first):
+            sha256, dhash, phash, label, source, flat, enabled, pdq, quality = row
             copy.write_row((
-                id_, e.sha256, None if e.dhash is None else to_signed(e.dhash),
-                None if e.phash is None else to_signed(e.phash), int(e.flat), _text(e.label),
-                _text(e.source), int(e.enabled), pdq_blob(e.pdq), e.pdq_quality,
+                id_, sha256, None if dhash is None else to_signed(dhash),
+                None if phash is None else to_signed(phash), int(flat), _text(label),
+                _text(source), int(enabled), pdq_blob(pdq), quality,
             ))  # fmt: skip
     with cursor.copy("COPY incoming_regions FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(REGION_COLUMNS)
-        for id_, e in enumerate(entries, first):
-            for region, d, p in e.regions:
-                copy.write_row((id_, region, to_signed(d), to_signed(p)))
+        for at, region, d, p in newentries.crops(entries):
+            copy.write_row((first + at, region, to_signed(d), to_signed(p)))
 
 
 def _text(text: str) -> str:
