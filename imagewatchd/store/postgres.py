@@ -264,8 +264,25 @@ def _text(text: str) -> str:
     return text.replace("\0", "\ufffd")
 
 
+def open_for_checking(where: Location) -> PgConnection:
+    """A read-only connection for ``db check``: no migration, nothing created (an empty
+    database stays empty); ``StoreError`` if the server cannot be reached."""
+    try:
+        connection = psycopg.connect(
+            where.url or "", autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+            application_name=f"imagewatchd {where.host} check",
+            options="-c default_transaction_read_only=on",
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise StoreError(f"{where}: cannot open the database: {_reason(exc)}") from exc
+    return PgConnection(connection, str(where))
+
+
 def postgres_check(db: PgConnection) -> list[str]:
     """The migrations table is 1..N, and every relation the migrations create is there."""
+    if not db.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]:
+        return ["no imagewatchd tables: an empty database, or not imagewatchd's "
+                "(`imagewatchd db migrate` creates them)"]  # fmt: skip
     versions = [row[0] for row in db.execute("SELECT version FROM migrations ORDER BY 1")]
     ours = [v for v in versions if v <= postgres_schema.MIGRATIONS[-1][0]]
     if ours != list(range(1, len(ours) + 1)):
