@@ -1,4 +1,5 @@
-"""Every pair of entries of a ``HammingIndex`` within both thresholds: a self-join, on arrays.
+"""Every pair of entries of a ``HammingIndex`` within both thresholds: a self-join, on arrays
+(and ``cross_pairs``: the pairs across two sets, the same way).
 
 The index keeps each hash cut into three chunks, every (tagged) chunk value sorted beside its
 row. Two hashes within ``d`` bits have some chunk within its radius (``hashchunks._radii``), so
@@ -14,14 +15,25 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from imagewatchd.hashchunks import _CHUNKS, _TAG_SHIFT, _masks, _probe_count, _radii, _ranges
+from imagewatchd.hashchunks import (
+    _CHUNKS,
+    _TAG_SHIFT,
+    _chunk_pairs,
+    _Entries,
+    _masks,
+    _probe_count,
+    _radii,
+    _ranges,
+)
 from imagewatchd.hashindex import HammingIndex, _Main
 
-__all__ = ["near_pairs"]
+__all__ = ["cross_pairs", "near_pairs"]
 
 BLOCK = 1 << 18  # rows looked up per searchsorted call: bounds the candidates held at once
 PROBE_COST = 16  # a probe (a searchsorted over a block) costs about this many pair checks
 Pairs = tuple[NDArray[np.int64], NDArray[np.int64]]
+Sides = tuple[NDArray[np.int64], NDArray[np.uint64], NDArray[np.uint64]]  # keys, dHashes, pHashes
+SMALL_SIDE = 64  # rows compared with every row of the other side rather than probed
 
 
 def near_pairs(index: HammingIndex, max_dhash: int, max_phash: int) -> Pairs:
@@ -99,3 +111,74 @@ def _verified(
     keep &= np.bitwise_count(phashes[own] ^ phashes[other]) <= max_phash
     packed: NDArray[np.int64] = (own[keep].astype(np.int64) << 32) | other[keep]
     return packed
+
+
+def cross_pairs(first: Sides, second: Sides, max_dhash: int, max_phash: int) -> Pairs:
+    """(keys of ``first``, keys of ``second``): every pair of one row of each, given as
+    (keys, dHashes, pHashes) arrays, whose dHashes are within ``max_dhash`` and pHashes within
+    ``max_phash`` bits, sorted. The larger side's chunks are sorted; the smaller side's probe
+    values are looked up in them (one ``searchsorted`` per chunk and mask); a small side is
+    compared with every row instead. Keys may repeat: each row counts."""
+    if max_dhash < 0 or max_phash < 0 or not len(first[0]) or not len(second[0]):
+        empty = np.zeros(0, np.int64)
+        return empty, empty.copy()
+    swapped = len(first[0]) > len(second[0])
+    small, large = (second, first) if swapped else (first, second)
+    probe, index = _rows_of(small), _rows_of(large)
+    if len(probe.keys) <= SMALL_SIDE:
+        found = _across_all(probe, index, min(max_dhash, 64), min(max_phash, 64))
+    else:
+        found = _across_chunks(probe, index, min(max_dhash, 64), min(max_phash, 64))
+    found = np.unique(found)
+    own = small[0][found >> 32].astype(np.int64)
+    other = large[0][found & 0xFFFFFFFF].astype(np.int64)
+    return (other, own) if swapped else (own, other)
+
+
+def _rows_of(side: Sides) -> _Entries:
+    """The side with its row numbers as keys (keys may repeat; rows do not)."""
+    keys, dhashes, phashes = side
+    rows = np.arange(len(keys), dtype=np.int64)
+    return _Entries(
+        rows, dhashes.astype(np.uint64, copy=False), phashes.astype(np.uint64, copy=False)
+    )
+
+
+def _across_all(
+    probe: _Entries, index: _Entries, max_dhash: int, max_phash: int
+) -> NDArray[np.int64]:
+    found = [np.zeros(0, np.int64)]
+    for row in range(len(probe.keys)):
+        near = np.bitwise_count(index.dhashes ^ probe.dhashes[row]) <= max_dhash
+        near &= np.bitwise_count(index.phashes ^ probe.phashes[row]) <= max_phash
+        found.append((np.int64(row) << 32) | np.flatnonzero(near).astype(np.int64))
+    return np.concatenate(found)
+
+
+def _across_chunks(
+    probe: _Entries, index: _Entries, max_dhash: int, max_phash: int
+) -> NDArray[np.int64]:
+    """Multi-index hashing across two sets: the probe rows' chunk values, XORed with each mask
+    within the chunk's radius, looked up among the index rows' sorted chunk values."""
+    values, rows = _chunk_pairs(index, 0)
+    probed = int(_probe_count(max_phash) <= _probe_count(max_dhash))  # 0 dHash, 1 pHash
+    hashes = probe.phashes if probed else probe.dhashes
+    radii = _radii(max_phash if probed else max_dhash)
+    found = [np.zeros(0, np.int64)]
+    for chunk, ((shift, width), radius) in enumerate(zip(_CHUNKS, radii, strict=True)):
+        tag = probed * len(_CHUNKS) + chunk
+        own = ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.uint32)
+        own |= np.uint32(tag << _TAG_SHIFT)
+        low, high = np.searchsorted(values, [tag << _TAG_SHIFT, (tag + 1) << _TAG_SHIFT])
+        tagged, tagged_rows = values[low:high], rows[low:high]
+        for mask in _masks(width, radius).tolist():
+            for start in range(0, len(own), BLOCK):
+                wanted = own[start : start + BLOCK] ^ np.uint32(mask)
+                starts = np.searchsorted(tagged, wanted)
+                ends = np.searchsorted(tagged, wanted, side="right")
+                mine = np.repeat(np.arange(start, start + len(wanted)), ends - starts)
+                theirs = tagged_rows[_ranges(starts, ends)].astype(np.intp)
+                near = np.bitwise_count(probe.dhashes[mine] ^ index.dhashes[theirs]) <= max_dhash
+                near &= np.bitwise_count(probe.phashes[mine] ^ index.phashes[theirs]) <= max_phash
+                found.append((mine[near].astype(np.int64) << 32) | theirs[near])
+    return np.concatenate(found)

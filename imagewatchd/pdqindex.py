@@ -190,7 +190,7 @@ class PdqIndex:
         if not len(self._keys):
             return _NONE
         masks = _masks(threshold // _CHUNKS)
-        if len(masks) * _CHUNKS * _PROBE_COST * len(q) > len(self._keys):
+        if len(masks) * _CHUNKS * _PROBE_COST > len(self._keys):  # a scan costs as much per query
             alive = self._alive
             return _scan(self._keys[alive], self._hashes[alive], q, threshold)
         views, rows = self._candidates(q, masks, threshold // (_CHUNKS // 2))

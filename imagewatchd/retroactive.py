@@ -47,9 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
+from imagewatchd import retrobulk
 from imagewatchd.config import Config
 from imagewatchd.errors import DatabaseUnreachable
-from imagewatchd.hashindex import HammingIndex, hamming
+from imagewatchd.hashindex import hamming
 from imagewatchd.incoming import Columns, StoredHashes
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
@@ -63,13 +64,13 @@ from imagewatchd.models import (
     VerdictKind,
 )
 from imagewatchd.names import shown
-from imagewatchd.pdqindex import PdqIndex, words
+from imagewatchd.pdqindex import words
 from imagewatchd.rows import EntryRow, FileRow
 from imagewatchd.store import Store, damage
 
 log = logging.getLogger(__name__)
 
-LOOP_LIMIT = 64  # new near entries compared one by one with the arrays; more: a files' index
+LOOP_LIMIT = 64  # new entries compared one by one with the arrays; more: joined (retrobulk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,65 +103,52 @@ def find(
     """The incoming files that these entries (the enabled block ones) match, in id order.
 
     ``columns`` are the stored hashes (the daemon's copy), else read from the store; every file
-    they point to is checked against its current row, by the same rule.
+    they point to is checked against its current row, by the same rule. Many entries (an
+    import) are joined with the files as arrays (``retrobulk``).
     """
-    entries = block_entries(store, entry_ids)
-    t, floor = thresholds, thresholds.pdq_quality
-    candidates = {row.id for row in store.incoming_files_by_sha256(
-        e.sha256 for e in entries if e.sha256 is not None)}  # fmt: skip
-    near = [e for e in entries if not e.flat and e.dhash is not None and e.phash is not None]
-    pdq = [
-        e for e in entries
-        if not e.flat and e.pdq is not None and (e.pdq_quality is None or e.pdq_quality >= floor)
-    ]  # fmt: skip
-    if near or pdq:
-        columns = columns if columns is not None else Columns.read(store, floor)
-        candidates.update(_near(columns, near, t))
-        candidates.update(_by_pdq(columns, pdq, t.pdq))
+    if len(entry_ids) > LOOP_LIMIT:
+        pairs = retrobulk.candidates(store, thresholds, entry_ids, columns)
+    else:
+        pairs = _candidates(store, thresholds, block_entries(store, entry_ids), columns)
+    wanted = sorted({entry_id for ids in pairs.values() for entry_id in ids})
+    entries = {e.id: e for e in block_entries(store, wanted)}
     hits = []
-    for _, row in sorted(store.files_by_id(candidates).items()):
-        matched = tuple(e.id for e in entries if _matches(row, e, t))
+    for file_id, row in sorted(store.files_by_id(pairs).items()):
+        found = pairs[file_id] & entries.keys()
+        matched = tuple(sorted(e for e in found if _matches(row, entries[e], thresholds)))
         if matched:
             hits.append(Hit(row, matched))
     return hits
 
 
-def _near(files: Columns, entries: list[EntryRow], t: Thresholds) -> set[int]:
-    found: set[int] = set()
-    if len(entries) > LOOP_LIMIT:  # many entries (an import): an index of the files pays
-        latest = files.latest()  # an index holds each key once
-        index = HammingIndex()
-        index.add_many(latest.ids, latest.dhashes, latest.phashes)
-        for entry in entries:
-            assert entry.dhash is not None and entry.phash is not None
-            found.update(key for key, _, _ in index.search(entry.dhash, entry.phash, t.dhash,
-                                                           t.phash))  # fmt: skip
-        return found
-    for entry in entries:
+def _candidates(
+    store: Store, t: Thresholds, entries: list[EntryRow], columns: Columns | None
+) -> retrobulk.Pairs:
+    """(file, entry) pairs that may match, for a few entries: each compared with the arrays."""
+    pairs: retrobulk.Pairs = {}
+    by_sha256 = store.incoming_files_by_sha256(e.sha256 for e in entries if e.sha256 is not None)
+    for row in by_sha256:
+        pairs.setdefault(row.id, set()).update(e.id for e in entries if e.sha256 == row.sha256)
+    floor = t.pdq_quality
+    near = [e for e in entries if not e.flat and e.dhash is not None and e.phash is not None]
+    pdq = [
+        e for e in entries
+        if not e.flat and e.pdq is not None and (e.pdq_quality is None or e.pdq_quality >= floor)
+    ]  # fmt: skip
+    if not near and not pdq:
+        return pairs
+    files = columns if columns is not None else Columns.read(store, floor)
+    for entry in near:
         assert entry.dhash is not None and entry.phash is not None
         close = np.bitwise_count(files.dhashes ^ np.uint64(entry.dhash)) <= t.dhash
         close &= np.bitwise_count(files.phashes ^ np.uint64(entry.phash)) <= t.phash
-        found.update(files.ids[close].tolist())
-    return found
-
-
-def _by_pdq(files: Columns, entries: list[EntryRow], threshold: int) -> set[int]:
-    found: set[int] = set()
-    if len(entries) > LOOP_LIMIT:  # many entries: an index of the files pays here too
-        latest = files.latest()
-        index = PdqIndex()
-        raw = latest.pdqs.astype("<u8").tobytes()  # each row: the PDQ's 32 bytes, little-endian
-        index.add_many(latest.pdq_ids.tolist(),
-                       [int.from_bytes(raw[at : at + 32], "little") for at in
-                        range(0, len(raw), 32)])  # fmt: skip
-        for entry in entries:
-            assert entry.pdq is not None
-            found.update(key for key, _ in index.search(entry.pdq, threshold))
-        return found
-    for query in words([e.pdq or 0 for e in entries]):
+        for file_id in files.ids[close].tolist():
+            pairs.setdefault(file_id, set()).add(entry.id)
+    for entry, query in zip(pdq, words([e.pdq or 0 for e in pdq]), strict=True):
         distance = np.bitwise_count(files.pdqs ^ query).sum(axis=1, dtype=np.int64)
-        found.update(files.pdq_ids[distance <= threshold].tolist())
-    return found
+        for file_id in files.pdq_ids[distance <= t.pdq].tolist():
+            pairs.setdefault(file_id, set()).add(entry.id)
+    return pairs
 
 
 def _matches(row: FileRow, entry: EntryRow, t: Thresholds) -> bool:

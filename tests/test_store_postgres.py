@@ -133,6 +133,18 @@ def test_db_migrate_and_db_check_on_both_engines(
     assert "table retries is missing" in damaged.out
 
 
+def test_db_check_of_an_empty_database_reports_and_creates_nothing(
+    cli: Callable[..., Run], pg_url: str
+) -> None:
+    empty = cli("--db", pg_url, "db", "check", check=1)
+    assert f"{pg_url}: no imagewatchd tables: an empty database" in empty.out
+    with psycopg.connect(pg_url) as db:
+        tables = db.execute(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+
+
 def test_without_the_server_binaries_the_tests_fail_saying_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -2,7 +2,8 @@
 
 A SQLite file is checked as it is, read-only (no migration, nothing created), by
 ``sqlite_check``; a PostgreSQL database by its migrations and its tables' shape
-(``postgres_schema``). ``interrupt`` cuts a running check short from another thread.
+(``postgres_schema``), through a read-only connection as well. ``interrupt`` cuts a running
+check short from another thread.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagewatchd.errors import StoreError
 from imagewatchd.store import sqlite_check
-from imagewatchd.store.interface import Store
 from imagewatchd.store.location import Location
+
+if TYPE_CHECKING:
+    from imagewatchd.store.postgres import PgConnection
 
 
 class Checker:
@@ -24,7 +28,7 @@ class Checker:
         self.where = where if isinstance(where, Location) else Location(where)
         self._lock = threading.Lock()
         self._sqlite: sqlite3.Connection | None = None
-        self._store: Store | None = None
+        self._pg: PgConnection | None = None
         self._stopped = False
 
     def run(self, *, thorough: bool) -> list[str]:
@@ -49,20 +53,23 @@ class Checker:
             db.close()
 
     def _run_store(self, thorough: bool) -> list[str]:
-        store = Store(self.where)
+        """A PostgreSQL database, through a read-only connection: checked, never migrated."""
+        from imagewatchd.store import postgres  # noqa: PLC0415 (psycopg only when needed)
+
+        db = postgres.open_for_checking(self.where)
         with self._lock:
-            self._store = None if self._stopped else store
+            self._pg = None if self._stopped else db
         try:
-            return [] if self._stopped else store.check(thorough=thorough)
+            return [] if self._stopped else postgres.postgres_check(db)
         finally:
             with self._lock:
-                self._store = None
-            store.close()
+                self._pg = None
+            db.connection.close()
 
     def interrupt(self) -> None:
         with self._lock:
             self._stopped = True
             if self._sqlite is not None:
                 self._sqlite.interrupt()
-            if self._store is not None:
-                self._store.interrupt()
+            if self._pg is not None:
+                self._pg.connection.cancel_safe()

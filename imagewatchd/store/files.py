@@ -144,6 +144,13 @@ class FileQueries(Connected):
             found += [file_row(row) for row in self._db.execute(query, part)]
         return found
 
+    def incoming_sha256s(self) -> list[tuple[int, str]]:
+        """(id, sha256) of every incoming file that a ban can reach (read without an error):
+        one query; none when there are no stored incoming files."""
+        query = "SELECT id, sha256 FROM files WHERE role = 'incoming' AND error IS NULL"
+        with self._lock:
+            return [(row[0], row[1]) for row in self._db.execute(query) if row[1] is not None]
+
     def library_change_state(self) -> tuple[int, int, int]:
         """(this store's id, the last library change's number, changes forgotten through):
         what an index snapshot is keyed by."""

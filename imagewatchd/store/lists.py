@@ -9,7 +9,9 @@ from itertools import chain
 import numpy as np
 from numpy.typing import NDArray
 
+from imagewatchd import newentries
 from imagewatchd.models import CANON_VERSION, ListKind
+from imagewatchd.newentries import Fields
 from imagewatchd.rows import (
     ENTRY_COLUMNS,
     REGIONS,
@@ -22,9 +24,30 @@ from imagewatchd.rows import (
 )
 from imagewatchd.store.base import Connected, id_hash_columns
 
-IMPORT_CHUNK = 5000
+IMPORT_CHUNK = 50_000  # entries a transaction: about a second of the write lock
 RETRO_LAST = "retro_last_entry"  # counters rows: where the daemon's retroactive bans resume
 RETRO_OFF = "retro_disabled "  # + an entry id: an entry disabled then
+
+
+INSERT_ENTRY = (
+    "INSERT INTO entries (list_id, sha256, dhash, phash, flat, canon_version, label, source,"
+    " added, enabled, pdq, pdq_quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+ADD_ENTRY = (  # an entry, unless its list holds one with the same hashes
+    "INSERT INTO entries (list_id, sha256, dhash, phash, flat, canon_version, label, source,"
+    " added, enabled, pdq, pdq_quality) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+    " WHERE NOT EXISTS (SELECT 1 FROM entries WHERE list_id = ? AND sha256 IS NOT DISTINCT"
+    " FROM ? AND dhash IS NOT DISTINCT FROM ? AND phash IS NOT DISTINCT FROM ?"
+    " AND pdq IS NOT DISTINCT FROM ?)"
+)
+
+
+def _entry_values(list_id: int, row: Fields, now: float) -> tuple[object, ...]:
+    """INSERT_ENTRY's values for an entry's fields (``newentries.Fields``)."""
+    sha256, dhash, phash, label, source, flat, enabled, pdq, quality = row
+    return (list_id, sha256, None if dhash is None else to_signed(dhash),
+            None if phash is None else to_signed(phash), int(flat), CANON_VERSION, label, source,
+            now, int(enabled), pdq_blob(pdq), quality)  # fmt: skip
 
 
 class ListQueries(Connected):
@@ -67,49 +90,53 @@ class ListQueries(Connected):
 
         Committed in chunks, so that a large import never holds the write lock for long.
         """
+        given = entries if isinstance(entries, Sequence) else list(entries)
+        if newentries.crops(given):  # ``known add``: a few pictures, one at a time
+            return self._add_each(list_id, list(given), now)
+        firsts: dict[tuple[object, ...], Fields] = {}
+        for row in newentries.fields(given):  # an entry given twice is added once
+            firsts.setdefault((row[0], row[1], row[2], row[7]), row)
+        pending = list(firsts.values())
         added: list[int] = []
-        skipped = 0
-        pending = list(entries)
         for start in range(0, len(pending), IMPORT_CHUNK):
-            new, same = self._add_chunk(list_id, pending[start : start + IMPORT_CHUNK], now)
-            added += new
-            skipped += same
-        return added, skipped
+            added += self._add_chunk(list_id, pending[start : start + IMPORT_CHUNK], now, added)
+        return added, len(given) - len(added)
 
     def _add_chunk(
-        self, list_id: int, entries: list[NewEntry], now: float
-    ) -> tuple[list[int], int]:
-        added: list[int] = []
-        skipped = 0
+        self, list_id: int, rows: list[Fields], now: float, before: list[int]
+    ) -> list[int]:
+        """One chunk, one transaction, one ``executemany`` (rows distinct already); each row
+        checked against the list's other entries only if it has any besides ``before`` (this
+        import's). The write lock held, the new ids are those past the largest before."""
         with self.transaction() as db:
-            for entry in entries:
-                dhash = None if entry.dhash is None else to_signed(entry.dhash)
-                phash = None if entry.phash is None else to_signed(entry.phash)
-                pdq = pdq_blob(entry.pdq)
-                same = db.execute(
-                    "SELECT 1 FROM entries WHERE list_id = ? AND sha256 IS NOT DISTINCT FROM ?"
-                    " AND dhash IS NOT DISTINCT FROM ? AND phash IS NOT DISTINCT FROM ?"
-                    " AND pdq IS NOT DISTINCT FROM ?",
-                    (list_id, entry.sha256, dhash, phash, pdq),
-                ).fetchone()
-                if same:
-                    skipped += 1
+            count = "SELECT COUNT(*) FROM entries WHERE list_id = ?"
+            others = db.execute(count, (list_id,)).fetchone()[0] > len(before)
+            last = db.execute("SELECT COALESCE(MAX(id), 0) FROM entries").fetchone()[0]
+            values = (_entry_values(list_id, row, now) for row in rows)
+            if others:
+                db.executemany(ADD_ENTRY, ((*v, list_id, v[1], v[2], v[3], v[10]) for v in values))
+            else:
+                db.executemany(INSERT_ENTRY, values)
+            added = [row[0] for row in db.execute(
+                "SELECT id FROM entries WHERE id > ? ORDER BY id", (last,))]  # fmt: skip
+        return added
+
+    def _add_each(self, list_id: int, entries: list[NewEntry], now: float) -> tuple[list[int], int]:
+        added: list[int] = []
+        with self.transaction() as db:
+            for entry, row in zip(entries, newentries.fields(entries), strict=True):
+                v = _entry_values(list_id, row, now)
+                found = db.execute(ADD_ENTRY + " RETURNING id",
+                                   (*v, list_id, v[1], v[2], v[3], v[10])).fetchone()  # fmt: skip
+                if found is None:
                     continue
-                row = db.execute(
-                    "INSERT INTO entries (list_id, sha256, dhash, phash, flat, canon_version,"
-                    " label, source, added, enabled, pdq, pdq_quality)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (list_id, entry.sha256, dhash, phash, int(entry.flat), CANON_VERSION,
-                     entry.label, entry.source, now, int(entry.enabled), pdq,
-                     entry.pdq_quality),
-                ).fetchone()  # fmt: skip
-                added.append(int(row[0]))
+                added.append(int(found[0]))
                 db.executemany(
                     "INSERT INTO entry_regions (entry_id, region, dhash, phash)"
                     " VALUES (?, ?, ?, ?)",
-                    ((row[0], name, to_signed(d), to_signed(p)) for name, d, p in entry.regions),
+                    ((found[0], name, to_signed(d), to_signed(p)) for name, d, p in entry.regions),
                 )
-        return added, skipped
+        return added, len(entries) - len(added)
 
     def entries(
         self, list_name: str | None = None, ids: Iterable[int] | None = None
@@ -213,6 +240,12 @@ class ListQueries(Connected):
         with self._lock:
             rows = self._db.execute(query, (last_id,))
             return id_hash_columns(np.fromiter(chain.from_iterable(rows), np.int64))
+
+    def sha256_entries_after(self, last_id: int) -> list[tuple[int, str]]:
+        """(id, sha256) of the enabled entries after ``last_id`` that have a sha256."""
+        query = "SELECT id, sha256 FROM entries WHERE id > ? AND enabled = 1 AND sha256 IS NOT NULL"
+        with self._lock:
+            return [(row[0], row[1]) for row in self._db.execute(query, (last_id,))]
 
     def entry_region_hashes_after(
         self, last_id: int

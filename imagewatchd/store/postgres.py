@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from imagewatchd import newentries
 from imagewatchd.errors import DatabaseUnreachable, StoreError
 from imagewatchd.models import CANON_VERSION
 from imagewatchd.rows import NewEntry, pdq_blob, to_signed
@@ -212,7 +213,7 @@ class PostgresStore(BankLogQueries, Store):
         does not refuse: a million hashes in seconds, not a statement per entry. The ids are
         reserved as one block, while the lock keeps other hosts from adding entries.
         """
-        pending = list(entries)
+        pending = entries if isinstance(entries, Sequence) else list(entries)
         if not pending:
             return [], 0
         with self.transaction() as db:
@@ -256,17 +257,17 @@ def _copy_in(connection: psycopg.Connection[Any], entries: Sequence[NewEntry], f
     cursor = connection.cursor()
     with cursor.copy("COPY incoming_entries FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(ENTRY_COLUMNS)
-        for id_, e in enumerate(entries, first):
+        for id_, row in enumerate(newentries.fields(entries), first):
+            sha256, dhash, phash, label, source, flat, enabled, pdq, quality = row
             copy.write_row((
-                id_, e.sha256, None if e.dhash is None else to_signed(e.dhash),
-                None if e.phash is None else to_signed(e.phash), int(e.flat), _text(e.label),
-                _text(e.source), int(e.enabled), pdq_blob(e.pdq), e.pdq_quality,
+                id_, sha256, None if dhash is None else to_signed(dhash),
+                None if phash is None else to_signed(phash), int(flat), _text(label),
+                _text(source), int(enabled), pdq_blob(pdq), quality,
             ))  # fmt: skip
     with cursor.copy("COPY incoming_regions FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(REGION_COLUMNS)
-        for id_, e in enumerate(entries, first):
-            for region, d, p in e.regions:
-                copy.write_row((id_, region, to_signed(d), to_signed(p)))
+        for at, region, d, p in newentries.crops(entries):
+            copy.write_row((first + at, region, to_signed(d), to_signed(p)))
 
 
 def _text(text: str) -> str:
@@ -275,8 +276,25 @@ def _text(text: str) -> str:
     return text.replace("\0", "\ufffd")
 
 
+def open_for_checking(where: Location) -> PgConnection:
+    """A read-only connection for ``db check``: no migration, nothing created (an empty
+    database stays empty); ``StoreError`` if the server cannot be reached."""
+    try:
+        connection = psycopg.connect(
+            where.url or "", autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+            application_name=f"imagewatchd {where.host} check",
+            options="-c default_transaction_read_only=on",
+        )  # fmt: skip
+    except psycopg.Error as exc:
+        raise StoreError(f"{where}: cannot open the database: {_reason(exc)}") from exc
+    return PgConnection(connection, str(where))
+
+
 def postgres_check(db: PgConnection) -> list[str]:
     """The migrations table is 1..N, and every relation the migrations create is there."""
+    if not db.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]:
+        return ["no imagewatchd tables: an empty database, or not imagewatchd's "
+                "(`imagewatchd db migrate` creates them)"]  # fmt: skip
     versions = [row[0] for row in db.execute("SELECT version FROM migrations ORDER BY 1")]
     ours = [v for v in versions if v <= postgres_schema.MIGRATIONS[-1][0]]
     if ours != list(range(1, len(ours) + 1)):
