@@ -193,6 +193,7 @@ def test_a_start_during_an_outage_enforces_the_bank_it_last_had_and_catches_up(
         daemon.start(wait=False)  # the start-up reconcile waits for the database
         (line,) = daemon.wait_for(OFFLINE, timeout=30)
         daemon.wait_for("INFO: watching ")
+        daemon.wait_for("WARNING: database check: not run: ")
         assert int(re.findall(OFFLINE, line)[0]) >= 1  # the ban's change
         upload = write(site["uploads"] / "a.png", 100, (400, 300))
         assert "known list=banned" in daemon.processed(upload)
@@ -213,3 +214,4 @@ def test_a_start_during_an_outage_enforces_the_bank_it_last_had_and_catches_up(
     finally:
         daemon.kill()
     assert "Traceback" not in daemon.log()
+    assert "database check: ok" not in daemon.log()  # it did not run
