@@ -59,8 +59,8 @@ class BackgroundCheck:
             _lower_priority()
             started = time.monotonic()
             problems = self._check()
-            if self._stopping.is_set():
-                return  # interrupted: its "problems" say so, and mean nothing
+            if problems is None or self._stopping.is_set():
+                return  # not run, or interrupted: its "problems" say so, and mean nothing
             if problems:
                 more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
                 self.on_damage(DatabaseDamaged(self.db_path, problems[0] + more))
@@ -69,12 +69,13 @@ class BackgroundCheck:
         finally:
             self.done.set()
 
-    def _check(self) -> list[str]:
+    def _check(self) -> list[str] | None:
+        """The problems found; None if the check could not run (said in one line)."""
         try:
             return self._checker.run(thorough=False)
         except StoreError as exc:
             log.warning("database check: not run: %s", exc)
-            return []
+            return None
 
 
 def _lower_priority() -> None:

@@ -195,8 +195,8 @@ def _recover(db_path: Location) -> None:
     try:
         store = Store(db_path)
     except DatabaseUnreachable as exc:
-        outage.start_offline(db_path, exc)
-        raise
+        outage.start_offline(db_path, exc, recover)  # the session starts in the outage
+        return
     with store:
         problems = store.startup_check()
         if problems:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar
 
+from imagewatchd import offline
 from imagewatchd.act import Backlog
 from imagewatchd.errors import DatabaseUnreachable
 from imagewatchd.housekeeping import record_the_rest
@@ -79,6 +80,14 @@ class Outage:
             spooling.spool_path(self.where),
         )  # fmt: skip
         return True
+
+    def start_down(self, reason: str) -> None:
+        """A start while the database is unreachable: the outage is on from the first file
+        (its one line was said by ``offline.announce``)."""
+        with self._lock:
+            self.down.set()
+            self.since = time.time()
+            self.reason = reason
 
     @contextmanager
     def spool_turn(self) -> Iterator[bool]:
@@ -222,13 +231,17 @@ def recover_spool(where: Location, recover: Callable[[Store], int]) -> None:
     log.info("%s: %d action(s) journalled locally during an outage copied", where, copied)
 
 
-def start_offline(where: Location, exc: DatabaseUnreachable) -> None:
-    """HOOK for the bank's local snapshot (issue 13 items 3 and 4): a start while the database
-    is unreachable. Until a snapshot of the bank can be loaded without the database, such a
-    start fails with one line (``exc`` says why)."""
-    raise DatabaseUnreachable(
-        f"{exc}; a start during an outage needs the local bank snapshot, not built yet"
-    ) from exc
+def start_offline(
+    where: Location, exc: DatabaseUnreachable, recover: Callable[[Store], int]
+) -> None:
+    """At start-up, the database unreachable: with a local copy of the bank to enforce (the
+    bank snapshot, or the spool's copy: ``offline.py``), finish what a crash left under way in
+    the spool and go on (the session starts with the outage on); else fail with one line."""
+    if not offline.available(where):
+        raise offline.no_bank(where, exc) from exc
+    if spooling.spool_path(where).exists():
+        with spooling.open_spool(where) as spool:
+            recover(spool)
 
 
 class Lanes(Generic[T]):

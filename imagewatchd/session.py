@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import retroactive
+from imagewatchd import offline, retroactive, snapshot
 from imagewatchd.act import Actor, Backlog
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config
@@ -31,7 +31,7 @@ from imagewatchd.kin import Kin
 from imagewatchd.match import Matcher
 from imagewatchd.models import Arrival, Candidate, Outcome, SettledFile
 from imagewatchd.outage import Lanes, Outage, SpoolMatcher
-from imagewatchd.peers import Peers
+from imagewatchd.peers import Peers, inboxes_of
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.reconcile import finish_first_index, reconcile
 from imagewatchd.retry import Retries
@@ -88,15 +88,30 @@ class Session:
         self.damaged: DatabaseDamaged | None = None
         self.watcher = Watcher(config, self.events)
         self.outage = Outage(db_path, self.rescan_request.set)  # a PostgreSQL store's outages
-        self.store = Store(db_path)
-        self.matcher = Matcher.load(self.store, config.matching.thresholds)
-        self.peers = Peers.load(self.store, config)  # the inboxes' files, under library_turn
+        self.offline = False  # started in an outage: the library's and inboxes' indexes wait
+        self.store, self.matcher = self._open()
+        # the inboxes' files, under library_turn
+        self.peers = Peers(inboxes_of(config)) if self.offline else Peers.load(self.store, config)
         self.bans = retroactive.NewBans(
             self.store, config.matching.thresholds.pdq_quality, keep=not dry_run
         )
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []
         self.store_opened = 0  # the outage generation when ``store`` was opened
+
+    def _open(self) -> tuple[Store, Matcher]:
+        """The database and the indexes loaded from it; in an outage, the spool and the bank
+        this host last had (``offline.py``), the library's index empty until the return."""
+        thresholds = self.config.matching.thresholds
+        try:
+            store = Store(self.db_path)
+        except DatabaseUnreachable as exc:
+            if not self.outage.enabled:
+                raise
+            spool, indexes = offline.begin(self.db_path, self.outage, exc, thresholds.pdq_quality)
+            self.offline = True
+            return spool, Matcher(spool, thresholds, indexes)
+        return store, Matcher.load(store, thresholds)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -213,6 +228,10 @@ class Session:
             self.store_opened = self.outage.generation
             self.store = Store(self.db_path)
             self.bans.store = self.matcher.store = self.store
+            if self.offline:  # started in the outage: the indexes kept by the database's ids
+                self.offline = False
+                self.matcher.indexes.library = snapshot.load_library(self.store)
+                self.peers.indexes = Peers.load(self.store, self.config).indexes
         self.bans.look()  # before the refresh: every entry it finds is in the workers' index
         if self.matcher.refresh_entries():
             log.info("lists changed: %d near-match entries loaded", len(self.matcher.entries))

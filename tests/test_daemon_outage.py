@@ -158,11 +158,10 @@ def test_a_daemon_killed_mid_quarantine_in_an_outage_loses_nothing(
         daemon.kill()
 
 
-def test_a_start_during_an_outage_fails_with_one_line(
+def test_a_start_during_an_outage_without_a_copy_of_the_bank_fails_with_one_line(
     tmp_path: Path, pg_url: str, outage: Cluster
 ) -> None:
-    """Until the bank's local snapshot can be loaded without the database (the ``start_offline``
-    hook in imagewatchd/outage.py)."""
+    """No daemon ran here before: neither a bank snapshot nor a spool holds the bank."""
     daemon, _ = site_daemon(tmp_path, pg_url)
     ban(pg_url, daemon, 100)
     outage.pause()
@@ -171,4 +170,48 @@ def test_a_start_during_an_outage_fails_with_one_line(
     assert daemon.proc.wait(timeout=30) != 0
     (line,) = [line for line in daemon.log().splitlines() if "api: listening" not in line]
     assert "cannot open the database" in line
-    assert line.endswith("a start during an outage needs the local bank snapshot, not built yet")
+    assert "no local copy of the bank to enforce meanwhile" in line
+    assert line.endswith("start once with the database reachable")
+
+
+OFFLINE = (
+    r"WARNING: .*: the database is unreachable at start-up \(.*\); enforcing the bank as of "
+    r"change (\d+) \(1 entries, from .*postgresql\.spool\.db\)"
+)
+
+
+def test_a_start_during_an_outage_enforces_the_bank_it_last_had_and_catches_up(
+    tmp_path: Path, pg_url: str, outage: Cluster
+) -> None:
+    daemon, site = site_daemon(tmp_path, pg_url)
+    ban(pg_url, daemon, 100)
+    daemon.start()
+    try:
+        daemon.wait_for(MIRRORED)  # the host's local copy of the bank, in its spool
+        assert daemon.stop() == 0
+        outage.pause()
+        daemon.start(wait=False)  # the start-up reconcile waits for the database
+        (line,) = daemon.wait_for(OFFLINE, timeout=30)
+        daemon.wait_for("INFO: watching ")
+        daemon.wait_for("WARNING: database check: not run: ")
+        assert int(re.findall(OFFLINE, line)[0]) >= 1  # the ban's change
+        upload = write(site["uploads"] / "a.png", 100, (400, 300))
+        assert "known list=banned" in daemon.processed(upload)
+        assert not upload.exists()
+        assert [sha256(p) for p in site["quarantine"].iterdir()] == [WRITTEN[upload]]
+        assert len(re.findall(WARNING, daemon.log())) == 1  # the outage said once, at the start
+        status = iw(pg_url, "status", config=daemon.config_path, env=daemon.env)
+        assert "database unreachable since" in status.stdout, status.stderr
+        outage.start()
+        daemon.wait_for(BACK, timeout=30)
+        daemon.wait_for(r"reconcile: \d+ file")  # the start-up's, and the return's
+        assert journal(pg_url) == [(HOST, "quarantine", "done", str(upload))]
+        ban(pg_url, daemon, 200)  # the bank's changes are applied again
+        daemon.wait_for("lists changed: 2 near-match entries loaded")
+        second = write(site["uploads"] / "b.png", 200, (400, 300))
+        assert "known list=banned" in daemon.processed(second)
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "Traceback" not in daemon.log()
+    assert "database check: ok" not in daemon.log()  # it did not run

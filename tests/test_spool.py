@@ -8,11 +8,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from imagewatchd import bank_snapshot, offline
 from imagewatchd.errors import StoreError
+from imagewatchd.hashindex import HammingIndex
 from imagewatchd.models import FileStat, ListKind, Role
+from imagewatchd.pdqindex import PdqIndex
 from imagewatchd.rows import NewAction, NewEntry
 from imagewatchd.store import Location, Store
-from imagewatchd.store.spool import SpoolStore, catch_up, mirror_bank, spooled
+from imagewatchd.store.spool import (
+    SpoolStore,
+    bank_copy,
+    catch_up,
+    mirror_bank,
+    open_spool,
+    spool_path,
+    spooled,
+)
 
 
 def action(
@@ -90,3 +101,28 @@ def test_the_spools_journal_is_copied_under_new_ids_and_the_spool_emptied(
     with psycopg.connect(pg_url) as db:
         assert db.execute("SELECT hits, last_hit FROM entries").fetchall() == [(1, 6.0)]
         assert db.execute("SELECT DISTINCT host FROM host_actions").fetchall() == [("h1",)]
+
+
+def test_a_start_without_the_database_takes_the_later_of_the_snapshot_and_the_spools_copy(
+    tmp_path: Path, pg_url: str
+) -> None:
+    where = Location(tmp_path / "postgresql", pg_url, "h1")
+    with Store(where) as primary, open_spool(where) as spool:
+        assert offline.load(where, spool, 0) is None  # nothing to enforce: no copy of the bank
+        banned = primary.create_list("banned", ListKind.BLOCK, "", 1.0)
+        primary.add_entries(banned, [NewEntry("aa" * 32, 1, 2), NewEntry("bb" * 32, 3, 4)], 2.0)
+        state = primary.bank_state()
+        assert state is not None and state.head >= 1
+        mirror_bank(primary, spool, 0)
+        assert bank_copy(spool) == (state.bank_id, state.head, 2)
+        assert offline.available(where)
+        for seq, source in ((state.head - 1, spool_path(where)), (state.head, None)):
+            one = HammingIndex()
+            one.add_many([1], [1], [2])
+            snap = bank_snapshot.BankSnapshot(state.bank_id, seq, one, HammingIndex(), PdqIndex())
+            assert bank_snapshot.save(tmp_path, snap)
+            bank = offline.load(where, spool, 0)
+            assert bank is not None
+            assert bank.source == (source or bank_snapshot.path_in(tmp_path))
+            assert len(bank.indexes.entries) == (2 if source else 1)
+            assert (bank.indexes.bank_id, bank.indexes.applied) == (state.bank_id, bank.seq)

@@ -77,7 +77,9 @@ def _rows(db: Connection, table: str, columns: list[str], where: str = "") -> li
 
 def mirror_bank(primary: Store, spool: Store, since: int) -> int:
     """Copy the bank's entries after entry ``since`` (all of it from 0) into the spool, hit
-    counts zeroed; returns the last entry id copied. Only the bank's rows are replaced."""
+    counts zeroed; returns the last entry id copied. Only the bank's rows are replaced. The
+    bank's identity and its last change, read before the rows, are kept with the copy."""
+    state = primary.bank_state()
     with primary.transaction() as source, spool.transaction() as target:
         if since == 0:
             for table in reversed(BANK):
@@ -96,8 +98,26 @@ def mirror_bank(primary: Store, spool: Store, since: int) -> int:
                 " ON CONFLICT DO NOTHING",  # a list copied before
                 rows,
             )
+        if state is not None:
+            target.executemany(
+                "INSERT INTO counters (name, value) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [("bank_id", state.bank_id), ("bank_seq", state.head)],
+            )
         row = target.execute("SELECT MAX(id) FROM entries").fetchone()
     return int(row[0] or 0)
+
+
+def bank_copy(spool: Store) -> tuple[int | None, int, int]:
+    """The spool's copy of the bank: its bank's identity (None if not known), the last change
+    it reflects (-1 if not known) and how many entries it holds (0: no copy)."""
+    with spool.transaction() as db:
+        entries = int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+        known = dict(db.execute(
+            "SELECT name, value FROM counters WHERE name IN ('bank_id', 'bank_seq')"
+        ).fetchall())  # fmt: skip
+    bank_id = known.get("bank_id")
+    return (None if bank_id is None else int(bank_id)), int(known.get("bank_seq", -1)), entries
 
 
 def _zero_hits(columns: list[str], row: Any) -> tuple[Any, ...]:
