@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from imagewatchd.store import Location, Store
+from tests.daemon_harness import Daemon
 from tests.pgcluster import Cluster
 
 
@@ -142,3 +143,12 @@ def new_store(
         return Store(Location(local, f"{url}&options=-csearch_path%3D{schema}", PG_HOST))
 
     return open_postgresql
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """Daemons a test started (append each): killed at its end, whatever happened."""
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.kill()

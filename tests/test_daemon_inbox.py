@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,14 +35,6 @@ def _config(tmp_path: Path) -> dict[str, object]:
             {"path": str(tmp_path / "downloads"), **inbox},
         ],
     }  # fmt: skip
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def _start(tmp_path: Path, daemons: list[Daemon], program: list[str] | None = None) -> Daemon:

@@ -120,14 +120,6 @@ def wait_status(
         time.sleep(0.2)
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    made: list[Daemon] = []
-    yield made
-    for daemon in made:
-        daemon.kill()
-
-
 # -- #8: undo while the daemon runs ----------------------------------------------------------
 
 

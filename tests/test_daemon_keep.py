@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +45,6 @@ def library(tmp_path: Path) -> Path:
     lib = tmp_path / "library"
     lib.mkdir()
     return lib
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def test_a_better_arrival_stays_and_the_worse_copy_moves(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ def _config(tmp_path: Path, on_duplicate: str = "move") -> dict[str, object]:
             {"path": str(tmp_path / "downloads"), **inbox},
         ],
     }  # fmt: skip
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def _start(tmp_path: Path, daemons: list[Daemon], on_duplicate: str = "move") -> Daemon:

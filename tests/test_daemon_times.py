@@ -8,21 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.daemon_harness import Daemon
 from tests.test_daemon_journal import UNDO_SCALE, banned_daemon, upload
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def test_a_file_whose_mtime_is_set_after_its_close_is_processed(

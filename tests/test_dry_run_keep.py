@@ -5,21 +5,10 @@ real run that follows still decides it and moves the worse copy."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.daemon_harness import Daemon
 from tests.test_daemon_keep import _copies, _daemon
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def test_a_dry_run_leaves_a_winning_newcomer_for_the_real_run(
