@@ -181,7 +181,7 @@ def test_a_quarantine_onto_a_full_disk_is_retried_once_space_is_freed(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
     listener = Listener(str(tmp_path / "notify.sock"))
-    with tmpfs(tmp_path / "small", "1m") as small, closing(listener.sock):
+    with closing(listener.sock), tmpfs(tmp_path / "small", "1m") as small:  # closed on a skip too
         quarantine = small / "quarantine"
         quarantine.mkdir(mode=0o700)
         env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")}

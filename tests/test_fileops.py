@@ -119,6 +119,8 @@ def open_dir() -> Iterator[Callable[[str], Path]]:
 
     yield make
     for name in made:
+        for top, _, _ in os.walk(name):
+            os.chmod(top, 0o755)  # a test may have left one read-only (its owner may be anyone)
         shutil.rmtree(name)
 
 
