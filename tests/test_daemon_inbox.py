@@ -22,10 +22,14 @@ from tests.test_keep import CAMERA, CAPTURED, write_photo
 MTIME = dt.datetime(2021, 3, 15, 12, 0).timestamp()  # a photo without EXIF: filed by its mtime
 
 
-def _config(tmp_path: Path) -> dict[str, object]:
+def inboxes_config(
+    tmp_path: Path, on_new: str = "file", on_duplicate: str = "move"
+) -> dict[str, object]:
+    """A library and two inboxes of it (phone, downloads)."""
     lib = tmp_path / "library"
-    inbox = {"role": "incoming", "library": str(lib), "on_new": "file", "on_duplicate": "move",
-             "move_to": str(tmp_path / "inbox-dupes"), "settle_seconds": 0.3}  # fmt: skip
+    inbox = {"role": "incoming", "library": str(lib), "on_new": on_new,
+             "on_duplicate": on_duplicate, "move_to": str(tmp_path / "inbox-dupes"),
+             "settle_seconds": 0.3}  # fmt: skip
     return {
         "rescan_interval": 0, "workers": 2,
         "watches": [
@@ -40,7 +44,7 @@ def _config(tmp_path: Path) -> dict[str, object]:
 def _start(tmp_path: Path, daemons: list[Daemon], program: list[str] | None = None) -> Daemon:
     for name in ("library", "phone", "downloads"):
         (tmp_path / name).mkdir(exist_ok=True)
-    daemon = Daemon(tmp_path, _config(tmp_path), program=program)
+    daemon = Daemon(tmp_path, inboxes_config(tmp_path), program=program)
     daemons.append(daemon)
     daemon.start()
     return daemon

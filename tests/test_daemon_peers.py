@@ -14,28 +14,14 @@ import pytest
 
 from tests.conftest import photo
 from tests.daemon_harness import Daemon, iw
+from tests.test_daemon_inbox import inboxes_config
 from tests.test_keep import CAMERA, CAPTURED, write_photo
-
-
-def _config(tmp_path: Path, on_duplicate: str = "move") -> dict[str, object]:
-    lib = tmp_path / "library"
-    inbox = {"role": "incoming", "library": str(lib), "on_duplicate": on_duplicate,
-             "move_to": str(tmp_path / "inbox-dupes"), "settle_seconds": 0.3}  # fmt: skip
-    return {
-        "rescan_interval": 0, "workers": 2,
-        "watches": [
-            {"path": str(lib), "role": "library", "on_duplicate": "move",
-             "move_to": str(tmp_path / "library-dupes"), "settle_seconds": 0.3},
-            {"path": str(tmp_path / "phone"), **inbox},
-            {"path": str(tmp_path / "downloads"), **inbox},
-        ],
-    }  # fmt: skip
 
 
 def _start(tmp_path: Path, daemons: list[Daemon], on_duplicate: str = "move") -> Daemon:
     for name in ("library", "phone", "downloads"):
         (tmp_path / name).mkdir(exist_ok=True)
-    daemon = Daemon(tmp_path, _config(tmp_path, on_duplicate))
+    daemon = Daemon(tmp_path, inboxes_config(tmp_path, "none", on_duplicate))
     daemons.append(daemon)
     daemon.start()
     return daemon
@@ -148,7 +134,7 @@ def test_with_on_new_file_a_better_copy_of_a_photo_left_in_an_inbox_is_filed(
 ) -> None:
     for name in ("library", "phone", "downloads"):
         (tmp_path / name).mkdir()
-    config = _config(tmp_path)
+    config = inboxes_config(tmp_path, "none")
     for watch in config["watches"][1:]:  # type: ignore[index]
         watch["on_new"] = "file"
     daemon = Daemon(tmp_path, config)
