@@ -24,7 +24,7 @@ import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import blockgrid, dihedral, lanczos, pdq, regions
+from imagewatchd import blockgrid, colours, dihedral, lanczos, pdq, regions
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -181,6 +181,7 @@ def fingerprint_bytes(
         crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
         grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
         more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
+        colours=b"" if flat else decoded.colours,  # tells a recoloured copy (colours.py)
     )  # fmt: skip
 
 
@@ -235,6 +236,7 @@ class _Decoded:
     pdq_quality: int
     provenance: Provenance
     smalls: Flipped | None  # PDQ's filtered flips of ``pixels``, when PDQ came from them
+    colours: bytes  # the colour signature (imagewatchd/colours.py; none for a grey picture)
 
 
 def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
@@ -250,13 +252,13 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
                     f"of {max_pixels}",
                 )
             coefficients = jpeg_coefficient_bytes(img)
-            if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma
-                img.draft("L", (WORKING_SIZE, WORKING_SIZE))
+            if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma; its
+                img.draft("YCbCr", (WORKING_SIZE, WORKING_SIZE))  # chroma: the colours
             _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
             orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
             img.load()  # so Pillow decodes the whole image to look for it
             found = provenance(img)  # camera, capture date, JPEG quality: the keep policy's
-            grey = _to_grey(img)
+            grey, hues = _to_grey(img)
         grey, pixels, pdq_hash, quality, smalls = _working(grey, orientation)
         if orientation in _TRANSPOSE and orientation >= 5:
             width, height = height, width
@@ -270,7 +272,7 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
         raise FingerprintError("<bytes>", OVER_MEMORY) from exc
     except Exception as exc:  # decoders raise anything: OSError, SyntaxError, ValueError…
         raise FingerprintError("<bytes>", f"cannot decode {_describe(exc)}") from exc
-    return _Decoded(grey, pixels, width, height, fmt, pdq_hash, quality, found, smalls)
+    return _Decoded(grey, pixels, width, height, fmt, pdq_hash, quality, found, smalls, hues)
 
 
 def _working(grey: Image.Image, orientation: int) -> tuple[
@@ -321,11 +323,14 @@ def _orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def _to_grey(img: Image.Image) -> Image.Image:
-    """Convert any mode to 8-bit greyscale, compositing transparency onto white."""
+def _to_grey(img: Image.Image) -> tuple[Image.Image, bytes]:
+    """Convert any mode to 8-bit greyscale, compositing transparency onto white; and the
+    colour signature of the picture (imagewatchd/colours.py)."""
     mode = img.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        return _stretch_to_l(img)
+        return _stretch_to_l(img), b""
+    if mode == "YCbCr":  # a JPEG drafted as it is stored: Y is its luma
+        return img.getchannel(0), colours.signature(img)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
@@ -337,7 +342,7 @@ def _to_grey(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", img.size, (_BACKGROUND,) * 3 + (255,))
         img = Image.alpha_composite(background, rgba)
         del rgba, background
-    return img.convert("L")
+    return img.convert("L"), colours.signature(img)
 
 
 def _stretch_to_l(img: Image.Image) -> Image.Image:

@@ -110,6 +110,9 @@ class Fingerprint:
     # tolerance, centred, on one axis, without one caption bar): query-only, never stored,
     # searched at the turned thresholds (more chances for a look-alike)
     more_regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+    # the colour signature (imagewatchd/colours.py, 17 bytes; none when flat or grey): stored
+    # for a list entry made from this picture; a query's tells a recoloured copy of it
+    colours: bytes = field(default=b"", compare=False)
 
 
 @dataclass(frozen=True, slots=True)

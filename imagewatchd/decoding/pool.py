@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import imagewatchd
+from imagewatchd import colours
 from imagewatchd.blockgrid import SIZE
 from imagewatchd.decoding import Settings
 from imagewatchd.dihedral import NAMES
@@ -287,11 +288,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
         (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
-         found, crops, grid, more) = fields  # fmt: skip
+         found, crops, grid, more, hues) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
                          _regions(regions), _turned(turned), _provenance(found),
-                         _crops(crops), _grid(grid), _regions(more, MORE_REGIONS))  # fmt: skip
+                         _crops(crops), _grid(grid), _regions(more, MORE_REGIONS),
+                         _colours(hues))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -345,6 +347,13 @@ def _crops(value: object) -> tuple[tuple[str, int, int], ...]:
 def _grid(value: object) -> bytes:
     """The block grid (imagewatchd/blockgrid.py): 256 bytes as hex, or none (flat)."""
     if not isinstance(value, str) or len(value) not in (0, 2 * SIZE):
+        raise ValueError(value)
+    return bytes.fromhex(value)
+
+
+def _colours(value: object) -> bytes:
+    """The colour signature (imagewatchd/colours.py): 17 bytes as hex, or none."""
+    if not isinstance(value, str) or len(value) not in (0, 2 * colours.SIZE):
         raise ValueError(value)
     return bytes.fromhex(value)
 

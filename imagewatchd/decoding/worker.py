@@ -140,7 +140,7 @@ def _fields(value: Any) -> tuple[Any, ...]:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
-        return value.hex()  # Fingerprint.grid
+        return value.hex()  # Fingerprint.grid, Fingerprint.colours
     if isinstance(value, tuple):
         return [_plain(item) for item in value]
     return list(_fields(value)) if hasattr(value, "__slots__") else value
