@@ -207,7 +207,12 @@ def _lists_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("--kind", choices=("block", "allow"), default="block")
     p.add_argument("--description", default="")
+    _recoloured(p, "count")
     p.set_defaults(handler=commands.lists_create)
+    p = _sub(sub, "set", "change a list's setting")
+    p.add_argument("name")
+    _recoloured(p, None)
+    p.set_defaults(handler=commands.lists_set)
     p = _sub(sub, "list", "show the lists")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=commands.lists_show)
@@ -215,6 +220,14 @@ def _lists_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="also when it holds entries")
     p.set_defaults(handler=commands.lists_remove)
+
+
+def _recoloured(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--recoloured", choices=("count", "ignore"), default=default, required=default is None,
+        help="whether a recoloured copy of an entry (hues turned, palette swapped) matches it: "
+        "count (the default) or ignore; an identical file always matches",
+    )  # fmt: skip
 
 
 def _known_parser(parser: argparse.ArgumentParser) -> None:

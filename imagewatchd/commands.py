@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from imagewatchd import colours, hashlists, paths, report, retroactive, verify
 from imagewatchd import config as config_module
-from imagewatchd import hashlists, paths, report, retroactive, verify
 from imagewatchd.config import Config
 from imagewatchd.daemon import running_daemon
 from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
@@ -171,8 +171,21 @@ def lists_create(args: argparse.Namespace) -> int:
     with open_store(args, config) as store:
         if store.get_list(args.name) is not None:
             raise UsageError(f"a list named {args.name!r} exists already")
-        store.create_list(args.name, ListKind(args.kind), args.description, time.time())
-    print(f"created {args.kind} list {args.name!r}")
+        list_id = store.create_list(args.name, ListKind(args.kind), args.description, time.time())
+        if args.recoloured != colours.Recoloured.COUNT:
+            store.set_list_recoloured(list_id, args.recoloured)
+    print(f"created {args.kind} list {args.name!r} (recoloured copies: {args.recoloured})")
+    return EXIT_OK
+
+
+def lists_set(args: argparse.Namespace) -> int:
+    """Change a list's setting; the running daemon reads it at its next match."""
+    config = load_config(args)
+    with open_store(args, config) as store:
+        row = _require_list(store, args.name)
+        store.set_list_recoloured(row.id, args.recoloured)
+    log.info("list %r: recoloured copies %s", args.name, args.recoloured)
+    print(f"{shown(args.name)}: recoloured copies: {args.recoloured}")
     return EXIT_OK
 
 
@@ -183,13 +196,14 @@ def lists_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([
             {"name": r.name, "kind": r.kind.value, "description": r.description,
-             "entries": r.entries, "enabled": r.enabled} for r in rows
+             "entries": r.entries, "enabled": r.enabled, "recoloured": r.recoloured}
+            for r in rows
         ]))  # fmt: skip
         return EXIT_OK
     for r in rows:
         print(
             f"{shown(r.name)}\t{r.kind.value}\t{r.entries} entries ({r.enabled} enabled)\t"
-            f"{shown(r.description)}"
+            f"recoloured copies: {r.recoloured}\t{shown(r.description)}"
         )
     if not rows:
         print("no lists; create one with: imagewatchd lists create NAME --kind block")
@@ -233,6 +247,7 @@ def known_add(args: argparse.Namespace) -> int:
     errors = 0
     entries: list[NewEntry] = []
     grids: dict[str, bytes] = {}  # sha256 → block grid (verify.py)
+    hues: dict[str, bytes] = {}  # sha256 → colour signature (colours.py)
     with closing(open_decoder(config)) as decoder:
         for item in expand(args.paths, IMAGES):
             if isinstance(item, FingerprintError):
@@ -252,11 +267,12 @@ def known_add(args: argparse.Namespace) -> int:
                                     shown(args.label or item.name), shown(item),
                                     flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
                                     regions=fp.crops))  # fmt: skip
-            grids[fp.sha256] = fp.grid
+            grids[fp.sha256], hues[fp.sha256] = fp.grid, fp.colours
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
         verify.keep_grids(store, added, grids)
+        colours.keep(store, added, hues)
         print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, "
               f"errors {errors}")  # fmt: skip
         _reached(args, store, config, added)

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from imagewatchd import bankindex, snapshot, verify
+from imagewatchd import bankindex, colours, snapshot, verify
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import (
     SAME,
@@ -153,7 +153,7 @@ class Matcher:
         """The verdict for one fingerprint; ``exclude_file`` is the file's own library row;
         ``orientations``: where a mirrored or rotated copy counts (the watch's setting);
         ``similar``: whether the similar band is searched (where something consumes it)."""
-        listed = self.list_matches(fp, turned=orientations.lists)
+        listed = colours.screen(self.store, fp, self.list_matches(fp, turned=orientations.lists))
         block = tuple(m for m in listed if m.list_kind is ListKind.BLOCK)
         allow = tuple(m for m in listed if m.list_kind is ListKind.ALLOW)
         if block and allow:

@@ -126,6 +126,7 @@ class ListRow:
     created: float
     entries: int
     enabled: int
+    recoloured: str = "count"  # whether recoloured copies match (imagewatchd/colours.py)
 
 
 @dataclass(frozen=True, slots=True)

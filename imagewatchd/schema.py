@@ -495,4 +495,16 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        15,
+        "recoloured copies: each list's setting, and the colours of entries made from a picture",
+        """
+        ALTER TABLE lists ADD COLUMN recoloured TEXT NOT NULL DEFAULT 'count'
+            CHECK (recoloured IN ('count', 'ignore'));
+        CREATE TABLE entry_colours (
+            entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+            colours BLOB NOT NULL CHECK (length(colours) = 17)
+        );
+        """,
+    ),
 )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from imagewatchd.store.banklog import BankState
+from imagewatchd.store.colours import ColourQueries
 from imagewatchd.store.decisions import DecisionQueries
 from imagewatchd.store.files import FileQueries
 from imagewatchd.store.grids import GridQueries
@@ -21,9 +22,12 @@ from imagewatchd.store.lists import ListQueries
 from imagewatchd.store.location import Location
 
 
-class Store(FileQueries, InboxQueries, ListQueries, JournalQueries, DecisionQueries, GridQueries):
-    """The database: files (and inboxes'), lists and entries (and their grids), the journal,
-    decisions."""
+class Store(
+    FileQueries, InboxQueries, ListQueries, JournalQueries, DecisionQueries, GridQueries,
+    ColourQueries,
+):  # fmt: skip
+    """The database: files (and inboxes'), lists and entries (and their grids and colours),
+    the journal, decisions."""
 
     def __new__(cls, where: Path | Location, *args: Any, **kwargs: Any) -> Store:
         return super().__new__(backend(where) if cls is Store else cls)

@@ -71,11 +71,11 @@ class ListQueries(Connected):
     def _lists(self, where: str, params: tuple[object, ...]) -> list[ListRow]:
         query = (
             "SELECT l.id, l.name, l.kind, l.description, l.created, COUNT(e.id),"
-            " COALESCE(SUM(e.enabled), 0) FROM lists l LEFT JOIN entries e ON e.list_id = l.id"
-            f" {where} GROUP BY l.id ORDER BY l.name"
+            " COALESCE(SUM(e.enabled), 0), l.recoloured FROM lists l"
+            f" LEFT JOIN entries e ON e.list_id = l.id {where} GROUP BY l.id ORDER BY l.name"
         )
         return [
-            ListRow(r[0], r[1], ListKind(r[2]), r[3], r[4], r[5], r[6])
+            ListRow(r[0], r[1], ListKind(r[2]), r[3], r[4], r[5], r[6], str(r[7]))
             for r in self._db.execute(query, params)
         ]
 

@@ -304,6 +304,7 @@ def postgres_check(db: PgConnection) -> list[str]:
     )}  # fmt: skip
     wanted = {f"host_{name}" for name in postgres_schema.PER_HOST} | set(postgres_schema.PER_HOST)
     wanted |= {"lists", "entries", "entry_regions", "entry_grids", "decisions", "exemptions"}
+    wanted.add("entry_colours")
     wanted |= {"bank_changes", "host_bank"}
     wanted.add("migrations")
     return [f"table {name} is missing" for name in sorted(wanted - present)]

@@ -281,6 +281,18 @@ CREATE TABLE entry_grids (
 );
 """
 
+# Shared with the bank: each list's setting for recoloured copies, and the colour signatures
+# of entries made from a picture (imagewatchd/colours.py). Read with the entries a match
+# found, so a setting changed on one host holds on every host at its next match.
+COLOURS = """
+ALTER TABLE lists ADD COLUMN recoloured TEXT NOT NULL DEFAULT 'count'
+    CHECK (recoloured IN ('count', 'ignore'));
+CREATE TABLE entry_colours (
+    entry_id BIGINT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
+    colours BYTEA NOT NULL CHECK (octet_length(colours) = 17)
+);
+"""
+
 # The bank's change log: every entry added, changed (enabled, disabled, re-hashed) or removed
 # (a list deleted removes its entries) is one row with a sequence number. The numbers are
 # taken from the shared counter ``bank_seq`` under its row lock, held to the commit, so they
@@ -353,4 +365,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (3, "the journal's filing of inbox arrivals (SQLite's migration 13)", FILING),
     (4, "the block grids of list entries made from a picture (SQLite's migration 14)", GRIDS),
     (5, "the bank's change log with sequence numbers; each host's last applied", BANK_LOG),
+    (6, "recoloured copies: lists' setting, entries' colours (SQLite's migration 15)", COLOURS),
 )

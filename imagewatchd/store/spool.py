@@ -24,7 +24,7 @@ from imagewatchd.store.location import Location
 from imagewatchd.store.sqlite import SqliteStore
 
 SPOOL_NAME = "postgresql.spool.db"
-BANK = ("lists", "entries", "entry_regions")
+BANK = ("lists", "entries", "entry_regions", "entry_colours")
 JOURNAL = ("batches", "actions", "exemptions")
 SEEN = ("files", "library_changes")  # recorded in the database by the rescan that follows
 
@@ -86,13 +86,16 @@ def mirror_bank(primary: Store, spool: Store, since: int) -> int:
                 target.execute(f"DELETE FROM {table}")
         for table in BANK:
             columns = [c for c in _columns(target, table) if c in _columns(source, table)]
-            where = {"lists": "", "entries": "WHERE id > ?", "entry_regions": "WHERE entry_id > ?"}
+            where = {"lists": "", "entries": "WHERE id > ?", "entry_regions": "WHERE entry_id > ?",
+                     "entry_colours": "WHERE entry_id > ?"}  # fmt: skip
             rows = source.execute(
                 f"SELECT {', '.join(columns)} FROM {table} {where[table]}",
                 (since,) if where[table] else (),
             ).fetchall()
             if table == "entries":
                 rows = [_zero_hits(columns, row) for row in rows]
+            if table == "lists":
+                _list_settings(target, columns, rows)
             target.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})"
                 " ON CONFLICT DO NOTHING",  # a list copied before
@@ -106,6 +109,14 @@ def mirror_bank(primary: Store, spool: Store, since: int) -> int:
             )
         row = target.execute("SELECT MAX(id) FROM entries").fetchone()
     return int(row[0] or 0)
+
+
+def _list_settings(target: Connection, columns: list[str], rows: list[Any]) -> None:
+    """A list copied before keeps its row, with its setting as it is now (colours.py)."""
+    if "recoloured" in columns:
+        at, key = columns.index("recoloured"), columns.index("id")
+        target.executemany("UPDATE lists SET recoloured = ? WHERE id = ?",
+                           [(row[at], row[key]) for row in rows])  # fmt: skip
 
 
 def bank_copy(spool: Store) -> tuple[int | None, int, int]:

@@ -151,7 +151,8 @@ RULES: dict[str, dict[str, str]] = {
         "pdq": _opt(PDQ), "pdq_quality": _opt(INT), "jpeg_quality": _opt(INT),
         **_columns(_opt(TEXT), "camera", "captured", "software"),
     },
-    "lists": {"name": TEXT, "kind": KIND, "description": TEXT, "created": NUM},
+    "lists": {"name": TEXT, "kind": KIND, "description": TEXT, "created": NUM,
+              "recoloured": "{c} IN ('count', 'ignore')"},
     "entries": {
         "list_id": INT, "sha256": _opt(SHA256), "label": TEXT, "source": TEXT, "added": NUM,
         "last_hit": _opt(NUM), **_columns(INT, "flat", "enabled", "hits"),
@@ -160,6 +161,7 @@ RULES: dict[str, dict[str, str]] = {
     },
     "entry_regions": {"entry_id": INT, "region": TEXT, **_columns(INT, "dhash", "phash")},
     "entry_grids": {"grid": "typeof({c}) = 'blob' AND length({c}) = 256"},
+    "entry_colours": {"colours": "typeof({c}) = 'blob' AND length({c}) = 17"},
     "actions": {
         "kind": TEXT, "state": TEXT, "src_root": PATH, "src_rel": PATH, "sha256": SHA256,
         "verdict": TEXT, "evidence": TEXT, "rule": TEXT, "error": _opt(TEXT), "created": NUM,

@@ -1,0 +1,48 @@
+"""The store's SQL for recoloured copies (``imagewatchd/colours.py``): each list's setting
+(``lists.recoloured``) and the colour signatures of entries made from a picture
+(``entry_colours``, 17 bytes a row, deleted with the entry).
+
+The setting is read with the signatures of the few entries a match found, never held in
+memory: a list changed on one host of a fleet holds on every host at its next match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from imagewatchd.store.base import Connected
+
+CHUNK = 500  # entry ids per IN (...) list
+
+
+class ColourQueries(Connected):
+    """Lists' setting for recoloured copies, and entries' colour signatures."""
+
+    def set_list_recoloured(self, list_id: int, recoloured: str) -> None:
+        """``recoloured``: 'count' or 'ignore' (``colours.Recoloured``)."""
+        with self.transaction() as db:
+            db.execute("UPDATE lists SET recoloured = ? WHERE id = ?", (recoloured, list_id))
+
+    def add_entry_colours(self, signatures: Iterable[tuple[int, bytes]]) -> None:
+        """Keep each (entry id, signature); an entry that has one keeps its first."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO entry_colours (entry_id, colours) VALUES (?, ?)"
+                " ON CONFLICT (entry_id) DO NOTHING", list(signatures),
+            )  # fmt: skip
+
+    def ignored_colours(self, ids: Sequence[int]) -> dict[int, bytes]:
+        """The signatures of these entries that have one and whose list ignores recoloured
+        copies (an entry of a list that counts them, or without a signature, is not here)."""
+        found: dict[int, bytes] = {}
+        with self._lock:
+            for start in range(0, len(ids), CHUNK):
+                chunk = list(ids[start : start + CHUNK])
+                marks = ",".join("?" * len(chunk))
+                query = (
+                    "SELECT c.entry_id, c.colours FROM entry_colours c"
+                    " JOIN entries e ON e.id = c.entry_id JOIN lists l ON l.id = e.list_id"
+                    f" WHERE l.recoloured = 'ignore' AND c.entry_id IN ({marks})"
+                )
+                found.update((int(i), bytes(c)) for i, c in self._db.execute(query, chunk))
+        return found
