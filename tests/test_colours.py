@@ -21,6 +21,7 @@ from imagewatchd.match import Matcher
 from imagewatchd.models import Fingerprint, ListKind, Thresholds, VerdictKind
 from imagewatchd.rows import NewEntry
 from imagewatchd.store import Location, Store
+from imagewatchd.store.spool import mirror_bank
 from tests.conftest import OpenStore, Run, photo
 from tests.daemon_harness import Daemon, iw
 from tests.pgcluster import Cluster
@@ -237,3 +238,23 @@ def test_the_daemon_quarantines_a_recoloured_upload_until_the_list_ignores_them(
     faithful = tmp_path / "uploads" / "copy.jpg"
     artwork(11).save(faithful, quality=80)
     assert "known list=banned" in uploads_daemon.processed(faithful)
+
+
+def test_the_outage_spool_keeps_the_setting_and_the_colours(tmp_path: Path, pg_url: str) -> None:
+    """A host that loses the database matches on its spool's copy of the bank: that copy
+    follows a list's setting changed after it was made, and holds the entries' colours."""
+    original = fingerprint(artwork(13))
+    turned = fingerprint(hue_turned(artwork(13)), "JPEG", quality=90)
+    with (
+        Store(Location(tmp_path / "postgresql", pg_url, "h1")) as primary,
+        Store(tmp_path / "spool.db") as spool,
+    ):
+        entry = _entry(primary, "banned", original, "count")
+        last = mirror_bank(primary, spool, 0)
+        assert Matcher.load(spool, THRESHOLDS).match(turned).kind is VerdictKind.KNOWN
+        row = primary.get_list("banned")
+        assert row is not None
+        primary.set_list_recoloured(row.id, "ignore")
+        assert mirror_bank(primary, spool, last) == entry
+        assert spool.ignored_colours([entry]) == {entry: original.colours}
+        assert Matcher.load(spool, THRESHOLDS).match(turned).kind is VerdictKind.CLEAN
