@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.match import Matcher
 from imagewatchd.models import Fingerprint, ListKind, Thresholds, VerdictKind
 from imagewatchd.rows import NewEntry
+from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Location, Store
 from imagewatchd.store.spool import mirror_bank
 from tests.conftest import OpenStore, Run, photo
@@ -258,3 +260,29 @@ def test_the_outage_spool_keeps_the_setting_and_the_colours(tmp_path: Path, pg_u
         assert mirror_bank(primary, spool, last) == entry
         assert spool.ignored_colours([entry]) == {entry: original.colours}
         assert Matcher.load(spool, THRESHOLDS).match(turned).kind is VerdictKind.CLEAN
+
+
+def test_a_version_14_database_gains_the_setting_counting_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute(
+        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied REAL NOT NULL)"
+    )
+    for version, name, sql in MIGRATIONS[:14]:
+        db.executescript(sql)
+        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    db.execute(
+        "INSERT INTO lists (id, name, kind, description, created) VALUES (1, 'old', 'block', '', 1)"
+    )
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version() >= 15
+        assert [(r.name, r.recoloured) for r in store.lists()] == [("old", "count")]
+        assert store.check(thorough=True) == []
+        (row,) = store.lists()
+        store.set_list_recoloured(row.id, "ignore")
+        assert store.check(thorough=True) == []
+        with pytest.raises(sqlite3.IntegrityError):
+            store.set_list_recoloured(row.id, "sometimes")
