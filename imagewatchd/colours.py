@@ -2,19 +2,21 @@
 
 The hashes see luma only, so a copy whose hues were turned (a palette swap, a recoloured
 version of one artwork) matches like any other copy. A list may say that such copies do not
-count (``known create NAME --recoloured ignore``): a near match of one of its entries is then
-refused when the entry's colours and the query's clearly disagree (``screen``, called by
-imagewatchd/match.py and imagewatchd/verify.py).
+count (``lists create NAME --recoloured ignore``, ``lists set``): a near match of one of its
+entries is then refused when the entry's colours and the query's clearly disagree (``screen``,
+called by imagewatchd/match.py on every list match, the wider second stage's too).
 
 The signature does not depend on the picture's orientation or framing: the distribution of its
-hues, each pixel weighted by its chroma (how far from grey it is), in ``BINS`` bins around the
-colour circle, and the mean chroma. Borders, caption bars and watermarks are grey, white or
-black, so they weigh next to nothing; scaling, re-encoding, brightness and contrast keep the
-hues. Two signatures disagree when moving one hue distribution onto the other takes more than
-``FAR`` of the circle on average (the circular earth mover's distance), and both pictures are
-colourful: a picture with almost no chroma (a greyscale copy, a black-and-white photo) has no
-colours to disagree with, so it always agrees. Chosen by measurement: docs/BENCHMARKS.md,
-"Issue 8: recoloured versions".
+hues around the Cb/Cr circle in ``BINS`` bins, each pixel of a small reduction weighted by its
+chroma (how far from grey it is) less ``FAINT``, and the mean chroma. Borders, caption bars and
+watermarks are grey, white or black, so they weigh nothing; scaling, re-encoding, brightness
+and contrast keep the hues. Two signatures disagree when both pictures are colourful and
+moving one hue distribution onto the other (the circular earth mover's distance, a share of
+the circle) takes more than ``FAR``, or more than ``NEAR`` while turning the query's hues by
+some angle fits ``RATIO`` times better (a hue shift moves every colour alike; a brightened
+copy's clipped highlights move only some). A picture with almost no chroma (a greyscale copy,
+a black-and-white photo) has no colours to disagree with, so it always agrees. Chosen by
+measurement: docs/BENCHMARKS.md, "Issue 8: recoloured versions".
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ FAINT: Final = 4.0  # a pixel's chroma counts only above this
 GREY: Final = 3.0  # a mean chroma (Cb, Cr units of 0..255) below this: no colours
 NEAR: Final = 0.1  # hue distributions this close (a share of the circle) agree…
 FAR: Final = 0.2  # …and ones farther apart than this disagree; in between, they disagree
-RATIO: Final = 3.0  # when turning the query's hues fits this many times better: hues turned
+RATIO: Final = 3.0  # when the query's hues turned fit this many times better: a hue shift
 TURN: Final = 2  # bins: the least turn that counts (45 degrees)
 
 Floats = NDArray[np.float64]
