@@ -286,3 +286,38 @@ def test_a_version_14_database_gains_the_setting_counting_as_before(tmp_path: Pa
         assert store.check(thorough=True) == []
         with pytest.raises(sqlite3.IntegrityError):
             store.set_list_recoloured(row.id, "sometimes")
+
+
+def test_a_fleet_daemon_follows_a_setting_changed_through_another_host(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A daemon on the shared PostgreSQL bank: the list's setting, changed by a command run
+    as another host, holds at the daemon's next upload (no restart, no reload)."""
+    uploads = tmp_path / "b" / "uploads"
+    uploads.mkdir(parents=True)
+    artwork(17).save(tmp_path / "banned.png")
+    other = {"XDG_STATE_HOME": str(tmp_path / "a" / "state")}
+    made = iw(pg_url, "lists", "create", "banned", env=other)
+    assert made.returncode == 0, made.stderr
+    added = iw(pg_url, "known", "add", "--list", "banned", str(tmp_path / "banned.png"), env=other)
+    assert added.returncode == 0, added.stderr
+    config = {
+        "host": "b", "quarantine_dir": str(tmp_path / "b" / "quarantine"), "rescan_interval": 0,
+        "watches": [{"path": str(uploads), "role": "incoming", "on_known": "quarantine",
+                     "include": ["*"], "settle_seconds": 0.5}],
+    }  # fmt: skip
+    env = {"XDG_STATE_HOME": str(tmp_path / "b" / "state")}
+    daemon = Daemon(tmp_path / "b", config, url=pg_url, env=env).start()
+    try:
+        first = uploads / "recoloured-1.jpg"
+        hue_turned(artwork(17)).save(first, quality=90)
+        assert "known list=banned" in daemon.processed(first)
+        changed = iw(pg_url, "lists", "set", "banned", "--recoloured", "ignore", env=other)
+        assert changed.returncode == 0, changed.stderr
+        second = uploads / "recoloured-2.jpg"
+        hue_turned(artwork(17), 90).save(second, quality=88)
+        assert f"{second}: clean" in daemon.processed(second)
+        assert second.exists()
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
