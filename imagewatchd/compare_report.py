@@ -214,7 +214,7 @@ def _pdq_text(pdq: Pdq, e: Explanation, t: Thresholds) -> str:
 def _grid_lines(grid: Grid | None) -> list[str]:
     if grid is None:
         return ["second stage (watermarks): not run (no block grid)"]
-    radius = f"wider radius {verify.WIDER_DHASH} and {verify.WIDER_PHASH}"
+    radius = f"wider radius (dHash {verify.WIDER_DHASH}, pHash {verify.WIDER_PHASH})"
     distances = f"dHash {grid.dhash_distance}, pHash {grid.phash_distance}"
     if not grid.candidate:
         return [f"second stage (watermarks): {distances}, beyond the {radius}: not a candidate"]
