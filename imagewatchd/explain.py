@@ -181,29 +181,30 @@ def _readings(a: Fingerprint, b: Fingerprint, t: Thresholds, where: Boxes | None
     thresholds) and by its other border readings (turned ones), against the first's whole;
     the same against each of the first's centre crops (turned thresholds); then the second's
     other orientations, whole (turned)."""
-    turned = t.turned()
-    mine: list[tuple[str, int, int, Thresholds, Cut | None]] = [(WHOLE, b.dhash, b.phash, t, None)]
-    mine += [(_name("trimmed", i), d, p, t, _cut(where, b, "regions", i))
+    mine: list[tuple[str, int, int, bool, Cut | None]] = [(WHOLE, b.dhash, b.phash, False, None)]
+    mine += [(_name("trimmed", i), d, p, False, _cut(where, b, "regions", i))
              for i, (d, p) in enumerate(b.regions)]  # fmt: skip
-    mine += [(f"border reading {i + 1}", d, p, turned, _cut(where, b, "more_regions", i))
+    mine += [(f"border reading {i + 1}", d, p, True, _cut(where, b, "more_regions", i))
              for i, (d, p) in enumerate(b.more_regions)]  # fmt: skip
-    for region, dhash, phash, limits, cut in mine:
-        yield _reading(SAME, region, WHOLE, (a.dhash, dhash), (a.phash, phash), limits, t, cut)
+    for region, dhash, phash, strict, cut in mine:
+        yield _reading(SAME, region, WHOLE, (a.dhash, dhash), (a.phash, phash), t, strict, cut)
     for region, dhash, phash, _, cut in mine:  # the index's hits: reading by reading
         for part, cd, cp in a.crops:
-            yield _reading(SAME, region, part, (cd, dhash), (cp, phash), turned, t, cut)
+            yield _reading(SAME, region, part, (cd, dhash), (cp, phash), t, True, cut)
     for view in b.turned:
         yield _reading(view.turn, WHOLE, WHOLE, (a.dhash, view.dhash), (a.phash, view.phash),
-                       turned, t)  # fmt: skip
+                       t, True)  # fmt: skip
 
 
 def _reading(
     orientation: str, region: str, part: str, dhashes: tuple[int, int],
-    phashes: tuple[int, int], limits: Thresholds, usual: Thresholds, cut: Cut | None = None,
+    phashes: tuple[int, int], t: Thresholds, turned: bool, cut: Cut | None = None,
 ) -> Reading:  # fmt: skip
+    """``turned``: at ``t.turned()``, the stricter thresholds."""
+    limits = t.turned() if turned else t
     return Reading(
         orientation, region, part, hamming(*dhashes), hamming(*phashes), limits.dhash,
-        limits.phash, limits != usual, cut,
+        limits.phash, turned, cut,
     )  # fmt: skip
 
 
