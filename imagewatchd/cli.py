@@ -88,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=api_commands.check)
 
-    p = command("compare", "the hash distances between two images")
-    p.add_argument("first", metavar="A")
-    p.add_argument("second", metavar="B")
-    p.add_argument("--json", action="store_true")
+    p = command("compare", "whether B matches A as a list entry and as a library photo, and why")
+    p.add_argument("first", metavar="A", help="the listed picture or library photo")
+    p.add_argument("second", metavar="B", help="the picture checked against it")
+    p.add_argument("--json", action="store_true", help="every reading compared, as JSON")
     p.set_defaults(handler=commands.compare)
 
     _dupes_parser(command("dupes", "groups of near-duplicate library files, best copy first"))

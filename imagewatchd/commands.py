@@ -14,7 +14,16 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from imagewatchd import colours, hashlists, paths, report, retroactive, verify
+from imagewatchd import (
+    colours,
+    compare_report,
+    explain,
+    hashlists,
+    paths,
+    report,
+    retroactive,
+    verify,
+)
 from imagewatchd import config as config_module
 from imagewatchd.config import Config
 from imagewatchd.daemon import running_daemon
@@ -128,12 +137,15 @@ def compare(args: argparse.Namespace) -> int:
     config = load_config(args)
     thresholds = config.matching.thresholds
     prints: list[Fingerprint] = []
-    decoder = InlineDecoder(settings_of(config))  # two files the user chose: no pool to start
+    settings = settings_of(config)
+    decoder = InlineDecoder(settings)  # two files the user chose: no pool to start
     for raw in (args.first, args.second):
         _, fp = fingerprint_path(decoder, Path(raw), crops=not prints)  # the first as an entry
         prints.append(fp)
-    result = report.compare_result(prints[0], prints[1], thresholds)
+    where = explain.boxes_at(Path(args.second).absolute(), prints[1], settings.limits)
+    explained = explain.explain(prints[0], prints[1], thresholds, where)
     if args.json:
+        result = compare_report.compare_json(explained, thresholds)
         result.update(a=report.fingerprint_json(prints[0]), b=report.fingerprint_json(prints[1]))
         print(json.dumps(result))
         return EXIT_OK
@@ -141,7 +153,7 @@ def compare(args: argparse.Namespace) -> int:
         pdq = "" if fp.pdq is None else f" PDQ {fp.pdq:064x} (quality {fp.pdq_quality})"
         print(f"{shown(name)}: dHash {fp.dhash:016x} pHash {fp.phash:016x}{pdq} {fp.width}x"
               f"{fp.height} {fp.format}{' (flat)' if fp.flat else ''}")  # fmt: skip
-    print("\n".join(report.compare_text(result, thresholds)))
+    print("\n".join(compare_report.compare_text(explained, thresholds)))
     return EXIT_OK
 
 

@@ -201,18 +201,34 @@ def _hashes(part: NDArray[np.uint8]) -> tuple[int, int] | None:
     return dihedral.dhash(wide), phash
 
 
+BoxesOf = Callable[[NDArray[np.uint8]], list[regions.Box]]
+
+
 def _region_hashes(
-    pixels: NDArray[np.uint8],
-    boxes: Callable[[NDArray[np.uint8]], list[regions.Box]] = regions.boxes,
+    pixels: NDArray[np.uint8], boxes: BoxesOf = regions.boxes
 ) -> tuple[tuple[int, int], ...]:
     """dHash and pHash of the picture without its borders or caption bar (regions.py), or of
     ``boxes``' regions."""
+    return tuple(hashes for _, hashes in boxed_hashes(pixels, boxes))
+
+
+def boxed_hashes(
+    pixels: NDArray[np.uint8], boxes: BoxesOf
+) -> list[tuple[regions.Box, tuple[int, int]]]:
+    """Each of ``boxes``' regions that has structure, with its dHash and pHash."""
     found = []
-    for top, bottom, left, right in boxes(pixels):
+    for box in boxes(pixels):
+        top, bottom, left, right = box
         hashes = _hashes(pixels[top:bottom, left:right])
         if hashes:
-            found.append(hashes)
-    return tuple(found)
+            found.append((box, hashes))
+    return found
+
+
+def working_image(data: bytes, limits: Limits = Limits()) -> NDArray[np.uint8]:
+    """The small canonical greyscale image the hashes of ``data`` are made from: ``compare``
+    finds where its regions lie (``boxed_hashes``)."""
+    return _decode(data, limits.max_pixels, limits.memory_bytes).pixels
 
 
 def _crop_hashes(pixels: NDArray[np.uint8]) -> tuple[tuple[str, int, int], ...]:

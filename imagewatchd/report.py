@@ -13,7 +13,7 @@ from pathlib import Path
 from imagewatchd.dupes import DupeGroup
 from imagewatchd.fingerprint import hex64
 from imagewatchd.hashindex import hamming
-from imagewatchd.models import SAME, Fingerprint, Match, Thresholds, Turned, Verdict, VerdictKind
+from imagewatchd.models import SAME, Fingerprint, Match, Thresholds, Verdict, VerdictKind
 from imagewatchd.names import shown
 from imagewatchd.rows import FileRow
 
@@ -118,128 +118,17 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
         "allowed_by": [match_json(m) for m in verdict.allowed_by],
         "suppressed": [match_json(m) for m in verdict.suppressed],
         "error": result.error,
-        "thresholds": _thresholds_json(thresholds),
+        "thresholds": thresholds_json(thresholds),
         "fingerprint": fingerprint_json(result.fingerprint) if result.fingerprint else None,
     }
     return json.dumps(data)
 
 
-def _thresholds_json(t: Thresholds) -> dict[str, int]:
+def thresholds_json(t: Thresholds) -> dict[str, int]:
     return {
         "dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality,
         "similar_dhash": t.similar_dhash, "similar_phash": t.similar_phash,
     }  # fmt: skip
-
-
-def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
-    """How ``b`` compares with ``a`` as a list entry or a library photo would: in each of
-    ``b``'s orientations, and in the best one. ``pdq_match``: would a list entry made from
-    ``a`` match by PDQ (distance within the threshold, both qualities at the floor or above).
-    ``region`` is the part of the pictures compared: the whole of each, for now."""
-    identical = a.sha256 == b.sha256
-    flat = a.flat or b.flat
-    good = min(a.pdq_quality, b.pdq_quality) >= thresholds.pdq_quality
-    views = [_compare_view(a, view, thresholds, flat, good) for view in _views_of(b)]
-    best = min(views, key=lambda v: (not (v["match"] or v["pdq_match"]), v["margin"]))
-    same = views[0]
-    near_any = any(v["match"] for v in views)
-    listed = identical or any(v["match"] or v["pdq_match"] for v in views)
-    region = None if listed or flat else _entry_region(a, b, thresholds)
-    return {
-        "identical": identical,
-        "region": "whole",
-        **{k: v for k, v in best.items() if k not in ("match", "pdq_match", "margin")},
-        "pdq_quality": [a.pdq_quality, b.pdq_quality],
-        "thresholds": _thresholds_json(thresholds),
-        "match": identical or bool(best["match"]),
-        "pdq_match": identical or bool(best["pdq_match"]),
-        "flat": flat,
-        "list_entry": listed or region is not None,
-        "entry_region": region,  # the first's centre crop an entry made from it matches by
-        "library_duplicate": identical or bool(same["match"]),
-        "library_duplicate_turned": identical or near_any,
-        "orientations": [
-            {k: v[k] for k in ("orientation", "dhash_distance", "phash_distance", "pdq_distance")}
-            for v in views
-        ],
-    }
-
-
-def _entry_region(a: Fingerprint, b: Fingerprint, t: Thresholds) -> str | None:
-    """The centre crop of ``a`` (``known add`` keeps them) that ``b``, as it is or trimmed,
-    is within the thresholds of, as match.py searches entries' regions (at the turned
-    thresholds: three crops are three more chances for a look-alike)."""
-    t = t.turned()
-    for name, dhash, phash in a.crops:
-        for d, p in ((b.dhash, b.phash), *b.regions, *b.more_regions):
-            if hamming(dhash, d) <= t.dhash and hamming(phash, p) <= t.phash:
-                return name
-    return None
-
-
-def _views_of(fp: Fingerprint) -> list[Turned]:
-    return [Turned(SAME, fp.dhash, fp.phash, fp.pdq), *fp.turned]
-
-
-def _compare_view(
-    a: Fingerprint, view: Turned, t: Thresholds, flat: bool, good: bool
-) -> dict[str, object]:
-    """One orientation of the second picture against the first (another orientation than
-    ``same`` needs the stricter ``Thresholds.turned`` on dHash and pHash)."""
-    t = t if view.turn == SAME else t.turned()
-    dd, pd = hamming(a.dhash, view.dhash), hamming(a.phash, view.phash)
-    qd = None if a.pdq is None or view.pdq is None else hamming(a.pdq, view.pdq)
-    return {
-        "orientation": view.turn,
-        "dhash_distance": dd,
-        "phash_distance": pd,
-        "pdq_distance": qd,
-        "match": not flat and dd <= t.dhash and pd <= t.phash,
-        "pdq_match": qd is not None and not flat and good and qd <= t.pdq,
-        "margin": max(dd - t.dhash, pd - t.phash),
-    }
-
-
-def compare_text(result: dict[str, object], thresholds: Thresholds) -> list[str]:
-    """The lines of ``compare`` after each picture's hashes: the orientation and region
-    compared, each distance against its threshold, and what each rule concludes."""
-    verdict = "match" if result["match"] else "different"
-    turned = result["orientation"] != SAME
-    how = f"the second is the first {result['orientation']}" if turned else "as they are"
-    return [
-        f"region: {result['region']}; best orientation: {result['orientation']} ({how})",
-        f"dHash distance {result['dhash_distance']} (threshold {thresholds.dhash}), "
-        f"pHash distance {result['phash_distance']} (threshold {thresholds.phash}), "
-        f"{_compare_pdq(result, thresholds)}, "
-        f"identical bytes: {'yes' if result['identical'] else 'no'}: {verdict}",
-        "as a list entry (orientations on, the default for lists): "
-        + ("match" if result["list_entry"] else "no match")
-        + (f" (by the first's region {result['entry_region']})" if result["entry_region"] else ""),
-        "as a library duplicate: " + _as_duplicate(result),
-    ]
-
-
-def _as_duplicate(result: dict[str, object]) -> str:
-    if result["library_duplicate"]:
-        return "duplicate"
-    if result["library_duplicate_turned"]:
-        return "duplicate only where the watch has 'orientations: all'"
-    return "not a duplicate"
-
-
-def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:
-    """PDQ distance, qualities, and whether a list entry of one would match the other by PDQ."""
-    if result["pdq_distance"] is None:
-        return "PDQ not computed"
-    qualities = result["pdq_quality"]
-    assert isinstance(qualities, list)
-    qa, qb = (int(q) for q in qualities)
-    low = ", below the floor" if min(qa, qb) < thresholds.pdq_quality else ""
-    entry = "a PDQ entry would match" if result["pdq_match"] else "no PDQ match"
-    return (
-        f"PDQ distance {result['pdq_distance']} (threshold {thresholds.pdq}; quality {qa} and "
-        f"{qb}, floor {thresholds.pdq_quality}{low}; {entry})"
-    )
 
 
 def pdq_hex(value: int) -> str:

@@ -46,9 +46,10 @@ def test_cropped_copies_of_a_listed_picture_are_known_by_the_entrys_region(
     assert cli("check", str(other), check=0).out.strip() == f"{other}: clean"
     compared = cli("compare", str(tmp_path / "banned.png"), str(tmp_path / "crop10.jpg"), check=0)
     assert (
-        "as a list entry (orientations on, the default for lists): match (by the first's "
-        "region crop10)" in compared.out.splitlines()
+        "as a list entry made from the first (orientations on, the default for lists): match by "
+        "dHash and pHash of one of the first's centre crops" in compared.out.splitlines()
     )
+    assert "against the first's centre crop crop10 (10% cut from each side)" in compared.out
 
 
 def test_the_whole_picture_matches_as_before_and_crops_are_not_needed_for_it(

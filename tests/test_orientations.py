@@ -11,12 +11,12 @@ import pytest
 import yaml
 from PIL import Image
 
+from imagewatchd.compare_report import compare_result
 from imagewatchd.config import parse
 from imagewatchd.dihedral import NAMES
 from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import Fingerprint, Orientations, Thresholds, Turned
-from imagewatchd.report import compare_result
 from tests.conftest import Run, photo
 from tests.daemon_harness import Daemon, iw
 
@@ -124,12 +124,15 @@ def test_compare_explains_orientation_region_and_rules(
     copy = tmp_path / "copy.png"
     turned(photo(100, (800, 600)), "rot180").save(copy)
     lines = cli("compare", str(listed), str(copy), check=0).out.splitlines()
-    assert lines[2] == "region: whole; best orientation: rot180 (the second is the first rot180)"
-    assert lines[3].startswith("dHash distance ") and lines[3].endswith(": match")
-    assert lines[4:] == [
-        "as a list entry (orientations on, the default for lists): match",
-        "as a library duplicate: duplicate only where the watch has 'orientations: all'",
-    ]
+    assert lines[3] == (
+        "as a list entry made from the first (orientations on, the default for lists): match by "
+        "dHash and pHash"
+    )
+    assert lines[4].startswith("  evidence: the second as the first rot180, whole: dHash ")
+    assert "(turned threshold 5)" in lines[4], lines
+    assert lines[6].startswith(
+        "as a library photo: duplicate only where the watch has 'orientations: all'; elsewhere "
+    )
     result = json.loads(cli("compare", "--json", str(listed), str(copy), check=0).out)
     assert (result["region"], result["orientation"]) == ("whole", "rot180")
     assert result["dhash_distance"] <= result["thresholds"]["dhash"]
