@@ -48,7 +48,7 @@ def signature(path: Path) -> bytes | None:
             if img.format in ("JPEG", "MPO"):
                 img.draft("YCbCr", (WORKING_SIZE, WORKING_SIZE))
             img.load()
-            return _to_grey(img)[1]
+            return _to_grey(img, colours=True)[1]
     except Exception:  # a bench: unreadable files are counted, never hidden
         return None
 

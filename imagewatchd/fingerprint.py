@@ -24,7 +24,8 @@ import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import blockgrid, colours, dihedral, lanczos, pdq, regions
+from imagewatchd import blockgrid, dihedral, lanczos, pdq, regions
+from imagewatchd.colours import signature
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
@@ -134,11 +135,13 @@ def read_fd(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[FileStat, byte
 
 
 def fingerprint_fd(
-    fd: int, limits: Limits = Limits(), *, crops: bool = False
+    fd: int, limits: Limits = Limits(), *, crops: bool = False, colours: bool = False
 ) -> tuple[FileStat, Fingerprint]:
     """Fingerprint the open file ``fd``; any problem is a ``FingerprintError`` with its reason."""
     file_stat, data = read_fd(fd, limits.max_bytes)
-    fp = fingerprint_bytes(data, limits.max_pixels, limits.memory_bytes, crops=crops)
+    fp = fingerprint_bytes(
+        data, limits.max_pixels, limits.memory_bytes, crops=crops, colours=colours
+    )
     return file_stat, fp
 
 
@@ -161,13 +164,16 @@ def fingerprint_bytes(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     *,
     crops: bool = False,
+    colours: bool = False,
 ) -> Fingerprint:
     """Fingerprint an encoded image held in memory; ``crops``: with its centre crops' hashes
-    (for a list entry: 4 ms more on a 12-megapixel JPEG, so only ``known add`` asks)."""
+    (for a list entry: 4 ms more on a 12-megapixel JPEG, so only ``known add`` asks) and its
+    colour signature; ``colours``: with the signature only (a query, where a list ignores
+    recoloured copies: decoding a JPEG's chroma costs 10-15% more at 2 megapixels)."""
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise FingerprintError("<bytes>", "empty file")
-    decoded = _decode(data, max_pixels, memory_bytes)
+    decoded = _decode(data, max_pixels, memory_bytes, colours=crops or colours)
     pixels = decoded.pixels
     thumbs = dihedral.thumbnails(pixels)  # the resizes imagehash would make, made once
     dhash = dihedral.dhash(thumbs.wide)
@@ -228,7 +234,7 @@ def boxed_hashes(
 def working_image(data: bytes, limits: Limits = Limits()) -> NDArray[np.uint8]:
     """The small canonical greyscale image the hashes of ``data`` are made from: ``compare``
     finds where its regions lie (``boxed_hashes``)."""
-    return _decode(data, limits.max_pixels, limits.memory_bytes).pixels
+    return _decode(data, limits.max_pixels, limits.memory_bytes, colours=False).pixels
 
 
 def _crop_hashes(pixels: NDArray[np.uint8]) -> tuple[tuple[str, int, int], ...]:
@@ -255,8 +261,9 @@ class _Decoded:
     colours: bytes  # the colour signature (imagewatchd/colours.py; none for a grey picture)
 
 
-def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
-    """Decode to a small canonical greyscale image, and PDQ from the decoded image."""
+def _decode(data: bytes, max_pixels: int, memory_bytes: int, *, colours: bool) -> _Decoded:
+    """Decode to a small canonical greyscale image, and PDQ from the decoded image; with
+    ``colours``, the colour signature too."""
     try:
         with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
             fmt = img.format or "unknown"
@@ -269,12 +276,13 @@ def _decode(data: bytes, max_pixels: int, memory_bytes: int) -> _Decoded:
                 )
             coefficients = jpeg_coefficient_bytes(img)
             if fmt in ("JPEG", "MPO"):  # JPEG's Y channel is exactly Pillow's "L" luma; its
-                img.draft("YCbCr", (WORKING_SIZE, WORKING_SIZE))  # chroma: the colours
+                mode = "YCbCr" if colours else "L"  # chroma: the colours
+                img.draft(mode, (WORKING_SIZE, WORKING_SIZE))
             _check_memory(coefficients + decode_bytes(img, len(data)), memory_bytes)
             orientation = _orientation(img)  # only now: a PNG's EXIF may follow its pixels,
             img.load()  # so Pillow decodes the whole image to look for it
             found = provenance(img)  # camera, capture date, JPEG quality: the keep policy's
-            grey, hues = _to_grey(img)
+            grey, hues = _to_grey(img, colours=colours)
         grey, pixels, pdq_hash, quality, smalls = _working(grey, orientation)
         if orientation in _TRANSPOSE and orientation >= 5:
             width, height = height, width
@@ -339,14 +347,14 @@ def _orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def _to_grey(img: Image.Image) -> tuple[Image.Image, bytes]:
-    """Convert any mode to 8-bit greyscale, compositing transparency onto white; and the
-    colour signature of the picture (imagewatchd/colours.py)."""
+def _to_grey(img: Image.Image, *, colours: bool) -> tuple[Image.Image, bytes]:
+    """Convert any mode to 8-bit greyscale, compositing transparency onto white; and, with
+    ``colours``, the colour signature of the picture (imagewatchd/colours.py)."""
     mode = img.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         return _stretch_to_l(img), b""
     if mode == "YCbCr":  # a JPEG drafted as it is stored: Y is its luma
-        return img.getchannel(0), colours.signature(img)
+        return img.getchannel(0), signature(img) if colours else b""
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
@@ -358,7 +366,7 @@ def _to_grey(img: Image.Image) -> tuple[Image.Image, bytes]:
         background = Image.new("RGBA", img.size, (_BACKGROUND,) * 3 + (255,))
         img = Image.alpha_composite(background, rgba)
         del rgba, background
-    return img.convert("L"), colours.signature(img)
+    return img.convert("L"), signature(img) if colours else b""
 
 
 def _stretch_to_l(img: Image.Image) -> Image.Image:

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import inbox
+from imagewatchd import colours, inbox
 from imagewatchd.act import Actor, Decision, Moved, decide
 from imagewatchd.arrivals import NEWCOMER, Ranking, rank_arrival, watch_of, with_relatives
 from imagewatchd.config import Action, Config
@@ -120,7 +120,8 @@ class Pipeline:
             fresh = True
         if fresh:
             try:
-                file_stat, fp = fingerprint_at(self.decoder, self._location(settled))
+                where, hues = self._location(settled), colours.wanted(self.store)
+                file_stat, fp = fingerprint_at(self.decoder, where, colours=hues)
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from imagewatchd import colours
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.decoding.pool import DecoderUnavailable
 from imagewatchd.errors import FingerprintError
@@ -125,8 +126,10 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             window = self.workers * 4  # bounded: never holds every decoded file at once
             futures: list[tuple[_Todo, Future[tuple[FileStat, Fingerprint]]]] = []
+            hues = colours.wanted(self.store)  # what the list matches need (colours.py)
             for item in todo:
-                futures.append((item, pool.submit(fingerprint_at, self.decoder, item.location)))
+                job = pool.submit(fingerprint_at, self.decoder, item.location, colours=hues)
+                futures.append((item, job))
                 if len(futures) >= window:
                     yield _result(*futures.pop(0))
             for item, future in futures:

@@ -54,7 +54,7 @@ def encoded(img: Image.Image, fmt: str = "PNG", **save: object) -> bytes:
 
 
 def fingerprint(img: Image.Image, fmt: str = "PNG", **save: object) -> Fingerprint:
-    return fingerprint_bytes(encoded(img, fmt, **save))
+    return fingerprint_bytes(encoded(img, fmt, **save), colours=True)
 
 
 FAITHFUL: dict[str, Callable[[Image.Image], bytes]] = {
@@ -74,7 +74,7 @@ FAITHFUL: dict[str, Callable[[Image.Image], bytes]] = {
 @pytest.mark.parametrize("kind", sorted(FAITHFUL))
 def test_a_faithful_copy_keeps_the_colours(kind: str) -> None:
     original = fingerprint(artwork(3))
-    copy = fingerprint_bytes(FAITHFUL[kind](artwork(3)))
+    copy = fingerprint_bytes(FAITHFUL[kind](artwork(3)), colours=True)
     assert colours.agrees(original.colours, copy.colours), colours.distance(
         original.colours, copy.colours
     )
@@ -97,16 +97,38 @@ def test_a_recoloured_copy_disagrees_and_a_grey_picture_has_no_colours() -> None
     assert colours.agrees(faint.colours, fingerprint(hue_turned(artwork(3))).colours)
 
 
-def test_the_decoding_worker_sends_the_colours(tmp_path: Path) -> None:
+def test_the_decoding_worker_sends_the_colours_when_asked(tmp_path: Path) -> None:
+    """An entry's fingerprint and a query's that asks have the signature; a plain query's has
+    none (its JPEG's chroma is not even decoded) and the same hashes."""
     path = tmp_path / "banned.jpg"
     artwork(3).save(path, quality=90)
     decoder = WorkerPool(Settings(timeout=30.0, workers=1))
     try:
-        fp = fingerprint_path(decoder, path)[1]
+        entry = fingerprint_path(decoder, path, crops=True)[1]
+        asked = fingerprint_path(decoder, path, colours=True)[1]
+        plain = fingerprint_path(decoder, path)[1]
     finally:
         decoder.close()
-    assert fp.colours == fingerprint_bytes(path.read_bytes()).colours
-    assert len(fp.colours) == colours.SIZE
+    expected = fingerprint_bytes(path.read_bytes(), colours=True).colours
+    assert len(expected) == colours.SIZE
+    assert entry.colours == asked.colours == expected
+    assert plain.colours == b""
+    assert (plain.dhash, plain.phash, plain.pdq) == (asked.dhash, asked.phash, asked.pdq)
+
+
+def test_queries_ask_for_colours_only_where_a_list_ignores_recoloured_copies(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    try:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 0.0)
+        assert not colours.wanted(store)
+        store.set_list_recoloured(list_id, "ignore")
+        assert colours.wanted(store)
+        store.set_list_recoloured(list_id, "count")
+        assert not colours.wanted(store)
+    finally:
+        store.close()
 
 
 def _entry(store: Store, name: str, fp: Fingerprint, recoloured: str) -> int:

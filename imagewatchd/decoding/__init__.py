@@ -39,11 +39,12 @@ def settings_of(config: Config) -> Settings:
 
 class Decoder(Protocol):
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
     ) -> tuple[FileStat, Fingerprint]:
         """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines);
         any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``.
-        ``crops``: with the centre crops' hashes a list entry stores (``known add``)."""
+        ``crops``: with the centre crops' hashes and the colour signature a list entry stores
+        (``known add``); ``colours``: with the signature (``colours.wanted``)."""
 
     def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
         """(sha256 of the bytes read, a small JPEG: ``thumbnail.SIZE`` pixels a side at most)
@@ -64,20 +65,23 @@ def open_decoder(config: Config, *, start: bool = False) -> Decoder:
 
 
 def fingerprint_path(
-    decoder: Decoder, path: Path, *, crops: bool = False
+    decoder: Decoder, path: Path, *, crops: bool = False, colours: bool = False
 ) -> tuple[FileStat, Fingerprint]:
     """A path given on the command line: its last component is not followed if a symlink."""
     fd = open_path(path)
     try:
-        return decoder.fingerprint(fd, path, crops=crops)
+        return decoder.fingerprint(fd, path, crops=crops, colours=colours)
     except FingerprintError as exc:
         raise FingerprintError(path, exc.reason) from exc
     finally:
         os.close(fd)
 
 
-def fingerprint_at(decoder: Decoder, loc: Location) -> tuple[FileStat, Fingerprint]:
-    """A file inside a tree: no component from the tree's root on is followed."""
+def fingerprint_at(
+    decoder: Decoder, loc: Location, *, colours: bool = False
+) -> tuple[FileStat, Fingerprint]:
+    """A file inside a tree: no component from the tree's root on is followed; ``colours``:
+    with the colour signature (``colours.wanted``)."""
     try:
         fd = open_file(loc)
     except FileChanged as exc:
@@ -89,7 +93,7 @@ def fingerprint_at(decoder: Decoder, loc: Location) -> tuple[FileStat, Fingerpri
         where = "" if exc.path == loc.path else f"{exc.path}: "
         raise FingerprintError(loc.path, where + reason) from exc
     try:
-        return decoder.fingerprint(fd, loc.path)
+        return decoder.fingerprint(fd, loc.path, colours=colours)
     except FingerprintError as exc:
         raise FingerprintError(loc.path, exc.reason) from exc
     finally:

@@ -168,11 +168,13 @@ class WorkerPool:
         self._closed = False
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
     ) -> tuple[FileStat, Fingerprint]:
+        # the worker's request: an entry's (crops, colours), a query's with colours, or plain
+        request = b"c" if crops else b"h" if colours else b"f"
         for attempt in range(1, POISON_AFTER + 1):
             try:
-                return _answer(self._attempt(fd, b"c" if crops else b"f"), fd)
+                return _answer(self._attempt(fd, request), fd)
             except _Died as died:
                 if not died.crash:
                     raise FingerprintError(name, died.reason) from None

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             if message == b"t":
                 reply = _serve_thumbnail(fds[0], limits)
             else:
-                reply = _serve(fds[0], limits, hooks, crops=message == b"c")
+                reply = _serve(fds[0], limits, hooks, crops=message == b"c",
+                               colours=message == b"h")  # fmt: skip
         finally:
             os.close(fds[0])
         sock.send(json.dumps(reply).encode())
@@ -107,12 +108,16 @@ def _address_space() -> int:
     raise RuntimeError("no VmSize in /proc/self/status")
 
 
-def _serve(fd: int, limits: Limits, hooks: bool, *, crops: bool = False) -> dict[str, Any]:
+def _serve(
+    fd: int, limits: Limits, hooks: bool, *, crops: bool = False, colours: bool = False
+) -> dict[str, Any]:
     try:
         file_stat, data = read_fd(fd, limits.max_bytes)
         if hooks and data.startswith(TEST_PREFIX):
             _test_hook(data[len(TEST_PREFIX) :])
-        fp = fingerprint_bytes(data, limits.max_pixels, limits.memory_bytes, crops=crops)
+        fp = fingerprint_bytes(
+            data, limits.max_pixels, limits.memory_bytes, crops=crops, colours=colours
+        )
     except FingerprintError as exc:
         # after a MemoryError the heap may be fragmented or half-freed: a fresh worker is cheap
         return {"error": exc.reason, "retire": isinstance(exc.__cause__, MemoryError)}

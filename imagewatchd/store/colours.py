@@ -23,6 +23,12 @@ class ColourQueries(Connected):
         with self.transaction() as db:
             db.execute("UPDATE lists SET recoloured = ? WHERE id = ?", (recoloured, list_id))
 
+    def ignoring_recoloured(self) -> bool:
+        """Whether some list ignores recoloured copies (queries then need their colours)."""
+        with self._lock:
+            query = "SELECT 1 FROM lists WHERE recoloured = 'ignore' LIMIT 1"
+            return self._db.execute(query).fetchone() is not None
+
     def add_entry_colours(self, signatures: Iterable[tuple[int, bytes]]) -> None:
         """Keep each (entry id, signature); an entry that has one keeps its first."""
         with self.transaction() as db:
