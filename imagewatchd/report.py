@@ -127,6 +127,7 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
 def _thresholds_json(t: Thresholds) -> dict[str, int]:
     return {
         "dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality,
+        "pdq_query_min_quality": t.pdq_query_quality,
         "similar_dhash": t.similar_dhash, "similar_phash": t.similar_phash,
     }  # fmt: skip
 
@@ -138,7 +139,7 @@ def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> di
     ``region`` is the part of the pictures compared: the whole of each, for now."""
     identical = a.sha256 == b.sha256
     flat = a.flat or b.flat
-    good = min(a.pdq_quality, b.pdq_quality) >= thresholds.pdq_quality
+    good = a.pdq_quality >= thresholds.pdq_quality and b.pdq_quality >= thresholds.pdq_query_quality
     views = [_compare_view(a, view, thresholds, flat, good) for view in _views_of(b)]
     best = min(views, key=lambda v: (not (v["match"] or v["pdq_match"]), v["margin"]))
     same = views[0]
@@ -234,11 +235,12 @@ def _compare_pdq(result: dict[str, object], thresholds: Thresholds) -> str:
     qualities = result["pdq_quality"]
     assert isinstance(qualities, list)
     qa, qb = (int(q) for q in qualities)
-    low = ", below the floor" if min(qa, qb) < thresholds.pdq_quality else ""
+    low = qa < thresholds.pdq_quality or qb < thresholds.pdq_query_quality
     entry = "a PDQ entry would match" if result["pdq_match"] else "no PDQ match"
     return (
         f"PDQ distance {result['pdq_distance']} (threshold {thresholds.pdq}; quality {qa} and "
-        f"{qb}, floor {thresholds.pdq_quality}{low}; {entry})"
+        f"{qb}, floors {thresholds.pdq_quality} and {thresholds.pdq_query_quality}"
+        f"{', below a floor' if low else ''}; {entry})"
     )
 
 
