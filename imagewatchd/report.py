@@ -135,7 +135,8 @@ def _thresholds_json(t: Thresholds) -> dict[str, int]:
 def compare_result(a: Fingerprint, b: Fingerprint, thresholds: Thresholds) -> dict[str, object]:
     """How ``b`` compares with ``a`` as a list entry or a library photo would: in each of
     ``b``'s orientations, and in the best one. ``pdq_match``: would a list entry made from
-    ``a`` match by PDQ (distance within the threshold, both qualities at the floor or above).
+    ``a`` match by PDQ (distance within the threshold, ``a``'s quality at the entries' floor or
+    above, ``b``'s at the pictures').
     ``region`` is the part of the pictures compared: the whole of each, for now."""
     identical = a.sha256 == b.sha256
     flat = a.flat or b.flat
