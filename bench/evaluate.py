@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,12 +22,15 @@ from functools import partial
 from pathlib import Path
 
 from matchers import MATCHERS, Candidate, Decision
+from photos import RECOLOURED_PHOTOS
 
 from imagewatchd.errors import FingerprintError
 
 DATA = Path(__file__).resolve().parent / "data"
 GOALS = {"benign": 99.5, "orientation": 98.0, "border": 95.0, "crop": 95.0, "overlay": 90.0}
 FRAMES = "video frames"
+# photographs that are one scan recoloured (bench/photos.py): their pairs are not negatives
+SCAN_OF = {pid: g for g, ids in RECOLOURED_PHOTOS.items() for pid in ids}
 
 
 def _prepare(matcher: Candidate, path: Path) -> object:
@@ -133,8 +137,15 @@ def _pairs(s: Set, category: str) -> list[tuple[str, str, str]]:
     out = []
     for i, (a, ga, _) in enumerate(keep):
         for b, gb, _ in keep[i + 1 :]:
-            out.append((a, b, ga if ga and ga == gb else ""))
+            out.append((a, b, _scan(a, b) or (ga if ga and ga == gb else "")))
     return out
+
+
+def _scan(a: str, b: str) -> str:
+    """The recoloured-scan group of two photo ids (or of a photo and another's variant,
+    ``photo/kind``), if they are one scan recoloured; else ""."""
+    scan = SCAN_OF.get(a, "")
+    return scan if scan and scan == SCAN_OF.get(b.split("/", maxsplit=1)[0]) else ""
 
 
 def negatives(s: Set, matcher: Candidate) -> None:
@@ -143,6 +154,8 @@ def negatives(s: Set, matcher: Candidate) -> None:
     for a, b, g in pairs:
         by_group[g].append((compare(matcher, s.fp[a], s.fp[b]), a, b))
     other = by_group.pop("")
+    for scan in RECOLOURED_PHOTOS:
+        by_group.pop(scan, None)  # not negatives: reported with the recolour category
     print("## False matches among different photos\n")
     _summary("different originals, not look-alikes", other)
     _summary("look-alike originals, all groups", [x for v in by_group.values() for x in v])
@@ -191,8 +204,8 @@ def _cross_all(s: Set, matcher: Candidate) -> tuple[list[tuple[Decision, str, st
     total = 0
     for (pid, kind), vfp in s.vfp.items():
         for other in photos:
-            if other == pid:
-                continue
+            if other == pid or _scan(other, pid):
+                continue  # the recoloured scans: recolour()
             d = compare(matcher, s.fp[other], vfp)
             total += 1
             if d.match:
@@ -224,6 +237,26 @@ def recolour(s: Set, matcher: Candidate) -> None:
         d, a, b = min(found, key=lambda x: x[0].margin)
         rows.append([g, len(found), sum(x[0].match for x in found), f"{a} / {b}: {d.shown()}"])
     table(["recoloured artworks", "pairs", "matched", "closest pair"], rows)
+    print("Photographs that are one scan recoloured (bench/photos.py `RECOLOURED_PHOTOS`): "
+          "the two originals, and each original against the other's variants:\n")  # fmt: skip
+    rows = []
+    for g, ids in RECOLOURED_PHOTOS.items():
+        pairs = [(a, b) for a in ids for b in ids if a < b]
+        pairs += [(a, f"{b}/{k}") for a in ids for b in ids if a != b for _, k in _kinds(s)]
+        found = [(compare(matcher, s.fp[a], _fp(s, b)), a, b) for a, b in pairs]
+        d, a, b = min(found, key=lambda x: x[0].margin)
+        rows.append([g, len(found), sum(x[0].match for x in found), f"{a} / {b}: {d.shown()}"])
+    table(["recoloured scan", "pairs", "matched", "closest pair"], rows)
+
+
+def _kinds(s: Set) -> list[tuple[str, str]]:
+    return [(k["class"], k["name"]) for k in s.kinds]
+
+
+def _fp(s: Set, name: str) -> object:
+    """The fingerprint of ``photo`` or ``photo/kind``."""
+    pid, _, kind = name.partition("/")
+    return s.vfp[pid, kind] if kind else s.fp[pid]
 
 
 def natural(s: Set, matcher: Candidate) -> None:
@@ -269,7 +302,7 @@ def side_by_side(s: Set, matchers: Sequence[Candidate]) -> None:
     group = {str(m["photo_id"]): str(m["group"]) for m in s.originals}
     for i, matcher in enumerate(matchers):
         pairs = [(compare(matcher, s.fp[a], s.fp[b]), a, b) for a, b, g in _pairs(s, "photo")
-                 if not g.startswith(FRAMES)]  # fmt: skip
+                 if not g.startswith(FRAMES) and g not in RECOLOURED_PHOTOS]  # fmt: skip
         _summary(f"({i + 1}) different originals, without video frames", pairs)
         cross, total = _cross(s, matcher)
         rest = [x for x in cross if not _same_video(group, x[1], x[2])]
@@ -278,7 +311,8 @@ def side_by_side(s: Set, matchers: Sequence[Candidate]) -> None:
 
 
 def _frame_pairs(s: Set, group: dict[str, str]) -> int:
-    """How many original-against-variant pairs are between frames of one video."""
+    """How many original-against-variant pairs are between frames of one video (counted in
+    ``_cross``'s total, unlike the recoloured scans' pairs)."""
     size = Counter(g for g in group.values() if g.startswith(FRAMES))
     return sum(size[group[pid]] - 1 for pid, _ in s.vfp if group[pid].startswith(FRAMES))
 
@@ -291,13 +325,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2, help="fingerprinting processes")
     parser.add_argument("--matcher", choices=sorted(MATCHERS), default="current")
+    parser.add_argument("--cache", type=Path, help="read the fingerprints from this pickled Set "
+                        "if it exists (made with the same matcher's prepare), else keep them "
+                        "there")  # fmt: skip
     parser.add_argument("--versus", choices=sorted(MATCHERS), action="append", default=[],
                         help="also measure this matcher on the same fingerprints, side by side "
                         "(it must prepare files as --matcher does)")  # fmt: skip
     args = parser.parse_args()
     matcher = MATCHERS[args.matcher]()
     start = time.monotonic()
-    s = load(matcher, args.jobs)
+    cached = bool(args.cache and args.cache.exists())
+    if args.cache and cached:
+        s = pickle.loads(args.cache.read_bytes())
+    else:
+        s = load(matcher, args.jobs)
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(s))
     fingerprinted = time.monotonic() - start
     cats: dict[str, int] = defaultdict(int)
     for m in s.originals:
@@ -305,7 +348,8 @@ def main() -> None:
     print(f"# Evaluation set v2: {matcher.name}\n")
     print(f"{len(s.originals)} originals ({', '.join(f'{v} {k}' for k, v in cats.items())}), "
           f"{len(s.kinds)} variant kinds, {len(s.vfp):,} variants; "
-          f"fingerprinted in {fingerprinted:.0f} s with {args.jobs} processes.\n")  # fmt: skip
+          + (f"fingerprints read from {args.cache} in {fingerprinted:.0f} s.\n" if cached else
+             f"fingerprinted in {fingerprinted:.0f} s with {args.jobs} processes.\n"))  # fmt: skip
     for line in s.errors:
         print(f"- not fingerprinted: {line}")
     print()

@@ -87,20 +87,23 @@ class CurrentRule:
 
 class ListRule(CurrentRule):
     """The rule for a list entry made from a picture (imagewatchd/match.py): today's rule, or,
-    when neither picture is flat, PDQ within its threshold with both qualities at the floor."""
+    when neither picture is flat, PDQ within its threshold with the entry's quality (``a``) and
+    the query's (``b``) at their floors."""
 
     def __init__(self) -> None:
         super().__init__()
         matching = default_config().matching
         self.pdq_threshold, self.pdq_min_quality = matching.pdq_threshold, matching.pdq_min_quality
-        self.name += f" or PDQ <= {self.pdq_threshold} (quality >= {self.pdq_min_quality})"
+        self.pdq_query_quality = matching.pdq_query_min_quality
+        self.name += f" or PDQ <= {self.pdq_threshold} (quality: entry >= "
+        self.name += f"{self.pdq_min_quality}, query >= {self.pdq_query_quality})"
 
     def compare(self, a: object, b: object) -> Decision:
         decision = super().compare(a, b)
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
         if decision.match or a.flat or b.flat or a.pdq is None or b.pdq is None:
             return decision  # as in match.py: a flat picture never near-matches, by PDQ neither
-        if min(a.pdq_quality, b.pdq_quality) < self.pdq_min_quality:
+        if a.pdq_quality < self.pdq_min_quality or b.pdq_quality < self.pdq_query_quality:
             return decision
         distance = hamming(a.pdq, b.pdq)
         margin = distance - self.pdq_threshold

@@ -107,7 +107,8 @@ def _pdq_json(pdq: Pdq | None, e: Explanation, t: Thresholds) -> dict[str, objec
         return None
     return {
         "orientation": pdq.orientation, "distance": pdq.distance, "threshold": t.pdq,
-        "qualities": list(e.qualities), "floor": t.pdq_quality, "gate": pdq.gate,
+        "qualities": list(e.qualities), "floor": t.pdq_quality,
+        "query_floor": t.pdq_query_quality, "gate": pdq.gate,
         "match": pdq.matched,
     }  # fmt: skip
 
@@ -202,12 +203,12 @@ def _pdq_text(pdq: Pdq, e: Explanation, t: Thresholds) -> str:
     if pdq.gate:
         verdict = "within" if pdq.matched else "beyond"
     else:
-        low = min(qa, qb) < t.pdq_quality
-        verdict = "a quality below the floor: not used" if low else "not used"
+        low = qa < t.pdq_quality or qb < t.pdq_query_quality
+        verdict = "a quality below its floor: not used" if low else "not used"
     return (
         f"PDQ, the second {where}: distance {pdq.distance} (threshold {t.pdq}"
-        f"{_excess(pdq.distance, t.pdq)}), quality {qa} and {qb} (floor {t.pdq_quality}): "
-        f"{verdict}"
+        f"{_excess(pdq.distance, t.pdq)}), quality {qa} and {qb} (floors {t.pdq_quality} for "
+        f"an entry, {t.pdq_query_quality} for a picture): {verdict}"
     )
 
 

@@ -47,7 +47,8 @@ DEFAULT_SIMILAR_PHASH = 12
 # the benchmark set supports: docs/BENCHMARKS.md "Issue 8: PDQ"), and the quality both sides
 # need (Meta recommends 50).
 DEFAULT_PDQ_THRESHOLD = 31
-DEFAULT_PDQ_MIN_QUALITY = 50
+DEFAULT_PDQ_MIN_QUALITY = 40  # a list entry's
+DEFAULT_PDQ_QUERY_MIN_QUALITY = 20  # the picture's
 IMAGE_EXTENSIONS = (
     "jpg", "jpeg", "jpe", "png", "gif", "webp", "tif", "tiff", "bmp", "heic", "heif", "hif",
     "avif",
@@ -81,6 +82,7 @@ class Matching:
     max_pixels: int = DEFAULT_MAX_PIXELS
     pdq_threshold: int = DEFAULT_PDQ_THRESHOLD
     pdq_min_quality: int = DEFAULT_PDQ_MIN_QUALITY
+    pdq_query_min_quality: int = DEFAULT_PDQ_QUERY_MIN_QUALITY
     similar_dhash: int = DEFAULT_SIMILAR_DHASH
     similar_phash: int = DEFAULT_SIMILAR_PHASH
 
@@ -89,7 +91,7 @@ class Matching:
         return Thresholds(
             self.dhash_threshold, self.phash_threshold, self.pdq_threshold, self.pdq_min_quality,
             max(self.similar_dhash, self.dhash_threshold),
-            max(self.similar_phash, self.phash_threshold),
+            max(self.similar_phash, self.phash_threshold), self.pdq_query_min_quality,
         )  # fmt: skip
 
 
@@ -132,7 +134,7 @@ TOP_KEYS = (
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
-    "similar_dhash", "similar_phash",
+    "pdq_query_min_quality", "similar_dhash", "similar_phash",
 )  # fmt: skip
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
@@ -294,6 +296,9 @@ def _parse_matching(reader: _Reader, value: object) -> Matching:
         ),
         pdq_min_quality=reader.integer(
             section, "pdq_min_quality", "matching", DEFAULT_PDQ_MIN_QUALITY, 0, 100
+        ),
+        pdq_query_min_quality=reader.integer(
+            section, "pdq_query_min_quality", "matching", DEFAULT_PDQ_QUERY_MIN_QUALITY, 0, 100
         ),
         similar_dhash=reader.integer(
             section, "similar_dhash", "matching", DEFAULT_SIMILAR_DHASH, 0, 32

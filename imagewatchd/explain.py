@@ -227,10 +227,11 @@ def _cut(where: Boxes | None, fp: Fingerprint, which: str, index: int) -> Cut | 
 
 
 def _pdq(a: Fingerprint, b: Fingerprint, view: Turned, t: Thresholds) -> Pdq:
-    """As ``Matcher._search_pdq``: the query's quality at the floor, and the entry's (an entry
-    is indexed by PDQ only then, and only when not flat)."""
+    """As ``Matcher._search_pdq``: the query's quality at the pictures' floor, and the entry's
+    at the entries' (an entry is indexed by PDQ only then, and only when not flat)."""
     distance = None if a.pdq is None or view.pdq is None else hamming(a.pdq, view.pdq)
-    gate = not (a.flat or b.flat) and min(a.pdq_quality, b.pdq_quality) >= t.pdq_quality
+    floors = a.pdq_quality >= t.pdq_quality and b.pdq_quality >= t.pdq_query_quality
+    gate = not (a.flat or b.flat) and floors
     gate = gate and a.pdq is not None
     return Pdq(view.turn, distance, gate, gate and distance is not None and distance <= t.pdq)
 

@@ -222,7 +222,7 @@ class Matcher:
         the views are searched in one pass (PdqIndex.search_many)."""
         t = self.thresholds
         probed = [view.pdq for view in views if view.pdq is not None]
-        if quality < t.pdq_quality or not probed:
+        if quality < t.pdq_query_quality or not probed:
             return [set() for _ in views]
         answers = iter(self.indexes.pdq.search_many(probed, t.pdq))
         return [set() if v.pdq is None else {k for k, _ in next(answers)} for v in views]

@@ -118,15 +118,16 @@ class Fingerprint:
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     """A near match needs both distances within their threshold, or (list entries with a PDQ)
-    the PDQ within ``pdq`` and both the entry's and the query's quality at least
-    ``pdq_quality``."""
+    the PDQ within ``pdq``, the entry's quality at least ``pdq_quality`` and the query's at
+    least ``pdq_query_quality``."""
 
     dhash: int
     phash: int
     pdq: int = 31
-    pdq_quality: int = 50
+    pdq_quality: int = 40  # the list entry's PDQ quality floor
     similar_dhash: int = 0  # the similar band: beyond dhash/phash, within these (both)
     similar_phash: int = 0
+    pdq_query_quality: int = 20  # the picture's (docs/BENCHMARKS.md, "Issue 8: labels…")
 
     def turned(self) -> Thresholds:
         """For a match in another orientation: one bit stricter on dHash and on pHash (whose
@@ -134,7 +135,7 @@ class Thresholds:
         threshold (docs/BENCHMARKS.md, "Issue 8: orientations")."""
         return Thresholds(
             max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality,
-            self.similar_dhash, self.similar_phash,
+            self.similar_dhash, self.similar_phash, self.pdq_query_quality,
         )  # fmt: skip
 
 

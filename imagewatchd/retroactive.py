@@ -137,7 +137,7 @@ def _candidates(
     ]  # fmt: skip
     if not near and not pdq:
         return pairs
-    files = columns if columns is not None else Columns.read(store, floor)
+    files = columns if columns is not None else Columns.read(store, t.pdq_query_quality)
     for entry in near:
         assert entry.dhash is not None and entry.phash is not None
         close = np.bitwise_count(files.dhashes ^ np.uint64(entry.dhash)) <= t.dhash
@@ -168,7 +168,7 @@ def _matches(row: FileRow, entry: EntryRow, t: Thresholds) -> bool:
         )
     ):
         return True
-    if entry.pdq is None or fp.pdq is None or fp.pdq_quality < t.pdq_quality:
+    if entry.pdq is None or fp.pdq is None or fp.pdq_quality < t.pdq_query_quality:
         return False
     good = entry.pdq_quality is None or entry.pdq_quality >= t.pdq_quality
     return good and hamming(fp.pdq, entry.pdq) <= t.pdq

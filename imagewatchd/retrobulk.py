@@ -44,7 +44,7 @@ def candidates(
     for entry_id, sha256 in store.sha256_entries_after(after):
         for file_id in by_sha256.get(sha256, ()) if entry_id in new else ():
             pairs.setdefault(file_id, set()).add(entry_id)
-    columns = columns if columns is not None else Columns.read(store, t.pdq_quality)
+    columns = columns if columns is not None else Columns.read(store, t.pdq_query_quality)
     ids, dhashes, phashes = store.near_entry_hashes_after(after)
     keep = np.isin(ids, wanted)
     near = cross_pairs((columns.ids, columns.dhashes, columns.phashes),

@@ -93,7 +93,7 @@ class Session:
         # the inboxes' files, under library_turn
         self.peers = Peers(inboxes_of(config)) if self.offline else Peers.load(self.store, config)
         self.bans = retroactive.NewBans(
-            self.store, config.matching.thresholds.pdq_quality, keep=not dry_run
+            self.store, config.matching.thresholds.pdq_query_quality, keep=not dry_run
         )
         self.decoder = open_decoder(config, start=True)  # worker processes
         self.threads: list[threading.Thread] = []

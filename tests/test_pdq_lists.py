@@ -31,7 +31,7 @@ from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
 from tests.conftest import MakeImage, Run, photo
 
-THRESHOLDS = Thresholds(dhash=6, phash=4, pdq=31, pdq_quality=50)
+THRESHOLDS = Thresholds(dhash=6, phash=4, pdq=31, pdq_quality=50, pdq_query_quality=50)
 pdqs = st.integers(min_value=0, max_value=2**256 - 1)
 qualities = st.one_of(st.none(), st.integers(0, 100))
 labels = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")), max_size=12)
@@ -278,7 +278,7 @@ def test_pdq_list_import_check_export_and_compare(
     compared = cli("compare", str(banned), str(copy), check=0).out.splitlines()
     pattern = (
         r"^  PDQ, the second as it is: distance \d+ \(threshold 31\), quality \d+ and \d+ "
-        r"\(floor 50\): within$"
+        r"\(floors 40 for an entry, 20 for a picture\): within$"
     )
     assert any(re.search(pattern, line) for line in compared), compared
 
