@@ -187,7 +187,8 @@ def test_compare_explains_each_stage_in_plain_lines(cli: Cli, tmp_path: Path) ->
     assert other[1] == f"{ENTRY}: no match"
     assert other[2].startswith("  closest by dHash and pHash: the second ")
     assert " over)" in other[2]
-    assert any(line.startswith("  PDQ, the second ") and "(floor 50)" in line for line in other)
+    floors = "(floors 40 for an entry, 20 for a picture)"
+    assert any(line.startswith("  PDQ, the second ") and floors in line for line in other)
     assert any("second stage (watermarks)" in line for line in other)
     assert other[-3] == "as a library photo: not a duplicate, not similar"
     assert other[-1].endswith("outside the similar band dHash 14, pHash 12")
