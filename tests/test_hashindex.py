@@ -113,6 +113,28 @@ def test_search_equals_brute_force_after_any_edits(search_path: str, data: st.Da
 
 
 @RELAXED
+@given(data=st.data())
+def test_search_many_equals_a_brute_force_search_of_each(
+    search_path: str, data: st.DataObject
+) -> None:
+    """Several queries at once (a picture's views and regions), some probing and some scanned
+    under ``auto``, in main and in recent, with and without a limit."""
+    index, model = SmallIndex(), Model()
+    for _ in range(data.draw(st.integers(0, 12), label="steps")):
+        apply(index, model, data.draw(edits))
+    seen = sorted(model.values()) or [(0, 0)]
+    near = st.builds(flip, st.sampled_from([d for d, _ in seen]), bit_sets)
+    pair = st.tuples(near, hashes, threshold_pairs).map(lambda q: (q[0], q[1], *q[2]))
+    asked = data.draw(st.lists(pair, max_size=9))
+    asked += data.draw(st.lists(st.tuples(hashes, hashes, st.integers(-2, 64), thresholds),
+                                max_size=3))  # fmt: skip
+    limit = data.draw(st.one_of(st.none(), st.integers(0, 5)))
+    expected = [brute_force(model, *q)[:limit] if min(q[2:]) >= 0 else [] for q in asked]
+    assert index.search_many(asked, limit) == expected, search_path
+    assert [index.search(*q, limit) for q in asked] == expected
+
+
+@RELAXED
 @given(
     target=st.tuples(hashes, hashes),
     others=st.lists(entries, min_size=SmallIndex.recent_capacity, max_size=40),
