@@ -155,8 +155,7 @@ class _Main:
         """(query, row) of the rows the queries' probes find, and the queries left out for
         having too many candidates to beat a scan."""
         every, lengths = _Query.probes_many(queries)
-        bounds = np.searchsorted(self.chunk_values, np.concatenate((every, every + 1)))
-        starts, ends = bounds[: len(every)], bounds[len(every) :]
+        starts, ends = _bounds(self.chunk_values, every)
         counts = ends - starts
         totals = np.add.reduceat(counts, np.cumsum(lengths) - lengths)
         fine = totals * _CANDIDATE_COST <= len(self.entries.keys)
@@ -370,6 +369,18 @@ class HammingIndex:
         return frozen
 
 
+def _bounds(values: NDArray[np.uint32], probes: NDArray[np.uint32]) -> tuple[Rows, Rows]:
+    """Where each probe's run of equal values starts and ends in the sorted ``values``: the
+    probes looked up in ascending order, each beside its end (a sorted search narrows each
+    lookup from the last: fewer cache misses in a large index)."""
+    order = np.argsort(probes)
+    ascending = probes[order]
+    found = np.searchsorted(values, np.stack((ascending, ascending + 1), axis=1).ravel())
+    starts, ends = np.empty(len(probes), np.intp), np.empty(len(probes), np.intp)
+    starts[order], ends[order] = found[0::2], found[1::2]
+    return starts, ends
+
+
 def _checked(dhash: int, phash: int, max_dhash: int, max_phash: int) -> _Query | None:
     """The query, None if a threshold is negative (nothing is that close)."""
     max_dhash, max_phash = operator.index(max_dhash), operator.index(max_phash)
@@ -387,7 +398,12 @@ def _hits(
     phashes = np.array([q.phash for q in queries], np.uint64)[labels]
     ddist = np.bitwise_count(found.dhashes ^ dhashes).astype(np.int64)
     pdist = np.bitwise_count(found.phashes ^ phashes).astype(np.int64)
-    order = np.lexsort((found.keys, ddist + pdist, labels))
+    sums = ddist + pdist
+    if limit is not None and len(queries) == 1 and len(sums) > 4 * limit > 0:
+        cut = np.partition(sums, limit - 1)[limit - 1]  # no more than the limit-th closest
+        labels, found = labels[sums <= cut], found.take(sums <= cut)
+        ddist, pdist, sums = ddist[sums <= cut], pdist[sums <= cut], sums[sums <= cut]
+    order = np.lexsort((found.keys, sums, labels))
     labels = labels[order]
     if limit is not None:  # each one's rank among its query's
         keep = np.arange(len(labels)) - np.searchsorted(labels, labels) < limit

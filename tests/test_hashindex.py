@@ -381,3 +381,18 @@ def test_remove_many_removes_from_main_and_recent() -> None:
     index.remove_many([7, 9001, 10**9])
     assert 7 not in index and 9001 not in index and 8 in index
     assert index.search(7, 7, 0, 0) == [] and len(index) == 4999
+
+
+def test_a_limit_keeps_the_closest_of_many_ties_included() -> None:
+    rng = random.Random(5)
+    model: Model = {
+        key: (
+            flip(0, rng.sample(range(64), rng.randint(0, 6))),
+            flip(TOP, rng.sample(range(64), 3)),
+        )
+        for key in range(300)
+    }
+    index = HammingIndex()
+    index.add_many(list(model), [d for d, _ in model.values()], [p for _, p in model.values()])
+    for limit in (1, 8, 40):
+        assert index.search(0, TOP, 20, 22, limit) == brute_force(model, 0, TOP, 20, 22)[:limit]
