@@ -15,7 +15,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from imagewatchd import config as config_module
-from imagewatchd import hashlists, paths, report, retroactive, verify
+from imagewatchd import hashlists, paths, report, retroactive
 from imagewatchd.config import Config
 from imagewatchd.daemon import running_daemon
 from imagewatchd.decoding import fingerprint_path, open_decoder, settings_of
@@ -232,7 +232,6 @@ def known_add(args: argparse.Namespace) -> int:
     config = load_config(args)
     errors = 0
     entries: list[NewEntry] = []
-    grids: dict[str, bytes] = {}  # sha256 → block grid (verify.py)
     with closing(open_decoder(config)) as decoder:
         for item in expand(args.paths, IMAGES):
             if isinstance(item, FingerprintError):
@@ -251,12 +250,10 @@ def known_add(args: argparse.Namespace) -> int:
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
                                     flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
-                                    regions=fp.crops))  # fmt: skip
-            grids[fp.sha256] = fp.grid
+                                    regions=fp.crops, grid=fp.grid))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
-        verify.keep_grids(store, added, grids)
         print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, "
               f"errors {errors}")  # fmt: skip
         _reached(args, store, config, added)
