@@ -173,6 +173,23 @@ class _Query:
         near &= np.bitwise_count(entries.phashes[rows] ^ phashes) <= max_p
         return near
 
+    @staticmethod
+    def scan_many(
+        queries: Sequence[_Query], entries: _Entries, alive: NDArray[np.bool_]
+    ) -> tuple[Rows, Rows]:
+        """(query, row) of the live rows near each query, by a linear scan: of all of them at
+        once while that is small (a small index, a picture's views), else one at a time."""
+        if len(queries) * len(entries.keys) > _SCAN_BLOCK:
+            found = [q.scan(entries, alive) for q in queries]
+            labels = np.repeat(np.arange(len(queries)), [len(f) for f in found])
+            return labels, np.concatenate([np.zeros(0, np.intp), *found])
+        columns = [(q.dhash, q.phash, q.max_dhash, q.max_phash) for q in queries]
+        dhashes, phashes, max_d, max_p = (np.array(c)[:, None] for c in zip(*columns, strict=True))
+        near = np.bitwise_count(entries.dhashes ^ dhashes) <= max_d
+        near &= np.bitwise_count(entries.phashes ^ phashes) <= max_p
+        labels, rows = np.nonzero(near & alive)
+        return labels.astype(np.intp), rows.astype(np.intp)
+
     def scan(self, entries: _Entries, alive: NDArray[np.bool_]) -> Rows:
         """The live rows whose hashes are both within their thresholds, by a linear scan: of
         the hash with the tighter threshold first (the fewer rows pass it)."""
@@ -180,6 +197,9 @@ class _Query:
             hashes, value, limit = entries.phashes, self.phash, self.max_phash
         else:
             hashes, value, limit = entries.dhashes, self.dhash, self.max_dhash
+        if len(hashes) <= _SCAN_BLOCK:
+            return self.near(entries, np.flatnonzero((np.bitwise_count(hashes ^ value) <= limit)
+                                                     & alive))  # fmt: skip
         near = np.empty(len(hashes), np.bool_)
         xor = np.empty(min(len(hashes), _SCAN_BLOCK), np.uint64)
         counts = np.empty(len(xor), np.uint8)

@@ -141,9 +141,11 @@ class _Main:
             labels, rows, left = self._probed([queries[i] for i in chosen.tolist()])
             found[0] = (chosen[labels], rows)
             probing[chosen[left]] = False  # too many candidates: scanned instead
-        for i in np.flatnonzero(~probing).tolist():
-            hit = queries[i].scan(self.entries, self.alive)
-            found.append((np.full(len(hit), i, np.intp), hit))
+        scanned = np.flatnonzero(~probing)
+        if len(scanned):
+            each = [queries[i] for i in scanned.tolist()]
+            labels, rows = _Query.scan_many(each, self.entries, self.alive)
+            found.append((scanned[labels], rows))
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
     def _probing_pays(self, query: _Query) -> bool:
@@ -257,9 +259,9 @@ class HammingIndex:
             labels, rows = main.search(built)
             found = [(labels, main.entries.take(rows))]
             for used, alive in buffers:
-                for i, query in enumerate(built if len(used.keys) else []):
-                    rows = query.scan(used, alive)
-                    found.append((np.full(len(rows), i, np.intp), used.take(rows)))
+                if len(used.keys):
+                    labels, rows = _Query.scan_many(built, used, alive)
+                    found.append((labels, used.take(rows)))
         labels = np.concatenate([f[0] for f in found])
         answers = iter(_hits(labels, _Entries.joined([f[1] for f in found]), built, limit))
         return [[] if query is None else next(answers) for query in checked]
