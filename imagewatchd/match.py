@@ -21,6 +21,7 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from imagewatchd import bankindex, snapshot, verify
 from imagewatchd.entrygrids import EntryGrids
@@ -298,7 +299,7 @@ class Matcher:
         more: Regions = (),
     ) -> list[Query]:  # fmt: skip
         """The searches ``_search`` makes for a view, in its order."""
-        turned = self.thresholds.turned()
+        turned = _turned(self.thresholds)
         t = strict or (self.thresholds if view.turn == SAME else turned)
         searches = [(pair, t) for pair in ((view.dhash, view.phash), *regions)]
         every = [*searches, *((pair, turned) for pair in more)]
@@ -323,6 +324,11 @@ Query = tuple[int, int, int, int]  # (dHash, pHash, max dHash, max pHash)
 Hit = tuple[int, int, int]  # (key, dHash distance, pHash distance)
 Regions = tuple[tuple[int, int], ...]
 Cropped = tuple[str, int, int]  # an entry's centre crop that matched, and its distances
+
+
+@lru_cache(maxsize=8)
+def _turned(thresholds: Thresholds) -> Thresholds:
+    return thresholds.turned()
 
 
 def _cropped(match: Match, crop: Cropped | None) -> Match:

@@ -9,6 +9,7 @@ after an entry id, or those of the entries a bank change names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 from imagewatchd.store.base import Connected
 
 CHUNK = 500  # entry ids per IN (...) list
+READ_CHUNK = 65_536  # grids converted at a time
 ENABLED = (
     "SELECT g.entry_id, g.grid FROM entry_grids g JOIN entries e ON e.id = g.entry_id"
     " WHERE e.enabled = 1 AND e.flat = 0 AND "
@@ -62,10 +64,12 @@ class GridQueries(Connected):
 
 
 def _columns(rows: Iterable[tuple[int, bytes]]) -> GridColumns:
-    ids: list[int] = []
-    data = bytearray()
-    for entry_id, grid in rows:
-        ids.append(int(entry_id))
-        data += grid
-    grids = np.frombuffer(bytes(data), np.uint8).reshape(len(ids), -1) if ids else None
-    return np.array(ids, np.int64), np.zeros((0, 256), np.uint8) if grids is None else grids
+    """The rows as two arrays, read in chunks (a million grids never sit in tuples at once)."""
+    ids: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    grids: list[NDArray[np.uint8]] = [np.zeros((0, 256), np.uint8)]
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, READ_CHUNK)):
+        ids.append(np.fromiter((row[0] for row in chunk), np.int64, len(chunk)))
+        data = b"".join(bytes(row[1]) for row in chunk)
+        grids.append(np.frombuffer(data, np.uint8).reshape(len(chunk), -1))
+    return np.concatenate(ids), np.concatenate(grids)
