@@ -4,9 +4,11 @@
 The originals of a cached evaluation set (``bench/watermarks.py --cache``) become one block
 list in a real SQLite store, as ``known add`` leaves them (hashes, PDQ, centre crops, grids);
 every fingerprint (originals, variants, natural copies) is then looked up with the real
-``Matcher.list_matches``, turned and not. The answers are written to ``--out`` (a pickle of
-their reprs); ``--compare A B`` says whether two such files are identical, and where not. Run
-it once with main's package first on ``PYTHONPATH`` and once with this tree's.
+``Matcher.list_matches``, turned and not. ``--filler N`` adds N random hash-only entries in a
+second list (searches then probe the indexes instead of scanning them). The answers are written
+to ``--out`` (a pickle of their reprs); ``--compare A B`` says whether two such files are
+identical, and where not. Run it once with main's package first on ``PYTHONPATH`` and once
+with this tree's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from imagewatchd import verify
 from imagewatchd.config import Matching
@@ -39,7 +43,17 @@ def _entry(photo: str, fp: Fingerprint) -> NewEntry:
     return entry
 
 
-def decisions(cache: Path) -> dict[str, str]:
+def _filler(count: int) -> list[NewEntry]:
+    """Random hash-only entries (dHash, pHash, PDQ), as an imported list: a larger index, so
+    that searches probe instead of scanning, and candidates without a grid."""
+    rng = np.random.default_rng(7)
+    d, p = (rng.integers(0, 2**64, count, dtype=np.uint64, endpoint=False) for _ in "dp")
+    pdqs = [int.from_bytes(rng.bytes(32), "big") for _ in range(count)]
+    return [NewEntry(None, int(a), int(b), "filler", pdq=q, pdq_quality=100)
+            for a, b, q in zip(d.tolist(), p.tolist(), pdqs, strict=True)]  # fmt: skip
+
+
+def decisions(cache: Path, filler: int) -> dict[str, str]:
     sys.path.insert(0, str(Path(__file__).parent))  # the pickle's classes (evaluate.Set)
     s = pickle.loads(cache.read_bytes())
     originals = {p: fp for p, fp in s.fp.items() if isinstance(fp, Fingerprint)}
@@ -55,6 +69,9 @@ def decisions(cache: Path) -> dict[str, str]:
         added, _ = store.add_entries(list_id, entries, 1.0)
         if hasattr(verify, "keep_grids"):  # main's package: the grids are kept apart
             verify.keep_grids(store, added, {fp.sha256: fp.grid for fp in originals.values()})
+        if filler:
+            store.add_entries(store.create_list("imported", ListKind.BLOCK, "", 1.0),
+                              _filler(filler), 1.0)  # fmt: skip
         matcher = Matcher.load(store, Matching().thresholds)
         started = time.perf_counter()
         for name, fp in queries:
@@ -82,10 +99,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/evalset-v2.pkl"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--compare", type=Path, nargs=2)
+    parser.add_argument("--filler", type=int, default=0, help="random hash-only entries too")
     args = parser.parse_args()
     if args.compare:
         sys.exit(compare(*args.compare))
-    found = decisions(args.cache)
+    found = decisions(args.cache, args.filler)
     if args.out:
         args.out.write_bytes(pickle.dumps(found))
 
