@@ -33,8 +33,8 @@ CANDIDATES: Final = 8
 def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
     """Entries within the wider radius whose grid agrees with the query's: for a query that
     matched nothing within the thresholds."""
-    if fp.flat or not fp.grid:
-        return ()
+    if fp.flat or not fp.grid or not len(matcher.indexes.grids):
+        return ()  # no grid to agree with (a list imported as hashes): no search either
     # the closest by (dH + pH, key): HammingIndex.search's own order
     closest = matcher.entries.search(fp.dhash, fp.phash, WIDER_DHASH, WIDER_PHASH, CANDIDATES)
     if not closest:
