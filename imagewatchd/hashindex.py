@@ -20,13 +20,15 @@ Search: one sorted ``searchsorted`` call finds every chunk value within the pige
 (``hashchunks._radii``), for the hash with the tighter threshold; the candidate rows are
 verified on both hashes with XOR and popcount. When probing would cost more than a linear scan
 of main (large thresholds, small or clustered indexes; the cost model below), main is scanned
-instead. Either way the answer is exact. Every method reads and swaps the parts under one lock,
-so a search never sees a half-merged index.
+instead. Either way the answer is exact. ``search_many`` answers several queries (a picture's
+views and regions) in one pass: every probe looked up in one ascending ``searchsorted``, the
+candidates verified together, the queries that scan scanned together while that is small.
+Every method reads and swaps the parts under one lock, so a search never sees a half-merged
+index.
 """
 
 from __future__ import annotations
 
-import itertools
 import operator
 import threading
 from collections.abc import Sequence
@@ -41,8 +43,10 @@ from imagewatchd.hashchunks import (
     _CHUNKS,
     Ints,
     Rows,
+    _bounds,
     _chunk_pairs,
     _Entries,
+    _hits,
     _Query,
     _ranges,
     hamming,
@@ -148,6 +152,16 @@ class _Main:
             found.append((scanned[labels], rows))
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
+    def search_one(self, query: _Query) -> Rows:
+        """``search`` of one query (fewer steps): its rows, in row order."""
+        if self._probing_pays(query):
+            starts, ends = _bounds(self.chunk_values, query.probes())
+            positions = _ranges(starts, ends)
+            if len(positions) * _CANDIDATE_COST <= len(self.entries.keys):
+                rows = self.chunk_rows[positions].astype(np.intp)
+                return np.unique(query.near(self.entries, rows[self.alive[rows]]))
+        return query.scan(self.entries, self.alive)
+
     def _probing_pays(self, query: _Query) -> bool:
         rows = len(self.entries.keys)
         expected = query.probe_count * rows / (1 << _CHUNKS[0][1])
@@ -241,7 +255,18 @@ class HammingIndex:
         """Every entry whose dHash and pHash are within ``max_dhash`` and ``max_phash`` of the
         query, as (key, dHash distance, pHash distance), by summed distance, then key; with
         ``limit``, the first ``limit`` of them."""
-        return self.search_many([(dhash, phash, max_dhash, max_phash)], limit)[0]
+        query = _checked(dhash, phash, max_dhash, max_phash)
+        if query is None:
+            return []
+        with self._lock:
+            main, buffers = self._main, [self._recent.used()]
+            if self._frozen is not None:
+                buffers.append(self._frozen.used())
+            found = main.entries.take(main.search_one(query))
+            for used, alive in buffers:
+                if len(used.keys):
+                    found = found.plus(used.take(query.scan(used, alive)))
+        return _hits(np.zeros(len(found.keys), np.intp), found, [query], limit)[0]
 
     def search_many(
         self, queries: Sequence[tuple[int, int, int, int]], limit: int | None = None
@@ -371,49 +396,12 @@ class HammingIndex:
         return frozen
 
 
-def _bounds(values: NDArray[np.uint32], probes: NDArray[np.uint32]) -> tuple[Rows, Rows]:
-    """Where each probe's run of equal values starts and ends in the sorted ``values``: the
-    probes looked up in ascending order, each beside its end (a sorted search narrows each
-    lookup from the last: fewer cache misses in a large index)."""
-    order = np.argsort(probes)
-    ascending = probes[order]
-    found = np.searchsorted(values, np.stack((ascending, ascending + 1), axis=1).ravel())
-    starts, ends = np.empty(len(probes), np.intp), np.empty(len(probes), np.intp)
-    starts[order], ends[order] = found[0::2], found[1::2]
-    return starts, ends
-
-
 def _checked(dhash: int, phash: int, max_dhash: int, max_phash: int) -> _Query | None:
     """The query, None if a threshold is negative (nothing is that close)."""
     max_dhash, max_phash = operator.index(max_dhash), operator.index(max_phash)
     if max_dhash < 0 or max_phash < 0:
         return None
     return _Query(_hash(dhash), _hash(phash), min(max_dhash, 64), min(max_phash, 64))
-
-
-def _hits(
-    labels: Rows, found: _Entries, queries: list[_Query], limit: int | None
-) -> list[list[tuple[int, int, int]]]:
-    """Each query's (key, dHash distance, pHash distance) of the entries found for it (``labels``
-    name the query), closest first, then by key; with ``limit``, its first ``limit``."""
-    dhashes = np.array([q.dhash for q in queries], np.uint64)[labels]
-    phashes = np.array([q.phash for q in queries], np.uint64)[labels]
-    ddist = np.bitwise_count(found.dhashes ^ dhashes).astype(np.int64)
-    pdist = np.bitwise_count(found.phashes ^ phashes).astype(np.int64)
-    sums = ddist + pdist
-    if limit is not None and len(queries) == 1 and len(sums) > 4 * limit > 0:
-        cut = np.partition(sums, limit - 1)[limit - 1]  # no more than the limit-th closest
-        labels, found = labels[sums <= cut], found.take(sums <= cut)
-        ddist, pdist, sums = ddist[sums <= cut], pdist[sums <= cut], sums[sums <= cut]
-    order = np.lexsort((found.keys, sums, labels))
-    labels = labels[order]
-    if limit is not None:  # each one's rank among its query's
-        keep = np.arange(len(labels)) - np.searchsorted(labels, labels) < limit
-        order, labels = order[keep], labels[keep]
-    edges = np.searchsorted(labels, np.arange(len(queries) + 1))
-    keys, ddist, pdist = found.keys[order], ddist[order], pdist[order]
-    hits = list(zip(keys.tolist(), ddist.tolist(), pdist.tolist(), strict=True))
-    return [hits[start:end] for start, end in itertools.pairwise(edges.tolist())]
 
 
 def _next_main(main: _Main, new: _Entries) -> _Main:
