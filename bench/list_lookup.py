@@ -61,8 +61,11 @@ def _random(rng: np.random.Generator, n: int) -> NDArray[np.uint64]:
     return rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
 
 
-def _store(path: Path, dhashes: NDArray[np.uint64], phashes: NDArray[np.uint64]) -> Store:
-    """N entries with random hashes and a random grid each, as ``known add`` leaves them."""
+def _store(
+    path: Path, dhashes: NDArray[np.uint64], phashes: NDArray[np.uint64], gridded: int = -1
+) -> Store:
+    """N entries with random hashes and a random grid each, as ``known add`` leaves them; with
+    ``gridded``, only the first so many have a grid (the rest as imported hashes)."""
     store = Store(path)
     list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
     rng = np.random.default_rng(9)
@@ -72,6 +75,7 @@ def _store(path: Path, dhashes: NDArray[np.uint64], phashes: NDArray[np.uint64])
         pairs = zip(dhashes[chunk].tolist(), phashes[chunk].tolist(), strict=True)
         entries = [NewEntry(None, d, p) for d, p in pairs]
         added, _ = store.add_entries(list_id, entries, 1.0)
+        added = added[: max(0, gridded - start)] if gridded >= 0 else added
         grids = rng.integers(0, 256, (len(added), blockgrid.SIZE), dtype=np.uint8)
         store.add_entry_grids(zip(added, (g.tobytes() for g in grids), strict=True))
     return store
@@ -85,6 +89,8 @@ def main() -> None:
     parser.add_argument("--crowd", type=int, default=4000,
                         help="entries planted within the wider radius of one picture, "
                         "searched for as a second set of queries (0: none)")  # fmt: skip
+    parser.add_argument("--gridded", type=int, default=-1,
+                        help="only the first so many entries have a grid")  # fmt: skip
     parser.add_argument("--main", type=Path, help="a tree with main's imagewatchd: compare")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -116,7 +122,8 @@ def _worker(args: argparse.Namespace, tree: Path | None) -> subprocess.Popen[str
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     command = [sys.executable, __file__, "--worker", "-n", str(args.n), "--crowd",
-               str(args.crowd), *(["--wall"] if args.wall else [])]  # fmt: skip
+               str(args.crowd), "--gridded", str(args.gridded),
+               *(["--wall"] if args.wall else [])]  # fmt: skip
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=env)  # fmt: skip
 
@@ -145,7 +152,7 @@ def _serve(args: argparse.Namespace) -> None:
     pdqs = PdqIndex()
     pdqs.add_many(range(1, args.n + 1), balanced(rng, args.n))
     with tempfile.TemporaryDirectory() as tmp:
-        store = _store(Path(tmp) / "grids.db", dhashes, phashes)
+        store = _store(Path(tmp) / "grids.db", dhashes, phashes, args.gridded)
         indexes = Indexes(entries=pairs, regions=crops, pdq=pdqs)
         if hasattr(indexes, "grids"):  # this tree: the grids held in memory (entrygrids.py)
             indexes.grids.add_many(*store.enabled_grids_after(0))

@@ -75,7 +75,8 @@ def _indexes(bank_id: int, seq: int, arrays: snapshot.Arrays) -> BankSnapshot:
     return BankSnapshot(
         bank_id, seq, HammingIndex.from_arrays(part("entries")),
         HammingIndex.from_arrays(part("regions")), PdqIndex.from_arrays(arrays["pdq.keys"], hashes),
-        EntryGrids.from_arrays(arrays["grids.ids"], arrays["grids.data"]),
+        EntryGrids.from_arrays(arrays["grids.ids"], arrays["grids.data"],
+                               arrays["grids.dhashes"], arrays["grids.phashes"]),
     )  # fmt: skip
 
 
@@ -87,8 +88,9 @@ def save(state_dir: Path, bank: BankSnapshot) -> bool:
         arrays.update({f"{prefix}.{name}": a for name, a in index.arrays().items()})
     pdq = bank.pdq.arrays()
     arrays["pdq.keys"], arrays["pdq.hashes"] = pdq["keys"], pdq["hashes"].reshape(-1)
-    ids, grids = bank.grids.arrays()
+    ids, grids, dhashes, phashes = bank.grids.arrays()
     arrays["grids.ids"], arrays["grids.data"] = ids, grids.reshape(-1)
+    arrays["grids.dhashes"], arrays["grids.phashes"] = dhashes, phashes
     try:
         snapshot.write_arrays(path, MAGIC, {"bank_id": bank.bank_id, "seq": bank.seq}, arrays)
     except OSError as exc:

@@ -121,9 +121,9 @@ def apply(indexes: Indexes, store: Store, changed: list[int], floor: int) -> Non
     indexes.regions.add_many(*crops)
     indexes.pdq.remove_many(ids)
     indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
-    grid_ids, grids = store.enabled_grids_of(changed)
-    indexes.grids.remove_many(np.setdiff1d(ids, grid_ids))
-    indexes.grids.add_many(grid_ids, grids)
+    grids = store.enabled_grids_of(changed)
+    indexes.grids.remove_many(np.setdiff1d(ids, grids[0]))
+    indexes.grids.add_many(*grids)
     log.debug("bank changes applied: %d entries", len(changed))
 
 

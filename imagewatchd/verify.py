@@ -33,19 +33,30 @@ CANDIDATES: Final = 8
 def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
     """Entries within the wider radius whose grid agrees with the query's: for a query that
     matched nothing within the thresholds."""
-    if fp.flat or not fp.grid or not len(matcher.indexes.grids):
-        return ()  # no grid to agree with (a list imported as hashes): no search either
+    held = matcher.indexes.grids
+    if fp.flat or not fp.grid or not _worth_a_scan(matcher, fp):
+        return ()  # no entry with a grid is within the radius: nothing could agree
     # the closest by (dH + pH, key): HammingIndex.search's own order
     closest = matcher.entries.search(fp.dhash, fp.phash, WIDER_DHASH, WIDER_PHASH, CANDIDATES)
     if not closest:
         return ()
-    grids = matcher.indexes.grids.get([key for key, _, _ in closest])  # entrygrids.py
+    grids = held.get([key for key, _, _ in closest])  # entrygrids.py
     agreed = dict(zip(grids, blockgrid.agreement_many(list(grids.values()), fp.grid), strict=True))
     kept = [key for key, (levels, edges) in agreed.items() if levels >= blockgrid.LEVELS
             and edges >= blockgrid.EDGES]  # fmt: skip
     rows = matcher.store.entries(ids=kept) if kept else []
     found = [_match(row, fp, agreed[row.id][0]) for row in rows if row.enabled]
     return tuple(sorted(found, key=lambda m: (-(m.grid or 0.0), m.entry_id or 0)))
+
+
+def _worth_a_scan(matcher: Matcher, fp: Fingerprint) -> bool:
+    """Whether an entry that has a grid may be within the wider radius: where fewer than half
+    the entries have one (imported hashes have none), they alone are scanned first, and the
+    whole bank only when one is near (the 8 closest are chosen among every entry)."""
+    held = matcher.indexes.grids
+    if 2 * len(held) >= len(matcher.entries):
+        return len(held) > 0
+    return held.any_within(fp.dhash, fp.phash, WIDER_DHASH, WIDER_PHASH)
 
 
 def _match(row: EntryRow, fp: Fingerprint, levels: float) -> Match:

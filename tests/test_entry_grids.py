@@ -34,12 +34,21 @@ def imported(n: int) -> NewEntry:
     return NewEntry(None, 3000 + n, 9000 + n, str(n))
 
 
+def stacked(numbers: list[int]) -> np.ndarray:
+    return np.stack([np.frombuffer(grid(n), np.uint8) for n in numbers])
+
+
+def hashes(numbers: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    values = np.array(numbers, np.uint64)
+    return values, values << np.uint64(32)
+
+
 def test_grids_are_held_and_looked_up_by_id_through_merges_and_removals() -> None:
     held = EntryGrids()
-    held.add_many(np.arange(1, 6001), np.stack([np.frombuffer(grid(n), np.uint8) for n in
-                                                range(1, 6001)]))  # fmt: skip
+    numbers = list(range(1, 6001))
+    held.add_many(numbers, stacked(numbers), *hashes(numbers))
     assert len(held) == 6000 and held.get([5, 6000, 7000]) == {5: grid(5), 6000: grid(6000)}
-    held.add_many([7000, 5], np.stack([np.frombuffer(grid(n), np.uint8) for n in (7, 8)]))
+    held.add_many([7000, 5], stacked([7, 8]), *hashes([7, 8]))
     held.remove_many([6000, 12345])
     assert held.get([5, 6000, 7000]) == {5: grid(8), 7000: grid(7)}
     again = EntryGrids.from_arrays(*held.arrays())
@@ -47,13 +56,29 @@ def test_grids_are_held_and_looked_up_by_id_through_merges_and_removals() -> Non
     assert again.get([5, 7000, 6000, 1]) == {5: grid(8), 7000: grid(7), 1: grid(1)}
 
 
-def test_grids_cost_their_bytes_and_id_per_entry_that_has_one() -> None:
+def test_any_within_looks_at_the_entries_held_only() -> None:
+    """The second stage's first look, in main and in recent: exact, removals included."""
+    held = EntryGrids()
+    numbers = list(range(0, 60_000, 10))
+    held.add_many(numbers, stacked([1] * len(numbers)), *hashes(numbers))
+    held.add_many([7], stacked([7]), *hashes([1 << 20]))  # recent: dHash 2**20
+    assert held.any_within(11, 11 << 32, 0, 0) is False  # 0, 10, 20…: no 11
+    assert held.any_within(11, 11 << 32, 1, 1) is True  # 10: one bit off in each hash
+    assert held.any_within(1 << 20, 1 << 52, 0, 0) is True  # the recent one
+    held.remove_many([7])
+    assert held.any_within(1 << 20, 1 << 52, 0, 0) is False
+    assert held.any_within(50, 50 << 32, 0, 0) is True
+    held.remove_many([50])
+    assert held.any_within(50, 50 << 32, 0, 0) is False
+
+
+def test_grids_cost_their_bytes_id_and_hashes_per_entry_that_has_one() -> None:
     held = EntryGrids()
     ids = np.arange(100_000)
-    held.add_many(ids, np.zeros((len(ids), SIZE), np.uint8))
-    assert held.nbytes <= len(ids) * (SIZE + 8 + 1)
+    held.add_many(ids, np.zeros((len(ids), SIZE), np.uint8), *hashes(ids.tolist()))
+    assert held.nbytes <= len(ids) * (SIZE + 8 + 16 + 1)
     with pytest.raises(ValueError, match="one grid"):
-        held.add_many([1, 2], np.zeros((2, 10), np.uint8))
+        held.add_many([1, 2], np.zeros((2, 10), np.uint8), *hashes([1, 2]))
 
 
 def test_sqlite_grids_are_written_with_their_entries_and_follow_the_index(

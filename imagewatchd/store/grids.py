@@ -9,20 +9,22 @@ after an entry id, or those of the entries a bank change names.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import islice
+from itertools import chain, islice
 
 import numpy as np
 from numpy.typing import NDArray
 
-from imagewatchd.store.base import Connected
+from imagewatchd.store.base import Connected, id_hash_columns
 
 CHUNK = 500  # entry ids per IN (...) list
 READ_CHUNK = 65_536  # grids converted at a time
-ENABLED = (
-    "SELECT g.entry_id, g.grid FROM entry_grids g JOIN entries e ON e.id = g.entry_id"
-    " WHERE e.enabled = 1 AND e.flat = 0 AND "
+ENABLED = (  # the entries of the near-match index (enabled, not flat, hashed) with a grid
+    "SELECT g.entry_id, e.dhash, e.phash, g.grid FROM entry_grids g JOIN entries e"
+    " ON e.id = g.entry_id WHERE e.enabled = 1 AND e.flat = 0 AND e.dhash IS NOT NULL"
+    " AND e.phash IS NOT NULL AND "
 )
-GridColumns = tuple[NDArray[np.int64], NDArray[np.uint8]]  # ids, and (n, 256) grids
+# ids, (n, 256) grids, dHashes, pHashes
+GridColumns = tuple[NDArray[np.int64], NDArray[np.uint8], NDArray[np.uint64], NDArray[np.uint64]]
 
 
 class GridQueries(Connected):
@@ -54,7 +56,7 @@ class GridQueries(Connected):
 
     def enabled_grids_of(self, ids: Sequence[int]) -> GridColumns:
         """(ids, grids) of those of ``ids`` that are enabled and have a grid."""
-        rows: list[tuple[int, bytes]] = []
+        rows: list[tuple[int, int, int, bytes]] = []
         with self._lock:
             for start in range(0, len(ids), CHUNK):
                 chunk = list(ids[start : start + CHUNK])
@@ -63,13 +65,15 @@ class GridQueries(Connected):
         return _columns(rows)
 
 
-def _columns(rows: Iterable[tuple[int, bytes]]) -> GridColumns:
-    """The rows as two arrays, read in chunks (a million grids never sit in tuples at once)."""
-    ids: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+def _columns(rows: Iterable[tuple[int, int, int, bytes]]) -> GridColumns:
+    """The rows as arrays, read in chunks (a million grids never sit in tuples at once)."""
+    numbers: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
     grids: list[NDArray[np.uint8]] = [np.zeros((0, 256), np.uint8)]
     iterator = iter(rows)
     while chunk := list(islice(iterator, READ_CHUNK)):
-        ids.append(np.fromiter((row[0] for row in chunk), np.int64, len(chunk)))
-        data = b"".join(bytes(row[1]) for row in chunk)
+        flat = chain.from_iterable(row[:3] for row in chunk)
+        numbers.append(np.fromiter(flat, np.int64, 3 * len(chunk)))
+        data = b"".join(bytes(row[3]) for row in chunk)
         grids.append(np.frombuffer(data, np.uint8).reshape(len(chunk), -1))
-    return np.concatenate(ids), np.concatenate(grids)
+    ids, dhashes, phashes = id_hash_columns(np.concatenate(numbers))
+    return ids, np.concatenate(grids), dhashes, phashes
