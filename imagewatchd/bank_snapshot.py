@@ -1,8 +1,9 @@
 """The host's local snapshot of the shared bank's entry index (PostgreSQL fleets).
 
 In the state directory (``postgresql.bank-index``, beside the library's snapshot): the entry
-index's arrays, its centre crops' and its PDQs', keyed by the bank's identity (``bank_id``, made
-by PostgreSQL migration 4) and the last change of the bank's change log they reflect. Written
+index's arrays, its centre crops', its PDQs' and the entries' grids (``entrygrids.py``), keyed
+by the bank's identity (``bank_id``, made by PostgreSQL migration 4) and the last change of the
+bank's change log they reflect. Written
 atomically as the library's snapshot is (``snapshot.write_arrays``), read memory-mapped. A start
 maps it and applies the changes logged since (``bankindex.refresh``); a snapshot of another
 bank, or older than the changes the bank still logs, is ignored and the bank is loaded whole.
@@ -12,19 +13,20 @@ bank, or older than the changes the bank still logs, is ignored and the bank is 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from imagewatchd import snapshot
+from imagewatchd.entrygrids import EntryGrids
 from imagewatchd.hashindex import HammingIndex
 from imagewatchd.pdqindex import PdqIndex
 from imagewatchd.store.location import LOCAL_NAME
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"IWDBANK1\n"
+MAGIC = b"IWDBANK2\n"  # 2: the entries' grids too
 NAME = LOCAL_NAME + ".bank-index"
 MIN_ENTRIES = 100_000  # smaller banks load from the database at once: no snapshot file
 RESAVE_CHANGES = 10_000  # more changes applied since the snapshot than this (or a twentieth
@@ -40,6 +42,7 @@ class BankSnapshot:
     entries: HammingIndex
     regions: HammingIndex
     pdq: PdqIndex
+    grids: EntryGrids = field(default_factory=EntryGrids)
 
 
 def path_in(state_dir: Path) -> Path:
@@ -72,6 +75,8 @@ def _indexes(bank_id: int, seq: int, arrays: snapshot.Arrays) -> BankSnapshot:
     return BankSnapshot(
         bank_id, seq, HammingIndex.from_arrays(part("entries")),
         HammingIndex.from_arrays(part("regions")), PdqIndex.from_arrays(arrays["pdq.keys"], hashes),
+        EntryGrids.from_arrays(arrays["grids.ids"], arrays["grids.data"],
+                               arrays["grids.dhashes"], arrays["grids.phashes"]),
     )  # fmt: skip
 
 
@@ -83,6 +88,9 @@ def save(state_dir: Path, bank: BankSnapshot) -> bool:
         arrays.update({f"{prefix}.{name}": a for name, a in index.arrays().items()})
     pdq = bank.pdq.arrays()
     arrays["pdq.keys"], arrays["pdq.hashes"] = pdq["keys"], pdq["hashes"].reshape(-1)
+    ids, grids, dhashes, phashes = bank.grids.arrays()
+    arrays["grids.ids"], arrays["grids.data"] = ids, grids.reshape(-1)
+    arrays["grids.dhashes"], arrays["grids.phashes"] = dhashes, phashes
     try:
         snapshot.write_arrays(path, MAGIC, {"bank_id": bank.bank_id, "seq": bank.seq}, arrays)
     except OSError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imagewatchd import bank_snapshot
+from imagewatchd.entrygrids import EntryGrids
 from imagewatchd.hashindex import HammingIndex
 from imagewatchd.pdqindex import PdqIndex, words_of_bytes
 from imagewatchd.rows import REGIONS
@@ -49,6 +50,7 @@ def start(indexes: Indexes, store: Store) -> None:
                  bank_snapshot.path_in(state_dir), found.seq)  # fmt: skip
         return
     indexes.entries, indexes.regions, indexes.pdq = found.entries, found.regions, found.pdq
+    indexes.grids = found.grids
     indexes.bank_id, indexes.applied, indexes.saved = found.bank_id, found.seq, found.seq
     path = bank_snapshot.path_in(state_dir)
     log.info("%s: bank snapshot loaded: %d entries through change %d, head %d", path,
@@ -68,7 +70,8 @@ def offline(state_dir: Path) -> Indexes | None:
                 "(%d entries through change %d)", bank_snapshot.path_in(state_dir),
                 len(found.entries), found.seq)  # fmt: skip
     return Indexes(entries=found.entries, regions=found.regions, pdq=found.pdq,
-                   bank_id=found.bank_id, applied=found.seq, saved=found.seq)  # fmt: skip
+                   grids=found.grids, bank_id=found.bank_id, applied=found.seq,
+                   saved=found.seq)  # fmt: skip
 
 
 def refresh(indexes: Indexes, store: Store, floor: int) -> bool | None:
@@ -98,12 +101,15 @@ def load_whole(indexes: Indexes, store: Store, floor: int) -> None:
     regions.add_many(*store.entry_region_hashes_after(0))
     pdq_ids, pdqs = store.pdq_entry_hashes_after(0, floor)
     pdq.add_many(pdq_ids, words_of_bytes(pdqs))
-    indexes.entries, indexes.regions, indexes.pdq = entries, regions, pdq
+    grids = EntryGrids()
+    grids.add_many(*store.enabled_grids_after(0))
+    indexes.entries, indexes.regions, indexes.pdq, indexes.grids = entries, regions, pdq, grids
     indexes.rebuilds += 1
 
 
-def apply(indexes: Indexes, store: BankLogQueries, changed: list[int], floor: int) -> None:
+def apply(indexes: Indexes, store: Store, changed: list[int], floor: int) -> None:
     """The changed entries re-read: those enabled replace their old selves, the rest go."""
+    assert isinstance(store, BankLogQueries)  # a store with a change log
     ids = np.asarray(changed, dtype=np.int64)
     near = store.near_entry_hashes_of(changed)
     crops = store.entry_region_hashes_of(changed)
@@ -115,6 +121,9 @@ def apply(indexes: Indexes, store: BankLogQueries, changed: list[int], floor: in
     indexes.regions.add_many(*crops)
     indexes.pdq.remove_many(ids)
     indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
+    grids = store.enabled_grids_of(changed)
+    indexes.grids.remove_many(np.setdiff1d(ids, grids[0]))
+    indexes.grids.add_many(*grids)
     log.debug("bank changes applied: %d entries", len(changed))
 
 
@@ -136,7 +145,7 @@ def _keep_snapshot(indexes: Indexes, store: Store, state: BankState) -> None:
     if indexes.saved >= 0 and state.head - indexes.saved <= bank_snapshot.resave_bound(entries):
         return
     bank = bank_snapshot.BankSnapshot(
-        state.bank_id, state.head, indexes.entries, indexes.regions, indexes.pdq
+        state.bank_id, state.head, indexes.entries, indexes.regions, indexes.pdq, indexes.grids
     )
     if bank_snapshot.save(store.path.parent, bank):
         indexes.saved = state.head

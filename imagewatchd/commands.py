@@ -22,7 +22,6 @@ from imagewatchd import (
     paths,
     report,
     retroactive,
-    verify,
 )
 from imagewatchd import config as config_module
 from imagewatchd.config import Config
@@ -258,7 +257,6 @@ def known_add(args: argparse.Namespace) -> int:
     config = load_config(args)
     errors = 0
     entries: list[NewEntry] = []
-    grids: dict[str, bytes] = {}  # sha256 → block grid (verify.py)
     hues: dict[str, bytes] = {}  # sha256 → colour signature (colours.py)
     with closing(open_decoder(config)) as decoder:
         for item in expand(args.paths, IMAGES):
@@ -278,12 +276,11 @@ def known_add(args: argparse.Namespace) -> int:
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
                                     flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
-                                    regions=fp.crops))  # fmt: skip
-            grids[fp.sha256], hues[fp.sha256] = fp.grid, fp.colours
+                                    regions=fp.crops, grid=fp.grid))  # fmt: skip
+            hues[fp.sha256] = fp.colours
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
-        verify.keep_grids(store, added, grids)
         colours.keep(store, added, hues)
         print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, "
               f"errors {errors}")  # fmt: skip

@@ -20,14 +20,18 @@ Search: one sorted ``searchsorted`` call finds every chunk value within the pige
 (``hashchunks._radii``), for the hash with the tighter threshold; the candidate rows are
 verified on both hashes with XOR and popcount. When probing would cost more than a linear scan
 of main (large thresholds, small or clustered indexes; the cost model below), main is scanned
-instead. Either way the answer is exact. Every method reads and swaps the parts under one lock,
-so a search never sees a half-merged index.
+instead. Either way the answer is exact. ``search_many`` answers several queries (a picture's
+views and regions) in one pass: every probe looked up in one ascending ``searchsorted``, the
+candidates verified together, the queries that scan scanned together while that is small.
+Every method reads and swaps the parts under one lock, so a search never sees a half-merged
+index.
 """
 
 from __future__ import annotations
 
 import operator
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, SupportsIndex
 
@@ -39,8 +43,10 @@ from imagewatchd.hashchunks import (
     _CHUNKS,
     Ints,
     Rows,
+    _bounds,
     _chunk_pairs,
     _Entries,
+    _hits,
     _Query,
     _ranges,
     hamming,
@@ -129,26 +135,53 @@ class _Main:
         self.alive[rows] = False
         self.dead += len(rows)
 
-    def search(self, query: _Query) -> Rows:
-        """The live rows whose hashes are both within their thresholds, in row order."""
-        candidates = self._candidates(query) if self._probing_pays(query) else None
-        if candidates is None:
-            return query.scan(self.entries, self.alive)
-        return np.unique(query.near(self.entries, candidates[self.alive[candidates]]))
+    def search(self, queries: list[_Query]) -> tuple[Rows, Rows]:
+        """(query, row) of every live row whose hashes are both within a query's thresholds:
+        the probes of every query that probes looked up in one pass, the others scanned."""
+        probing = np.array([self._probing_pays(query) for query in queries], np.bool_)
+        chosen = np.flatnonzero(probing)
+        found = [(chosen[:0], chosen[:0])]
+        if len(chosen):
+            labels, rows, left = self._probed([queries[i] for i in chosen.tolist()])
+            found[0] = (chosen[labels], rows)
+            probing[chosen[left]] = False  # too many candidates: scanned instead
+        scanned = np.flatnonzero(~probing)
+        if len(scanned):
+            each = [queries[i] for i in scanned.tolist()]
+            labels, rows = _Query.scan_many(each, self.entries, self.alive)
+            found.append((scanned[labels], rows))
+        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+    def search_one(self, query: _Query) -> Rows:
+        """``search`` of one query (fewer steps): its rows, in row order."""
+        if self._probing_pays(query):
+            starts, ends = _bounds(self.chunk_values, query.probes())
+            positions = _ranges(starts, ends)
+            if len(positions) * _CANDIDATE_COST <= len(self.entries.keys):
+                rows = self.chunk_rows[positions].astype(np.intp)
+                return np.unique(query.near(self.entries, rows[self.alive[rows]]))
+        return query.scan(self.entries, self.alive)
 
     def _probing_pays(self, query: _Query) -> bool:
         rows = len(self.entries.keys)
         expected = query.probe_count * rows / (1 << _CHUNKS[0][1])
         return query.probe_count * _PROBE_COST + expected * _CANDIDATE_COST < rows
 
-    def _candidates(self, query: _Query) -> Rows | None:
-        """Rows with a chunk within the radius; None if there are too many to beat a scan."""
-        probes = query.probes()
-        bounds = np.searchsorted(self.chunk_values, np.concatenate((probes, probes + 1)))
-        positions = _ranges(bounds[: len(probes)], bounds[len(probes) :])
-        if len(positions) * _CANDIDATE_COST > len(self.entries.keys):
-            return None
-        return self.chunk_rows[positions].astype(np.intp)
+    def _probed(self, queries: list[_Query]) -> tuple[Rows, Rows, NDArray[np.bool_]]:
+        """(query, row) of the rows the queries' probes find, and the queries left out for
+        having too many candidates to beat a scan."""
+        every, lengths = _Query.probes_many(queries)
+        starts, ends = _bounds(self.chunk_values, every)
+        counts = ends - starts
+        totals = np.add.reduceat(counts, np.cumsum(lengths) - lengths)
+        fine = totals * _CANDIDATE_COST <= len(self.entries.keys)
+        of_probe = np.repeat(fine, lengths)
+        counts = counts[of_probe]
+        labels = np.repeat(np.repeat(np.arange(len(queries)), lengths)[of_probe], counts)
+        rows = self.chunk_rows[_ranges(starts[of_probe], ends[of_probe])].astype(np.intp)
+        near = self.alive[rows] & _Query.near_many(queries, self.entries, rows, labels)
+        pairs = np.unique(labels[near].astype(np.int64) << 32 | rows[near])
+        return (pairs >> 32).astype(np.intp), (pairs & 0xFFFFFFFF).astype(np.intp), ~fine
 
     @property
     def nbytes(self) -> int:
@@ -217,26 +250,46 @@ class HammingIndex:
             self._main.kill(wanted)
 
     def search(
-        self, dhash: int, phash: int, max_dhash: int, max_phash: int
+        self, dhash: int, phash: int, max_dhash: int, max_phash: int, limit: int | None = None
     ) -> list[tuple[int, int, int]]:
         """Every entry whose dHash and pHash are within ``max_dhash`` and ``max_phash`` of the
-        query, as (key, dHash distance, pHash distance), by summed distance, then key."""
-        max_dhash, max_phash = operator.index(max_dhash), operator.index(max_phash)
-        if max_dhash < 0 or max_phash < 0:
+        query, as (key, dHash distance, pHash distance), by summed distance, then key; with
+        ``limit``, the first ``limit`` of them."""
+        query = _checked(dhash, phash, max_dhash, max_phash)
+        if query is None:
             return []
-        query = _Query(_hash(dhash), _hash(phash), min(max_dhash, 64), min(max_phash, 64))
         with self._lock:
             main, buffers = self._main, [self._recent.used()]
             if self._frozen is not None:
                 buffers.append(self._frozen.used())
-            found = main.entries.take(main.search(query))
+            found = main.entries.take(main.search_one(query))
             for used, alive in buffers:
-                found = found.plus(used.take(query.scan(used, alive)))
-        ddist = np.bitwise_count(found.dhashes ^ query.dhash).astype(np.int64)
-        pdist = np.bitwise_count(found.phashes ^ query.phash).astype(np.int64)
-        order = np.lexsort((found.keys, ddist + pdist))
-        keys, ddist, pdist = found.keys[order], ddist[order], pdist[order]
-        return list(zip(keys.tolist(), ddist.tolist(), pdist.tolist(), strict=True))
+                if len(used.keys):
+                    found = found.plus(used.take(query.scan(used, alive)))
+        return _hits(np.zeros(len(found.keys), np.intp), found, [query], limit)[0]
+
+    def search_many(
+        self, queries: Sequence[tuple[int, int, int, int]], limit: int | None = None
+    ) -> list[list[tuple[int, int, int]]]:
+        """``search`` for each (dHash, pHash, max dHash, max pHash), in one pass: a picture's
+        views and regions (one lock, one lookup of every query's probes)."""
+        checked = [_checked(*query) for query in queries]
+        built = [query for query in checked if query is not None]
+        if not built:
+            return [[] for _ in queries]
+        with self._lock:
+            main, buffers = self._main, [self._recent.used()]
+            if self._frozen is not None:
+                buffers.append(self._frozen.used())
+            labels, rows = main.search(built)
+            found = [(labels, main.entries.take(rows))]
+            for used, alive in buffers:
+                if len(used.keys):
+                    labels, rows = _Query.scan_many(built, used, alive)
+                    found.append((labels, used.take(rows)))
+        labels = np.concatenate([f[0] for f in found])
+        answers = iter(_hits(labels, _Entries.joined([f[1] for f in found]), built, limit))
+        return [[] if query is None else next(answers) for query in checked]
 
     def __len__(self) -> int:
         with self._lock:
@@ -341,6 +394,14 @@ class HammingIndex:
         frozen = _Entries(*(np.concatenate(column) for column in zip(*new, strict=True)))
         self._frozen, self._recent = _Frozen(frozen), _Recent(self.recent_capacity)
         return frozen
+
+
+def _checked(dhash: int, phash: int, max_dhash: int, max_phash: int) -> _Query | None:
+    """The query, None if a threshold is negative (nothing is that close)."""
+    max_dhash, max_phash = operator.index(max_dhash), operator.index(max_phash)
+    if max_dhash < 0 or max_phash < 0:
+        return None
+    return _Query(_hash(dhash), _hash(phash), min(max_dhash, 64), min(max_phash, 64))
 
 
 def _next_main(main: _Main, new: _Entries) -> _Main:

@@ -21,8 +21,10 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from imagewatchd import bankindex, colours, snapshot, verify
+from imagewatchd.entrygrids import EntryGrids
 from imagewatchd.hashindex import HammingIndex, hamming
 from imagewatchd.models import (
     SAME,
@@ -52,6 +54,7 @@ class Indexes:
     regions: HammingIndex = field(default_factory=HammingIndex)
     library: HammingIndex = field(default_factory=HammingIndex)
     pdq: PdqIndex = field(default_factory=PdqIndex)  # entries with a PDQ above the quality floor
+    grids: EntryGrids = field(default_factory=EntryGrids)  # the entries' grids (verify.py)
     counters: tuple[int, int] = (-1, -1)  # the store's entry counters at the last load
     last_entry_id: int = 0
     # with a bank change log (PostgreSQL, ``bankindex.py``): the bank, the last change applied,
@@ -121,12 +124,14 @@ class Matcher:
             floor = self.thresholds.pdq_quality
             pdq_ids, pdqs = self.store.pdq_entry_hashes_after(since, floor)
             crops = self.store.entry_region_hashes_after(since)
+            grids = self.store.enabled_grids_after(since)  # each in its entry's transaction
             if not incremental:
                 self.indexes.entries, self.indexes.regions = HammingIndex(), HammingIndex()
-                self.indexes.pdq = PdqIndex()
+                self.indexes.pdq, self.indexes.grids = PdqIndex(), EntryGrids()
                 self.indexes.rebuilds += 1
             self.indexes.entries.add_many(*near)
             self.indexes.regions.add_many(*crops)
+            self.indexes.grids.add_many(*grids)
             self.indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
             last = max(near[0].max(initial=since), pdq_ids.max(initial=since))
             self.indexes.last_entry_id = int(last)
@@ -179,8 +184,11 @@ class Matcher:
         cropped: dict[int, Cropped] = {}
         view = _same(fp)
         views = _views(fp, turned and not exact)
-        for view, by_pdq in zip(views, self._search_pdq(views, fp.pdq_quality), strict=True):
-            hits = self._search(self.entries, view, _regions(fp, view), more=_more(fp, view))
+        every = self._search_all(  # every view in one pass; the first that matches counts
+            self.entries, [self._queries(v, _regions(fp, v), more=_more(fp, v)) for v in views]
+        )
+        pdq = self._search_pdq(views, fp.pdq_quality)
+        for view, hits, by_pdq in zip(views, every, pdq, strict=True):
             near = {key for key, _, _ in hits}
             cropped = self._search_crops(fp, view, near)
             if near or by_pdq or cropped or exact:
@@ -284,19 +292,43 @@ class Matcher:
         """The view's hashes, then its regions' (borders, caption bar trimmed); ``strict``:
         thresholds other than the view's own; ``more``: regions searched at the turned ones
         (regions.more_boxes: more chances for a look-alike)."""
-        t = self.thresholds if view.turn == SAME else self.thresholds.turned()
-        t = strict or t
-        turned = self.thresholds.turned()
-        found: dict[int, tuple[int, int, int]] = {}
+        return self._search_all(index, [self._queries(view, regions, strict, more)])[0]
+
+    def _queries(
+        self, view: Turned, regions: Regions = (), strict: Thresholds | None = None,
+        more: Regions = (),
+    ) -> list[Query]:  # fmt: skip
+        """The searches ``_search`` makes for a view, in its order."""
+        turned = _turned(self.thresholds)
+        t = strict or (self.thresholds if view.turn == SAME else turned)
         searches = [(pair, t) for pair in ((view.dhash, view.phash), *regions)]
-        for (dhash, phash), limits in [*searches, *((pair, turned) for pair in more)]:
-            for hit in index.search(dhash, phash, limits.dhash, limits.phash):
-                found.setdefault(hit[0], hit)
-        return list(found.values())
+        every = [*searches, *((pair, turned) for pair in more)]
+        return [(dhash, phash, limits.dhash, limits.phash) for (dhash, phash), limits in every]
+
+    @staticmethod
+    def _search_all(index: HammingIndex, views: list[list[Query]]) -> list[list[Hit]]:
+        """Each view's hits, its searches' in their order (the first hit of an entry kept),
+        every search of every view made in one pass (``HammingIndex.search_many``)."""
+        answers = iter(index.search_many([query for queries in views for query in queries]))
+        found: list[list[Hit]] = []
+        for queries in views:
+            hits: dict[int, Hit] = {}
+            for _ in queries:
+                for hit in next(answers):
+                    hits.setdefault(hit[0], hit)
+            found.append(list(hits.values()))
+        return found
 
 
+Query = tuple[int, int, int, int]  # (dHash, pHash, max dHash, max pHash)
+Hit = tuple[int, int, int]  # (key, dHash distance, pHash distance)
 Regions = tuple[tuple[int, int], ...]
 Cropped = tuple[str, int, int]  # an entry's centre crop that matched, and its distances
+
+
+@lru_cache(maxsize=8)
+def _turned(thresholds: Thresholds) -> Thresholds:
+    return thresholds.turned()
 
 
 def _cropped(match: Match, crop: Cropped | None) -> Match:

@@ -51,6 +51,13 @@ def fields(entries: Iterable[NewEntry]) -> Iterator[Fields]:
                e.pdq_quality)  # fmt: skip
 
 
+def grids(entries: Sequence[NewEntry]) -> list[tuple[int, bytes]]:
+    """(position, grid) of the entries made from a picture that have a block grid."""
+    if isinstance(entries, Entries):
+        return []
+    return [(at, e.grid) for at, e in enumerate(entries) if e.grid]
+
+
 def crops(entries: Sequence[NewEntry]) -> list[tuple[int, str, int, int]]:
     """(position, name, dHash, pHash) of the entries' centre crops."""
     if isinstance(entries, Entries):

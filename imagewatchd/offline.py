@@ -58,7 +58,8 @@ def load(where: Location, spool: Store, floor: int) -> OfflineBank | None:
     bank_id, seq, entries = spooling.bank_copy(spool)
     if found is not None and (entries == 0 or found.seq >= seq):
         indexes = Indexes(entries=found.entries, regions=found.regions, pdq=found.pdq,
-                          bank_id=found.bank_id, applied=found.seq, saved=found.seq)  # fmt: skip
+                          grids=found.grids, bank_id=found.bank_id, applied=found.seq,
+                          saved=found.seq)  # fmt: skip
         return OfflineBank(indexes, found.seq, bank_snapshot.path_in(state_dir))
     if entries == 0:
         return None

@@ -17,6 +17,7 @@ would cost more than a scan (wide thresholds), main is scanned. The answer is ex
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -45,6 +46,8 @@ def words(hashes: Sequence[int]) -> Words:
 
 def _chunks(hashes: Words) -> NDArray[np.uint64]:
     """(n, 16) chunk values: chunk ``c`` is bits ``16c .. 16c + 15``."""
+    if sys.byteorder == "little":  # the words' 16-bit halves of halves are the chunks
+        return np.ascontiguousarray(hashes, np.uint64).view(np.uint16).astype(np.uint64)
     parts = [(hashes[:, c // 4] >> np.uint64(16 * (c % 4))) & np.uint64(0xFFFF) for c in
              range(_CHUNKS)]  # fmt: skip
     return np.stack(parts, axis=1)
@@ -177,8 +180,10 @@ class PdqIndex:
                 if len(keys):
                     hits.append(_scan(keys, hashes, q, threshold))
         columns = [np.concatenate([h[i] for h in hits]).astype(np.int64) for i in range(3)]
-        found = np.unique(np.stack(columns), axis=1)  # a row found through several chunks once
         per_view: list[list[tuple[int, int]]] = [[] for _ in queries]
+        if not len(columns[0]):
+            return per_view
+        found = np.unique(np.stack(columns), axis=1)  # a row found through several chunks once
         for view, key, dist in found.T.tolist():
             per_view[view].append((key, dist))
         return per_view
@@ -209,20 +214,21 @@ class PdqIndex:
         chunks = _chunks(q)  # (views, chunks)
         tags = np.arange(_CHUNKS, dtype=np.uint64) << np.uint64(_CHUNK_BITS)
         buckets = ((chunks | tags)[:, :, None] ^ masks).ravel().astype(np.intp)
-        low, high = self._starts[buckets], self._starts[buckets + 1]
-        counts = high - low
+        bounds = self._starts[buckets[:, None] + (0, 1)]  # (probes, 2): each bucket's
+        low, counts = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
         total = int(counts.sum())
         if total == 0:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-        at = np.repeat(low - np.cumsum(counts) + counts, counts) + np.arange(total)
+        probe = np.repeat(np.arange(len(buckets)), counts)  # each candidate's probe
+        at = np.arange(total) + (low - np.cumsum(counts) + counts)[probe]
         # per probe: the query's partner chunk, and the bits the partner may differ by
         partner = np.broadcast_to(chunks[:, _PARTNER, None], (len(q), _CHUNKS, len(masks)))
         spare = pair_radius - np.bitwise_count(masks).astype(np.int64)
         spare = np.broadcast_to(spare, (len(q), _CHUNKS, len(masks))).ravel()
-        differ = np.bitwise_count(self._partners[at] ^ np.repeat(partner.ravel(), counts))
-        keep = differ.astype(np.int64) <= np.repeat(spare, counts)
-        views = np.repeat(np.arange(len(q)), counts.reshape(len(q), -1).sum(axis=1))
-        return views[keep], self._rows[at[keep]].astype(np.intp)
+        differ = np.bitwise_count(self._partners[at] ^ partner.ravel().astype(np.uint16)[probe])
+        keep = differ <= spare[probe]
+        views = probe[keep] // (_CHUNKS * len(masks))
+        return views, self._rows[at[keep]].astype(np.intp)
 
 
 _NONE: Final = (np.zeros(0, np.intp), np.zeros(0, np.int64), np.zeros(0, np.int64))

@@ -164,6 +164,8 @@ class NewEntry:
     pdq_quality: int | None = None
     # (name, dHash, pHash) of the picture's centre crops (Fingerprint.crops): made from a picture
     regions: tuple[tuple[str, int, int], ...] = ()
+    # its block grid (Fingerprint.grid: made from a picture), kept in the entry's transaction
+    grid: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

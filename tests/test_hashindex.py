@@ -113,6 +113,28 @@ def test_search_equals_brute_force_after_any_edits(search_path: str, data: st.Da
 
 
 @RELAXED
+@given(data=st.data())
+def test_search_many_equals_a_brute_force_search_of_each(
+    search_path: str, data: st.DataObject
+) -> None:
+    """Several queries at once (a picture's views and regions), some probing and some scanned
+    under ``auto``, in main and in recent, with and without a limit."""
+    index, model = SmallIndex(), Model()
+    for _ in range(data.draw(st.integers(0, 12), label="steps")):
+        apply(index, model, data.draw(edits))
+    seen = sorted(model.values()) or [(0, 0)]
+    near = st.builds(flip, st.sampled_from([d for d, _ in seen]), bit_sets)
+    pair = st.tuples(near, hashes, threshold_pairs).map(lambda q: (q[0], q[1], *q[2]))
+    asked = data.draw(st.lists(pair, max_size=9))
+    asked += data.draw(st.lists(st.tuples(hashes, hashes, st.integers(-2, 64), thresholds),
+                                max_size=3))  # fmt: skip
+    limit = data.draw(st.one_of(st.none(), st.integers(0, 5)))
+    expected = [brute_force(model, *q)[:limit] if min(q[2:]) >= 0 else [] for q in asked]
+    assert index.search_many(asked, limit) == expected, search_path
+    assert [index.search(*q, limit) for q in asked] == expected
+
+
+@RELAXED
 @given(
     target=st.tuples(hashes, hashes),
     others=st.lists(entries, min_size=SmallIndex.recent_capacity, max_size=40),
@@ -359,3 +381,18 @@ def test_remove_many_removes_from_main_and_recent() -> None:
     index.remove_many([7, 9001, 10**9])
     assert 7 not in index and 9001 not in index and 8 in index
     assert index.search(7, 7, 0, 0) == [] and len(index) == 4999
+
+
+def test_a_limit_keeps_the_closest_of_many_ties_included() -> None:
+    rng = random.Random(5)
+    model: Model = {
+        key: (
+            flip(0, rng.sample(range(64), rng.randint(0, 6))),
+            flip(TOP, rng.sample(range(64), 3)),
+        )
+        for key in range(300)
+    }
+    index = HammingIndex()
+    index.add_many(list(model), [d for d, _ in model.values()], [p for _, p in model.values()])
+    for limit in (1, 8, 40):
+        assert index.search(0, TOP, 20, 22, limit) == brute_force(model, 0, TOP, 20, 22)[:limit]

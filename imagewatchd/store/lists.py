@@ -25,6 +25,7 @@ from imagewatchd.rows import (
 from imagewatchd.store.base import Connected, id_hash_columns
 
 IMPORT_CHUNK = 50_000  # entries a transaction: about a second of the write lock
+GRID = "INSERT INTO entry_grids (entry_id, grid) VALUES (?, ?) ON CONFLICT (entry_id) DO NOTHING"
 RETRO_LAST = "retro_last_entry"  # counters rows: where the daemon's retroactive bans resume
 RETRO_OFF = "retro_disabled "  # + an entry id: an entry disabled then
 
@@ -91,7 +92,7 @@ class ListQueries(Connected):
         Committed in chunks, so that a large import never holds the write lock for long.
         """
         given = entries if isinstance(entries, Sequence) else list(entries)
-        if newentries.crops(given):  # ``known add``: a few pictures, one at a time
+        if newentries.crops(given) or newentries.grids(given):  # ``known add``: a few pictures
             return self._add_each(list_id, list(given), now)
         firsts: dict[tuple[object, ...], Fields] = {}
         for row in newentries.fields(given):  # an entry given twice is added once
@@ -136,6 +137,8 @@ class ListQueries(Connected):
                     " VALUES (?, ?, ?, ?)",
                     ((found[0], name, to_signed(d), to_signed(p)) for name, d, p in entry.regions),
                 )
+                if entry.grid:  # in the entry's transaction: whoever reads one reads both
+                    db.execute(GRID, (found[0], entry.grid))
         return added, len(entries) - len(added)
 
     def entries(

@@ -26,6 +26,7 @@ from imagewatchd.store import postgres_schema
 from imagewatchd.store.banklog import BankLogQueries
 from imagewatchd.store.base import Cursor, Dialect
 from imagewatchd.store.interface import Store
+from imagewatchd.store.lists import GRID
 from imagewatchd.store.location import Location
 
 POSTGRESQL = Dialect(
@@ -234,7 +235,11 @@ class PostgresStore(BankLogQueries, Store):
                 " SELECT r.entry_id, r.region, r.dhash, r.phash FROM incoming_regions r"
                 " JOIN entries e ON e.id = r.entry_id"
             )
-        added = sorted(int(row[0]) for row in rows)
+            added = sorted(int(row[0]) for row in rows)
+            kept = set(added)  # the grids in the entries' transaction (entrygrids.py)
+            grids = [(first + at, g) for at, g in newentries.grids(pending) if first + at in kept]
+            if grids:
+                db.executemany(GRID, grids)
         return added, len(pending) - len(added)
 
 
