@@ -8,8 +8,18 @@ compared (``readings``), PDQ and the second stage.
 
 from __future__ import annotations
 
-from imagewatchd import blockgrid, verify
-from imagewatchd.explain import WHOLE, Boxes, Decision, Explanation, Grid, Pdq, Reading, explain
+from imagewatchd import blockgrid, colours, verify
+from imagewatchd.explain import (
+    WHOLE,
+    Boxes,
+    Colours,
+    Decision,
+    Explanation,
+    Grid,
+    Pdq,
+    Reading,
+    explain,
+)  # fmt: skip
 from imagewatchd.models import SAME, Fingerprint, Thresholds
 from imagewatchd.regions import CROPS
 from imagewatchd.report import thresholds_json
@@ -60,6 +70,7 @@ def compare_json(e: Explanation, t: Thresholds) -> dict[str, object]:
         "as_list_entry": {
             **_decision_json(entry), "pdq": _pdq_json(_shown_pdq(e), e, t),
             "second_stage": _grid_json(e.grid, _second_stage(e)),
+            "recoloured": _colours_json(e.colours, e.as_entry),
         },
         "as_library_photo": {
             **_decision_json(photo), "orientations_all": _decision_json(turned),
@@ -79,6 +90,18 @@ def _view(e: Explanation, pdq: Pdq) -> dict[str, object]:
         "phash_distance": whole.phash_distance, "pdq_distance": pdq.distance,
         "match": not any(e.flat) and whole.matched, "pdq_match": pdq.matched,
         "margin": whole.excess[0],
+    }  # fmt: skip
+
+
+def _colours_json(c: Colours | None, entry: Decision) -> dict[str, object] | None:
+    """For a list that ignores recoloured copies: whether the match stands (None: no match,
+    or a picture without colours)."""
+    if c is None or entry.outcome != "match":
+        return None
+    return {
+        "chroma": [round(x, 1) for x in c.chroma], "moved": round(c.moved, 3),
+        "turned": round(c.turned, 3), "near": colours.NEAR, "far": colours.FAR,
+        "agree": c.agrees, "ignore_list_matches": c.agrees or entry.by == "sha256",
     }  # fmt: skip
 
 
@@ -185,7 +208,25 @@ def _entry_lines(e: Explanation, t: Thresholds) -> list[str]:
     lines += [_pdq_text(pdq, e, t)] if pdq else ["PDQ: not computed for both pictures"]
     if _second_stage(e):
         lines += _grid_lines(e.grid)
-    return lines
+    return lines + _colours_lines(e)
+
+
+def _colours_lines(e: Explanation) -> list[str]:
+    """For a match: what a list that ignores recoloured copies would say (colours.py)."""
+    c = e.colours
+    if c is None or e.as_entry.outcome != "match":
+        return []
+    if min(c.chroma) < colours.GREY:
+        return [f"colours: mean chroma {c.chroma[0]:.1f} and {c.chroma[1]:.1f}: one is grey "
+                "(no hues to compare): a list with --recoloured ignore matches it too"]  # fmt: skip
+    verdict = (
+        "the colours agree: a list with --recoloured ignore matches it too" if c.agrees
+        else "a recoloured copy: a list with --recoloured ignore does not match it"
+    )  # fmt: skip
+    return [
+        f"colours: hue distance {c.moved:.3f} (agree within {colours.NEAR}, disagree beyond "
+        f"{colours.FAR}), {c.turned:.3f} with the hues turned: {verdict}"
+    ]
 
 
 def _closest_whole(e: Explanation, d: Decision) -> Reading | None:

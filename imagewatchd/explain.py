@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from imagewatchd import blockgrid, verify
+from imagewatchd import blockgrid, colours, verify
 from imagewatchd.errors import FingerprintError
 from imagewatchd.fingerprint import Limits, boxed_hashes, open_path, read_fd, working_image
 from imagewatchd.hashindex import hamming
@@ -104,6 +104,16 @@ class Grid:
 
 
 @dataclass(frozen=True, slots=True)
+class Colours:
+    """The two pictures' colours (colours.py), for a list that ignores recoloured copies."""
+
+    chroma: tuple[float, float]  # mean chroma: the first's, the second's
+    moved: float  # the hue distributions' distance, a share of the circle
+    turned: float  # the same with the second's hues turned as fits best
+    agrees: bool  # False: a list with ``--recoloured ignore`` refuses a near match
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One role's outcome and what decided it."""
 
@@ -125,6 +135,7 @@ class Explanation:
     as_entry: Decision  # a list entry made from the first (orientations on, lists' default)
     as_photo: Decision  # a library photo (orientations: lists or none, the default)
     as_photo_turned: Decision  # a library photo where the watch has ``orientations: all``
+    colours: Colours | None = None  # the two pictures' colours
 
 
 def explain(a: Fingerprint, b: Fingerprint, t: Thresholds, where: Boxes | None) -> Explanation:
@@ -138,7 +149,16 @@ def explain(a: Fingerprint, b: Fingerprint, t: Thresholds, where: Boxes | None) 
         a.sha256 == b.sha256, (a.flat, b.flat), (a.pdq_quality, b.pdq_quality), readings, pdqs,
         grid, entry,
         _as_photo(a, b, t, readings, turned=False), _as_photo(a, b, t, readings, turned=True),
+        _colours(a, b),
     )  # fmt: skip
+
+
+def _colours(a: Fingerprint, b: Fingerprint) -> Colours:
+    """As ``colours.screen`` for one entry made from ``a`` (a picture without a signature, a
+    grey one, has chroma 0 and agrees)."""
+    moved, turned = colours.distance(a.colours, b.colours)
+    chroma = (colours.chroma(a.colours), colours.chroma(b.colours))
+    return Colours(chroma, moved, turned, colours.agrees(a.colours, b.colours))
 
 
 def boxes_at(path: Path, fp: Fingerprint, limits: Limits) -> Boxes | None:

@@ -343,3 +343,25 @@ def test_a_fleet_daemon_follows_a_setting_changed_through_another_host(
         assert daemon.stop() == 0
     finally:
         daemon.kill()
+
+
+def test_compare_says_what_a_list_that_ignores_recoloured_copies_decides(
+    cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """compare's colours line agrees with what ``check`` does under an ``ignore`` list."""
+    poster, blue, grey, copy = (tmp_path / f"{name}" for name in (
+        "poster.png", "poster-blue.jpg", "poster-grey.jpg", "poster.jpg"))  # fmt: skip
+    artwork(9).save(poster)
+    hue_turned(artwork(9)).save(blue, quality=90)
+    artwork(9).convert("L").save(grey, quality=90)
+    artwork(9).save(copy, quality=85)
+    cli("lists", "create", "posters", "--recoloured", "ignore", check=0)
+    cli("known", "add", "--list", "posters", str(poster), check=0)
+    for query, refused in ((blue, True), (grey, False), (copy, False)):
+        lines = cli("compare", str(poster), str(query), check=0).out.splitlines()
+        (said,) = [line for line in lines if line.startswith("  colours: ")]
+        assert said.endswith("does not match it" if refused else "matches it too"), said
+        result = json.loads(cli("compare", "--json", str(poster), str(query), check=0).out)
+        assert result["as_list_entry"]["outcome"] == "match"  # as a list that counts them
+        assert result["as_list_entry"]["recoloured"]["ignore_list_matches"] is not refused
+        cli("check", str(query), check=0 if refused else 1)  # what the ignore list does
