@@ -14,6 +14,7 @@ from imagewatchd import (
     commands,
     decisions,
     history,
+    listcommands,
     logsetup,
     quarantine,
     service,
@@ -208,18 +209,18 @@ def _lists_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=("block", "allow"), default="block")
     p.add_argument("--description", default="")
     _recoloured(p, "count")
-    p.set_defaults(handler=commands.lists_create)
+    p.set_defaults(handler=listcommands.lists_create)
     p = _sub(sub, "set", "change a list's setting")
     p.add_argument("name")
     _recoloured(p, None)
-    p.set_defaults(handler=commands.lists_set)
+    p.set_defaults(handler=listcommands.lists_set)
     p = _sub(sub, "list", "show the lists")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=commands.lists_show)
+    p.set_defaults(handler=listcommands.lists_show)
     p = _sub(sub, "remove", "delete a list and its entries")
     p.add_argument("name")
     p.add_argument("--force", action="store_true", help="also when it holds entries")
-    p.set_defaults(handler=commands.lists_remove)
+    p.set_defaults(handler=listcommands.lists_remove)
 
 
 def _recoloured(parser: argparse.ArgumentParser, default: str | None) -> None:
@@ -237,7 +238,7 @@ def _known_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
     p.add_argument("--create", action="store_true", help=CREATE_HELP)
     p.add_argument("--label", default="", help="a label for the new entries")
-    p.set_defaults(handler=commands.known_add)
+    p.set_defaults(handler=listcommands.known_add)
     p = _sub(sub, "import", "import a hash list (hex lines, PDQ lines or CSV)")
     p.add_argument("file", metavar="FILE", help="a file, or - for standard input")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
@@ -245,20 +246,20 @@ def _known_parser(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("auto", "hex", "pdq", "csv"), default="auto")
     p.add_argument("--source", default=None, help="recorded as each entry's source")
     p.add_argument("--skip-invalid", action="store_true", help="import the valid lines only")
-    p.set_defaults(handler=commands.known_import)
+    p.set_defaults(handler=listcommands.known_import)
     p = _sub(sub, "export", "export a list")
     p.add_argument("--list", required=True, dest="list_name", metavar="NAME")
     p.add_argument("--format", choices=("hex", "pdq", "csv"), default="csv")
     p.add_argument("--output", "-o", default="-", metavar="FILE")
-    p.set_defaults(handler=commands.known_export)
+    p.set_defaults(handler=listcommands.known_export)
     p = _sub(sub, "list", "show entries")
     p.add_argument("--list", dest="list_name", metavar="NAME")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=commands.known_list)
+    p.set_defaults(handler=listcommands.known_list)
     for name, handler, text in (
-        ("disable", commands.known_disable, "stop entries from matching"),
-        ("enable", commands.known_enable, "let disabled entries match again"),
-        ("remove", commands.known_remove, "delete entries"),
+        ("disable", listcommands.known_disable, "stop entries from matching"),
+        ("enable", listcommands.known_enable, "let disabled entries match again"),
+        ("remove", listcommands.known_remove, "delete entries"),
     ):
         p = _sub(sub, name, text)
         p.add_argument("ids", nargs="+", type=int, metavar="ID")
