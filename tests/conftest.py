@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Location, Store
 from tests.daemon_harness import Daemon
 from tests.pgcluster import Cluster
@@ -152,3 +154,18 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.kill()
+
+
+def database_at_version(path: Path, version: int) -> sqlite3.Connection:
+    """A SQLite database as imagewatchd left it after migration ``version`` (for the tests of
+    the migrations after it); the caller adds rows and closes it."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute(
+        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied REAL NOT NULL)"
+    )
+    for number, name, sql in MIGRATIONS[:version]:
+        db.executescript(sql)
+        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (number, name))
+    return db

@@ -21,10 +21,9 @@ from imagewatchd.fingerprint import fingerprint_bytes
 from imagewatchd.match import Matcher
 from imagewatchd.models import Fingerprint, ListKind, Thresholds, VerdictKind
 from imagewatchd.rows import NewEntry
-from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Location, Store
 from imagewatchd.store.spool import mirror_bank
-from tests.conftest import OpenStore, Run, photo
+from tests.conftest import OpenStore, Run, database_at_version, photo
 from tests.daemon_harness import Daemon, iw
 from tests.pgcluster import Cluster
 
@@ -286,15 +285,7 @@ def test_the_outage_spool_keeps_the_setting_and_the_colours(tmp_path: Path, pg_u
 
 def test_a_version_14_database_gains_the_setting_counting_as_before(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute(
-        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied REAL NOT NULL)"
-    )
-    for version, name, sql in MIGRATIONS[:14]:
-        db.executescript(sql)
-        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    db = database_at_version(path, 14)
     db.execute(
         "INSERT INTO lists (id, name, kind, description, created) VALUES (1, 'old', 'block', '', 1)"
     )

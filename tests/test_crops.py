@@ -4,7 +4,6 @@ cut from every side), so that a cropped copy of a banned picture matches, and sa
 from __future__ import annotations
 
 import io
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +14,8 @@ from imagewatchd.match import Matcher
 from imagewatchd.models import SAME, Fingerprint, ListKind, Thresholds, VerdictKind
 from imagewatchd.pipeline import evidence
 from imagewatchd.rows import NewEntry
-from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
-from tests.conftest import Run, photo
+from tests.conftest import Run, database_at_version, photo
 
 THRESHOLDS = Thresholds(dhash=6, phash=4)
 
@@ -92,15 +90,7 @@ def test_removing_an_entry_removes_its_regions_and_a_disabled_one_stops_matching
 
 def test_migration_11_from_a_version_10_database_keeps_the_entries(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute(
-        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied REAL NOT NULL)"
-    )
-    for version, name, sql in MIGRATIONS[:10]:
-        db.executescript(sql)
-        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    db = database_at_version(path, 10)
     db.execute("INSERT INTO lists VALUES (1, 'banned', 'block', '', 1)")
     db.execute(
         "INSERT INTO entries (id, list_id, sha256, dhash, phash, label, added, hits)"

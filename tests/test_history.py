@@ -15,6 +15,7 @@ from imagewatchd.models import FileStat
 from imagewatchd.rows import NewAction
 from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
+from tests.conftest import database_at_version
 
 SHA = "ab" * 32
 
@@ -30,12 +31,7 @@ def _action(kind: str = "move", batch_id: int | None = None) -> NewAction:
 
 def _version_7(path: Path) -> None:
     """A database as imagewatchd left it before migration 8: one action, its exemption."""
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-               " applied REAL NOT NULL)")  # fmt: skip
-    for number, name, sql in MIGRATIONS[:7]:
-        db.executescript(sql)
-        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (number, name))
+    db = database_at_version(path, 7)
     db.execute(
         "INSERT INTO actions (kind, state, src_root, src_rel, dst_root, dst_rel, sha256, device,"
         " inode, size, mtime_ns, atime_ns, uid, gid, mode, verdict, evidence, rule, created)"

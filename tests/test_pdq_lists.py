@@ -27,9 +27,8 @@ from imagewatchd.models import (
     VerdictKind,
 )
 from imagewatchd.rows import EntryRow, NewEntry
-from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
-from tests.conftest import MakeImage, Run, photo
+from tests.conftest import MakeImage, Run, database_at_version, photo
 
 THRESHOLDS = Thresholds(dhash=6, phash=4, pdq=31, pdq_quality=50, pdq_query_quality=50)
 pdqs = st.integers(min_value=0, max_value=2**256 - 1)
@@ -72,15 +71,7 @@ def test_files_keep_their_pdq_and_old_hashing_is_redone(store: Store) -> None:
 
 
 def _database_at_version_5(path: Path) -> None:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute(
-        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied REAL NOT NULL)"
-    )
-    for version, name, sql in MIGRATIONS[:5]:
-        db.executescript(sql)
-        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    db = database_at_version(path, 5)
     db.execute("INSERT INTO lists VALUES (1, 'banned', 'block', '', 1)")
     db.execute(
         "INSERT INTO entries (id, list_id, sha256, dhash, phash, label, added, hits)"

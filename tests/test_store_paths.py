@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from imagewatchd.models import FileStat, Fingerprint, Role
 from imagewatchd.rows import NewAction
-from imagewatchd.schema import MIGRATIONS
 from imagewatchd.store import Store
-from tests.conftest import OpenStore
+from tests.conftest import OpenStore, database_at_version
 
 # A file name is any bytes but "/" and NUL; the interesting ones are not valid UTF-8.
 names = st.binary(min_size=1, max_size=24).filter(lambda b: b"/" not in b and b"\0" not in b)
@@ -104,15 +103,7 @@ def test_path_queries_search_the_unique_index_on_path(tmp_path: Path) -> None:
 
 
 def _database_at_version_3(path: Path) -> None:
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute(
-        "CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied REAL NOT NULL)"
-    )
-    for version, name, sql in MIGRATIONS[:3]:
-        db.executescript(sql)
-        db.execute("INSERT INTO migrations VALUES (?, ?, 0)", (version, name))
+    db = database_at_version(path, 3)
     db.execute(
         "INSERT INTO files (id, path, device, inode, size, mtime_ns, role, sha256, first_seen,"
         " last_seen) VALUES (7, '/lib/caf\u00e9.jpg', 1, 2, 3, 4, 'library', 'ab', 1, 1)"
