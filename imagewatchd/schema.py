@@ -501,6 +501,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         """
         ALTER TABLE lists ADD COLUMN recoloured TEXT NOT NULL DEFAULT 'count'
             CHECK (recoloured IN ('count', 'ignore'));
+        CREATE INDEX lists_recoloured ON lists (recoloured);
         CREATE TABLE entry_colours (
             entry_id INTEGER PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
             colours BLOB NOT NULL CHECK (length(colours) = 17)

@@ -287,6 +287,7 @@ CREATE TABLE entry_grids (
 COLOURS = """
 ALTER TABLE lists ADD COLUMN recoloured TEXT NOT NULL DEFAULT 'count'
     CHECK (recoloured IN ('count', 'ignore'));
+CREATE INDEX lists_recoloured ON lists (recoloured);  -- asked before each file is decoded
 CREATE TABLE entry_colours (
     entry_id BIGINT PRIMARY KEY REFERENCES entries (id) ON DELETE CASCADE,
     colours BYTEA NOT NULL CHECK (octet_length(colours) = 17)
