@@ -130,7 +130,8 @@ def test_compare_explains_orientation_region_and_rules(
     )
     assert lines[4].startswith("  evidence: the second as the first rot180, whole: dHash ")
     assert "(turned threshold 5)" in lines[4], lines
-    assert lines[6].startswith(
+    assert lines[6].startswith("  colours: "), lines  # the same colours, turned
+    assert lines[7].startswith(
         "as a library photo: duplicate only where the watch has 'orientations: all'; elsewhere "
     )
     result = json.loads(cli("compare", "--json", str(listed), str(copy), check=0).out)
