@@ -125,14 +125,20 @@ class Matcher:
             pdq_ids, pdqs = self.store.pdq_entry_hashes_after(since, floor)
             crops = self.store.entry_region_hashes_after(since)
             grids = self.store.enabled_grids_after(since)  # each in its entry's transaction
+            # a rebuild fills new indexes, then puts them in place: a match meanwhile (other
+            # threads read without the lock) sees the old ones whole, never empty ones
+            entries, regions, pdq, held = (
+                (self.indexes.entries, self.indexes.regions, self.indexes.pdq, self.indexes.grids)
+                if incremental else (HammingIndex(), HammingIndex(), PdqIndex(), EntryGrids())
+            )  # fmt: skip
+            entries.add_many(*near)
+            regions.add_many(*crops)
+            held.add_many(*grids)
+            pdq.add_many(pdq_ids, words_of_bytes(pdqs))
             if not incremental:
-                self.indexes.entries, self.indexes.regions = HammingIndex(), HammingIndex()
-                self.indexes.pdq, self.indexes.grids = PdqIndex(), EntryGrids()
+                self.indexes.entries, self.indexes.regions = entries, regions
+                self.indexes.pdq, self.indexes.grids = pdq, held
                 self.indexes.rebuilds += 1
-            self.indexes.entries.add_many(*near)
-            self.indexes.regions.add_many(*crops)
-            self.indexes.grids.add_many(*grids)
-            self.indexes.pdq.add_many(pdq_ids, words_of_bytes(pdqs))
             last = max(near[0].max(initial=since), pdq_ids.max(initial=since))
             self.indexes.last_entry_id = int(last)
             self.indexes.counters = counters

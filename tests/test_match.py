@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from imagewatchd.fingerprint import fingerprint_bytes
+from imagewatchd.hashindex import HammingIndex
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role, Thresholds, VerdictKind
 from imagewatchd.rows import NewEntry
@@ -122,3 +123,29 @@ def test_flat_images_never_match_each_other(store: Store, tmp_path: Path) -> Non
     assert verdict.flat
     assert matcher.match(red).kind is VerdictKind.KNOWN  # identical bytes still match
     assert matcher.match(red).matches[0].exact
+
+
+def test_a_rebuild_never_shows_a_match_empty_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disable rebuilds the entry indexes (SQLite); other threads match meanwhile without
+    the lock, so the new indexes are filled before they are put in place."""
+    with Store(tmp_path / "db.sqlite") as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+        entries = [NewEntry(f"{n:064x}", n * 7919, n * 104729) for n in range(1, 50)]
+        ids, _ = store.add_entries(list_id, entries, 1.0)
+        matcher = Matcher.load(store, Thresholds(6, 4))
+        rebuilds = matcher.indexes.rebuilds
+        seen: list[int] = []
+        fill = HammingIndex.add_many
+
+        def watched(index: HammingIndex, *args: object) -> None:
+            seen.append(len(matcher.indexes.entries))  # what a match would search now
+            fill(index, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(HammingIndex, "add_many", watched)
+        store.set_entries_enabled([ids[0]], False)
+        assert matcher.refresh_entries()
+        assert matcher.indexes.rebuilds == rebuilds + 1
+        assert seen and min(seen) == 49, seen
+        assert len(matcher.indexes.entries) == 48
