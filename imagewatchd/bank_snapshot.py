@@ -27,6 +27,7 @@ from imagewatchd.store.location import LOCAL_NAME
 log = logging.getLogger(__name__)
 
 MAGIC = b"IWDBANK2\n"  # 2: the entries' grids too
+OLD_MAGIC = b"IWDBANK1\n"  # an earlier version's: no grids
 NAME = LOCAL_NAME + ".bank-index"
 MIN_ENTRIES = 100_000  # smaller banks load from the database at once: no snapshot file
 RESAVE_CHANGES = 10_000  # more changes applied since the snapshot than this (or a twentieth
@@ -53,12 +54,22 @@ def resave_bound(entries: int) -> int:
     return max(RESAVE_CHANGES, entries // RESAVE_FRACTION)
 
 
-def load(state_dir: Path) -> BankSnapshot | None:
+def load(state_dir: Path, *, without_grids: bool = False) -> BankSnapshot | None:
     """The snapshot in ``state_dir``, its arrays memory-mapped; None if there is none or it is
-    unusable (said in one line)."""
+    unusable (said in one line). ``without_grids``: an earlier version's snapshot, which has
+    no grids, will do (a start while the database cannot be reached: better every ban but the
+    watermark stage than none); otherwise it is unusable, and the bank is loaded whole."""
     path = path_in(state_dir)
     try:
-        header, arrays = snapshot.read_arrays(path, MAGIC)
+        with open(path, "rb") as source:
+            old = source.read(len(OLD_MAGIC)) == OLD_MAGIC
+        if old and not without_grids:
+            log.info("%s: bank snapshot of an earlier version, the bank is loaded whole", path)
+            return None
+        header, arrays = snapshot.read_arrays(path, OLD_MAGIC if old else MAGIC)
+        if old:
+            log.warning("%s: bank snapshot of an earlier version: no block grids, so no "
+                        "watermark second stage until the bank is loaded whole", path)  # fmt: skip
         return _indexes(int(header["bank_id"]), int(header["seq"]), arrays)
     except FileNotFoundError:
         return None
@@ -72,11 +83,13 @@ def _indexes(bank_id: int, seq: int, arrays: snapshot.Arrays) -> BankSnapshot:
         return {f: arrays[f"{prefix}.{f}"] for f in snapshot.FIELDS}
 
     hashes = np.asarray(arrays["pdq.hashes"]).reshape(-1, 4)
+    grids = EntryGrids() if "grids.ids" not in arrays else EntryGrids.from_arrays(
+        arrays["grids.ids"], arrays["grids.data"], arrays["grids.dhashes"], arrays["grids.phashes"]
+    )  # fmt: skip
     return BankSnapshot(
         bank_id, seq, HammingIndex.from_arrays(part("entries")),
         HammingIndex.from_arrays(part("regions")), PdqIndex.from_arrays(arrays["pdq.keys"], hashes),
-        EntryGrids.from_arrays(arrays["grids.ids"], arrays["grids.data"],
-                               arrays["grids.dhashes"], arrays["grids.phashes"]),
+        grids,
     )  # fmt: skip
 
 

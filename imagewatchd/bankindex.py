@@ -63,7 +63,7 @@ def offline(state_dir: Path) -> Indexes | None:
     ``refresh`` applies the changes since (the snapshot's bank and change are kept)."""
     from imagewatchd.match import Indexes  # noqa: PLC0415 (match imports this module)
 
-    found = bank_snapshot.load(state_dir)
+    found = bank_snapshot.load(state_dir, without_grids=True)
     if found is None:
         return None
     log.warning("%s: the database cannot be reached: enforcing the bank snapshot alone "

@@ -54,7 +54,7 @@ def available(where: Location) -> bool:
 def load(where: Location, spool: Store, floor: int) -> OfflineBank | None:
     """The later of the bank snapshot and the spool's copy of the bank, as entry indexes."""
     state_dir = where.path.parent
-    found = bank_snapshot.load(state_dir)
+    found = bank_snapshot.load(state_dir, without_grids=True)
     bank_id, seq, entries = spooling.bank_copy(spool)
     if found is not None and (entries == 0 or found.seq >= seq):
         indexes = Indexes(entries=found.entries, regions=found.regions, pdq=found.pdq,

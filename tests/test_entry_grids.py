@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imagewatchd import bank_snapshot, bankindex
+from imagewatchd import bank_snapshot, bankindex, snapshot
 from imagewatchd.blockgrid import SIZE
 from imagewatchd.entrygrids import EntryGrids
+from imagewatchd.hashindex import HammingIndex
 from imagewatchd.match import Matcher
 from imagewatchd.models import ListKind, Thresholds
+from imagewatchd.pdqindex import PdqIndex
 from imagewatchd.rows import NewEntry
 from imagewatchd.store import Location, Store
 
@@ -126,3 +128,27 @@ def test_bank_grids_follow_every_change_and_the_snapshot(
     offline = bankindex.offline(tmp_path / "b")  # the snapshot of the first load: no database
     assert offline is not None
     assert offline.grids.get(ids) == {ids[0]: grid(1), ids[1]: grid(2)}
+
+
+def test_an_earlier_versions_snapshot_serves_an_offline_start_without_grids(
+    tmp_path: Path,
+) -> None:
+    """A snapshot written before the grids (IWDBANK1): an online start loads the bank whole,
+    a start while the database cannot be reached enforces it without the second stage."""
+    entries, regions = HammingIndex(), HammingIndex()
+    entries.add_many(np.array([1, 2, 3]), *hashes([1, 2, 3]))
+    held = EntryGrids()
+    held.add_many(np.array([1, 2]), stacked([1, 2]), *hashes([1, 2]))
+    bank = bank_snapshot.BankSnapshot(7, 40, entries, regions, PdqIndex(), held)
+    assert bank_snapshot.save(tmp_path, bank)
+    path = bank_snapshot.path_in(tmp_path)
+    _, arrays = snapshot.read_arrays(path, bank_snapshot.MAGIC)
+    older = {name: np.array(a) for name, a in arrays.items() if not name.startswith("grids.")}
+    path.unlink()
+    snapshot.write_arrays(path, bank_snapshot.OLD_MAGIC, {"bank_id": 7, "seq": 40}, older)
+    assert bank_snapshot.load(tmp_path) is None
+    found = bank_snapshot.load(tmp_path, without_grids=True)
+    assert found is not None and (found.bank_id, found.seq) == (7, 40)
+    assert len(found.entries) == 3 and len(found.grids) == 0
+    indexes = bankindex.offline(tmp_path)
+    assert indexes is not None and len(indexes.entries) == 3 and indexes.applied == 40
