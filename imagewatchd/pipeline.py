@@ -114,8 +114,9 @@ class Pipeline:
                 self.peers.seen(self.config.watches[settled.watch], row)
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
-            # a stored fingerprint has no other orientations: decode again if they count
-            fresh = orientations.lists and not stored.flat
+            # a stored fingerprint has no other orientations nor colours: decode again if they
+            # count (a list that ignores recoloured copies needs the colours)
+            fresh = not stored.flat and (orientations.lists or colours.wanted(self.store))
         else:
             fresh = True
         if fresh:

@@ -356,3 +356,28 @@ def test_compare_says_what_a_list_that_ignores_recoloured_copies_decides(
         assert result["as_list_entry"]["outcome"] == "match"  # as a list that counts them
         assert result["as_list_entry"]["recoloured"]["ignore_list_matches"] is not refused
         cli("check", str(query), check=0 if refused else 1)  # what the ignore list does
+
+
+def test_scan_act_decodes_a_stored_upload_again_for_its_colours(
+    cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """A stored fingerprint has no colours: matched again (``scan --act``, a watch without
+    orientations) it would count as a copy for a list that ignores recoloured ones."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    artwork(9).save(tmp_path / "poster.png")
+    blue = uploads / "poster-blue.jpg"
+    hue_turned(artwork(9)).save(blue, quality=90)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"quarantine_dir: {tmp_path / 'q'}\nwatches:\n  - path: {uploads}\n    role: incoming\n"
+        "    on_known: quarantine\n    orientations: none\n"
+    )
+    cli("lists", "create", "posters", "--recoloured", "ignore", check=0)
+    cli("known", "add", "--list", "posters", str(tmp_path / "poster.png"), check=0)
+    cli("--config", str(config), "scan", str(uploads), check=0)  # stored: hashes, no colours
+    cli("--config", str(config), "scan", "--act", str(uploads), check=0)
+    assert blue.exists(), "a recoloured copy is not a copy for this list"
+    cli("lists", "set", "posters", "--recoloured", "count", check=0)
+    cli("--config", str(config), "scan", "--act", str(uploads), check=0)
+    assert not blue.exists()
