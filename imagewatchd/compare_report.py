@@ -93,10 +93,9 @@ def _view(e: Explanation, pdq: Pdq) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _colours_json(c: Colours | None, entry: Decision) -> dict[str, object] | None:
-    """For a list that ignores recoloured copies: whether the match stands (None: no match,
-    or a picture without colours)."""
-    if c is None or entry.outcome != "match":
+def _colours_json(c: Colours, entry: Decision) -> dict[str, object] | None:
+    """For a list that ignores recoloured copies: whether the match stands (None: no match)."""
+    if entry.outcome != "match":
         return None
     return {
         "chroma": [round(x, 1) for x in c.chroma], "moved": round(c.moved, 3),
@@ -214,7 +213,7 @@ def _entry_lines(e: Explanation, t: Thresholds) -> list[str]:
 def _colours_lines(e: Explanation) -> list[str]:
     """For a match: what a list that ignores recoloured copies would say (colours.py)."""
     c = e.colours
-    if c is None or e.as_entry.outcome != "match":
+    if e.as_entry.outcome != "match":
         return []
     if min(c.chroma) < colours.GREY:
         return [f"colours: mean chroma {c.chroma[0]:.1f} and {c.chroma[1]:.1f}: one is grey "

@@ -135,7 +135,7 @@ class Explanation:
     as_entry: Decision  # a list entry made from the first (orientations on, lists' default)
     as_photo: Decision  # a library photo (orientations: lists or none, the default)
     as_photo_turned: Decision  # a library photo where the watch has ``orientations: all``
-    colours: Colours | None = None  # the two pictures' colours
+    colours: Colours  # the two pictures' colours
 
 
 def explain(a: Fingerprint, b: Fingerprint, t: Thresholds, where: Boxes | None) -> Explanation:
