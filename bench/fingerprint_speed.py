@@ -43,7 +43,7 @@ import PIL
 from PIL import Image, ImageOps
 
 from imagewatchd import dihedral, pdq
-from imagewatchd.fingerprint import WORKING_SIZE, fingerprint_file
+from imagewatchd.fingerprint import WORKING_SIZE, fingerprint_fd, fingerprint_file, open_path
 
 DATA = Path(__file__).resolve().parent / "data"
 SIZE = (4000, 3000)
@@ -55,6 +55,16 @@ def tutorial(path: Path) -> object:
 
 def ours(path: Path) -> object:
     return fingerprint_file(path)
+
+
+def ours_without_colours(path: Path) -> object:
+    """The fingerprint without the colour signature (imagewatchd/colours.py): a JPEG drafted
+    as grey, its chroma not decoded (what every file's stored colours cost)."""
+    fd = open_path(path)
+    try:
+        return fingerprint_fd(fd, colours=False)
+    finally:
+        os.close(fd)
 
 
 def make_images(
@@ -210,6 +220,8 @@ def floor(args: argparse.Namespace) -> None:
     CPU time per image (this process is single-threaded; the machine may be loaded)."""
     funcs: dict[str, Callable[[Path], object]] = {"decode": reduced_decode}
     funcs |= {"decode + sha256 + 8 PDQs": pdq_floor, "now": ours}
+    if args.colour_cost:
+        funcs["now without colours"] = ours_without_colours
     if args.before:
         funcs["before"] = before(args.before)
     print(
@@ -268,6 +280,10 @@ def main() -> None:
     parser.add_argument(
         "--originals", type=int, default=0, metavar="N",
         help="with --floor: also time the first N JPEG originals of the evaluation set",
+    )  # fmt: skip
+    parser.add_argument(
+        "--colour-cost", action="store_true",
+        help="with --floor: also time the fingerprint without its colour signature",
     )  # fmt: skip
     parser.add_argument(
         "--before",
