@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from imagewatchd.models import Fingerprint, Match
+from imagewatchd.models import Fingerprint, Match, SetAside
 
 if TYPE_CHECKING:
     from imagewatchd.store import Store
@@ -81,12 +80,12 @@ def signature(img: Image.Image) -> bytes:
     return bytes([mean]) + levels.tobytes()
 
 
-def chroma(sig: bytes) -> float:
+def chroma(sig: bytes | None) -> float:
     """The picture's mean chroma (0 for no signature)."""
-    return sig[0] / 2 if len(sig) == SIZE else 0.0
+    return sig[0] / 2 if sig is not None and len(sig) == SIZE else 0.0
 
 
-def distance(stored: bytes, query: bytes) -> tuple[float, float]:
+def distance(stored: bytes | None, query: bytes | None) -> tuple[float, float]:
     """(moved, turned): how far apart the two hue distributions are, as they are and with the
     query's turned around the circle by the angle (45 degrees or more) that fits best; each
     the circular earth mover's distance, a share of the circle (0 to 0.5). (0, 0) when either
@@ -98,43 +97,45 @@ def distance(stored: bytes, query: bytes) -> tuple[float, float]:
     return _moved(x, y), min(_moved(x, np.roll(y, turn)) for turn in turns)
 
 
-def agrees(stored: bytes, query: bytes) -> bool:
+def agrees(stored: bytes | None, query: bytes | None) -> bool:
     """Whether ``query`` keeps the colours of ``stored`` (no signature on either side: yes):
     the hues are near, or not far and not merely turned around the circle."""
     moved, turned = distance(stored, query)
     return moved <= NEAR or (moved <= FAR and turned * RATIO >= moved)
 
 
-def screen(store: Store, fp: Fingerprint, found: tuple[Match, ...]) -> tuple[Match, ...]:
-    """The list matches but the near ones refused as recoloured: of an entry whose list
-    ignores recoloured copies and whose colours clearly disagree with the query's. An
+def screen(
+    store: Store, fp: Fingerprint, found: tuple[Match, ...]
+) -> tuple[tuple[Match, ...], tuple[SetAside, ...]]:
+    """(the list matches kept, the near ones set aside as recoloured): those of an entry whose
+    list ignores recoloured copies and whose colours clearly disagree with the query's. An
     identical file (sha256) always matches, and so does an entry without a signature."""
     near = [m.entry_id for m in found if m.entry_id is not None and not m.exact]
     if not near or not fp.colours:
-        return found
+        return found, ()
     stored = store.ignored_colours(near)
     refused = {key for key, sig in stored.items() if not agrees(sig, fp.colours)}
-    for key in sorted(refused):
-        log.debug("%s: entry %d not matched: a recoloured copy (hue distance %.3f, %.3f "
-                  "turned)", fp.sha256, key, *distance(stored[key], fp.colours))  # fmt: skip
-    return tuple(m for m in found if m.entry_id not in refused) if refused else found
+    if not refused:
+        return found, ()
+    aside = tuple(
+        SetAside(m, *distance(stored[m.entry_id], fp.colours))
+        for m in found if m.entry_id in refused
+    )  # fmt: skip
+    return tuple(m for m in found if m.entry_id not in refused), aside
 
 
 def wanted(store: Store) -> bool:
-    """Whether a query's colours are worth decoding: only where some list ignores recoloured
-    copies (decoding a JPEG's chroma and the signature cost 10-15% more at 2 megapixels).
-    Asked of the store before each file is decoded (one small query): a file decoded while
-    no list ignores them has no colours, and counts, as a copy of an entry without a
-    signature does."""
+    """Whether a stored fingerprint without colours (``None``: stored before files kept
+    theirs) is worth decoding again to match it: only where some list ignores recoloured
+    copies. Every fingerprint decoded now has its colours (docs/BENCHMARKS.md, "Issue 8:
+    colours stored with files"), so this is asked only of such old rows."""
     return store.ignoring_recoloured()
 
 
-def keep(store: Store, added: Iterable[int], signatures: Mapping[str, bytes]) -> None:
-    """Store the signatures of entries just added from pictures (``signatures``: by sha256)."""
-    rows = store.entries(ids=list(added))
-    pairs = [(r.id, signatures[r.sha256]) for r in rows if r.sha256 and signatures.get(r.sha256)]
-    if pairs:
-        store.add_entry_colours(pairs)
+def described(aside: SetAside) -> str:
+    """A set-aside match in a few words, for the log line (``recoloured list=… hue=…``)."""
+    return (f"recoloured list={aside.match.list_name} entry={aside.match.entry_id} "
+            f"hue={aside.moved:.3f}")  # fmt: skip
 
 
 def _moved(x: Floats, y: Floats) -> float:
@@ -144,8 +145,8 @@ def _moved(x: Floats, y: Floats) -> float:
     return float(np.sum(np.abs(flow - np.median(flow)))) / BINS
 
 
-def _shares(sig: bytes) -> Floats | None:
-    if len(sig) != SIZE:
+def _shares(sig: bytes | None) -> Floats | None:
+    if sig is None or len(sig) != SIZE:
         return None
     levels = np.frombuffer(sig, np.uint8, BINS, 1).astype(np.float64)
     total = float(levels.sum())

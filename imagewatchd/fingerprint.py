@@ -135,7 +135,7 @@ def read_fd(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[FileStat, byte
 
 
 def fingerprint_fd(
-    fd: int, limits: Limits = Limits(), *, crops: bool = False, colours: bool = False
+    fd: int, limits: Limits = Limits(), *, crops: bool = False, colours: bool = True
 ) -> tuple[FileStat, Fingerprint]:
     """Fingerprint the open file ``fd``; any problem is a ``FingerprintError`` with its reason."""
     file_stat, data = read_fd(fd, limits.max_bytes)
@@ -164,12 +164,13 @@ def fingerprint_bytes(
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     *,
     crops: bool = False,
-    colours: bool = False,
+    colours: bool = True,
 ) -> Fingerprint:
     """Fingerprint an encoded image held in memory; ``crops``: with its centre crops' hashes
-    (for a list entry: 4 ms more on a 12-megapixel JPEG, so only ``known add`` asks) and its
-    colour signature; ``colours``: with the signature only (a query, where a list ignores
-    recoloured copies: decoding a JPEG's chroma costs 10-15% more at 2 megapixels)."""
+    (for a list entry: 4 ms more on a 12-megapixel JPEG, so only ``known add`` asks);
+    ``colours``: with the colour signature (every file's, stored with it: a JPEG's chroma
+    costs 5-9% more, docs/BENCHMARKS.md, "Issue 8: colours stored with files"); without it,
+    ``Fingerprint.colours`` is None (not computed)."""
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise FingerprintError("<bytes>", "empty file")
@@ -187,7 +188,7 @@ def fingerprint_bytes(
         crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
         grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
         more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
-        colours=b"" if flat else decoded.colours,  # tells a recoloured copy (colours.py)
+        colours=(b"" if flat else decoded.colours) if crops or colours else None,  # colours.py
     )  # fmt: skip
 
 

@@ -108,7 +108,6 @@ def known_add(args: argparse.Namespace) -> int:
     config = load_config(args)
     errors = 0
     entries: list[NewEntry] = []
-    hues: dict[str, bytes] = {}  # sha256 → colour signature (colours.py)
     with closing(open_decoder(config)) as decoder:
         for item in expand(args.paths, IMAGES):
             if isinstance(item, FingerprintError):
@@ -127,12 +126,11 @@ def known_add(args: argparse.Namespace) -> int:
             entries.append(NewEntry(fp.sha256, fp.dhash, fp.phash,
                                     shown(args.label or item.name), shown(item),
                                     flat=fp.flat, pdq=fp.pdq, pdq_quality=fp.pdq_quality,
-                                    regions=fp.crops, grid=fp.grid))  # fmt: skip
-            hues[fp.sha256] = fp.colours
+                                    regions=fp.crops, grid=fp.grid,
+                                    colours=fp.colours or b""))  # fmt: skip
     with open_store(args, config) as store:
         list_id = _list_for_adding(store, args.list_name, args.create)
         added, skipped = store.add_entries(list_id, entries, time.time())
-        colours.keep(store, added, hues)
         print(f"{shown(args.list_name)}: added {len(added)}, already listed {skipped}, "
               f"errors {errors}")  # fmt: skip
         _reached(args, store, config, added)

@@ -164,22 +164,25 @@ class Matcher:
         """The verdict for one fingerprint; ``exclude_file`` is the file's own library row;
         ``orientations``: where a mirrored or rotated copy counts (the watch's setting);
         ``similar``: whether the similar band is searched (where something consumes it)."""
-        listed = colours.screen(self.store, fp, self.list_matches(fp, turned=orientations.lists))
+        found = self.list_matches(fp, turned=orientations.lists)
+        listed, aside = colours.screen(self.store, fp, found)  # and what it set aside
         block = tuple(m for m in listed if m.list_kind is ListKind.BLOCK)
         allow = tuple(m for m in listed if m.list_kind is ListKind.ALLOW)
         if block and allow:
-            return Verdict(VerdictKind.CLEAN, allowed_by=allow, suppressed=block, flat=fp.flat)
+            return Verdict(VerdictKind.CLEAN, allowed_by=allow, suppressed=block, flat=fp.flat,
+                           recoloured=aside)  # fmt: skip
         if block:
-            return Verdict(VerdictKind.KNOWN, matches=block, flat=fp.flat)
+            return Verdict(VerdictKind.KNOWN, matches=block, flat=fp.flat, recoloured=aside)
         duplicates = self.library_matches(
             fp, exclude_file=exclude_file, turned=orientations.library
         )
         if duplicates:
-            return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat)
+            return Verdict(VerdictKind.DUPLICATE, matches=duplicates, flat=fp.flat,
+                           recoloured=aside)  # fmt: skip
         alike = self.similar_matches(fp, exclude_file=exclude_file) if similar else ()
         if alike:
-            return Verdict(VerdictKind.SIMILAR, matches=alike, flat=fp.flat)
-        return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat)
+            return Verdict(VerdictKind.SIMILAR, matches=alike, flat=fp.flat, recoloured=aside)
+        return Verdict(VerdictKind.CLEAN, allowed_by=allow, flat=fp.flat, recoloured=aside)
 
     def list_matches(self, fp: Fingerprint, *, turned: bool = True) -> tuple[Match, ...]:
         """Entries that match ``fp``; with ``turned``, the first of its other orientations

@@ -110,9 +110,10 @@ class Fingerprint:
     # tolerance, centred, on one axis, without one caption bar): query-only, never stored,
     # searched at the turned thresholds (more chances for a look-alike)
     more_regions: tuple[tuple[int, int], ...] = field(default=(), compare=False)
-    # the colour signature (imagewatchd/colours.py, 17 bytes; none when flat or grey): stored
-    # for a list entry made from this picture; a query's tells a recoloured copy of it
-    colours: bytes = field(default=b"", compare=False)
+    # the colour signature (imagewatchd/colours.py, 17 bytes; b"" when flat or grey): stored
+    # with the file and with a list entry made from this picture; tells a recoloured copy.
+    # None: never computed (a file stored before colours were kept: decoded again for them)
+    colours: bytes | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,18 @@ class Verdict:
     allowed_by: tuple[Match, ...] = ()  # allow-list entries that suppressed block matches…
     suppressed: tuple[Match, ...] = ()  # …and the block matches they suppressed
     flat: bool = False  # near-featureless: only an identical sha256 can match
+    # near list matches set aside: their list ignores recoloured copies and the hues disagree
+    recoloured: tuple[SetAside, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A near list match refused as a recoloured copy (imagewatchd/colours.py): the match,
+    and the hue distance as it is and with the hues turned (shares of the circle)."""
+
+    match: Match
+    moved: float
+    turned: float
 
 
 class Arrival(enum.StrEnum):

@@ -58,6 +58,13 @@ def grids(entries: Sequence[NewEntry]) -> list[tuple[int, bytes]]:
     return [(at, e.grid) for at, e in enumerate(entries) if e.grid]
 
 
+def colours(entries: Sequence[NewEntry]) -> list[tuple[int, bytes]]:
+    """(position, colour signature) of the entries made from a picture that have one."""
+    if isinstance(entries, Entries):
+        return []
+    return [(at, e.colours) for at, e in enumerate(entries) if e.colours]
+
+
 def crops(entries: Sequence[NewEntry]) -> list[tuple[int, str, int, int]]:
     """(position, name, dHash, pHash) of the entries' centre crops."""
     if isinstance(entries, Entries):

@@ -114,15 +114,15 @@ class Pipeline:
                 self.peers.seen(self.config.watches[settled.watch], row)
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
-            # a stored fingerprint has no other orientations nor colours: decode again if they
-            # count (a list that ignores recoloured copies needs the colours)
-            fresh = not stored.flat and (orientations.lists or colours.wanted(self.store))
+            # a stored fingerprint has no other orientations: decode again if they count; nor
+            # colours if stored before files kept theirs (None): a list that ignores recoloured
+            # copies needs them
+            fresh = not stored.flat and (orientations.lists or _uncoloured(self.store, stored))
         else:
             fresh = True
         if fresh:
             try:
-                where, hues = self._location(settled), colours.wanted(self.store)
-                file_stat, fp = fingerprint_at(self.decoder, where, colours=hues)
+                file_stat, fp = fingerprint_at(self.decoder, self._location(settled))
             except FingerprintError as exc:
                 return self._failed(settled, exc)
         found = replace(settled, stat=file_stat)
@@ -432,6 +432,10 @@ class Pipeline:
             kind += f" allowed-by={verdict.allowed_by[0].list_name}"
         elif verdict.flat:
             kind += " flat"
+        if verdict.recoloured:  # near matches of lists that ignore recoloured copies
+            extra = len(verdict.recoloured) - 1
+            kind += " " + colours.described(verdict.recoloured[0])
+            kind += f" (+{extra} more)" if extra else ""
         where = f" {outcome.destination}" if outcome.destination else ""
         where += f" [action {outcome.action_id}]" if outcome.action_id is not None else ""
         if outcome.detail and (outcome.action_id is not None or outcome.action == "none"):
@@ -444,6 +448,12 @@ class Pipeline:
                         moved.unrecorded)  # fmt: skip
             return
         self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
+
+
+def _uncoloured(store: Store, stored: Fingerprint) -> bool:
+    """A stored fingerprint without colours (stored before files kept theirs), while some
+    list ignores recoloured copies: decoded again for them (and stored with them)."""
+    return stored.colours is None and colours.wanted(store)
 
 
 def _library_match(

@@ -13,7 +13,15 @@ from pathlib import Path
 from imagewatchd.dupes import DupeGroup
 from imagewatchd.fingerprint import hex64
 from imagewatchd.hashindex import hamming
-from imagewatchd.models import SAME, Fingerprint, Match, Thresholds, Verdict, VerdictKind
+from imagewatchd.models import (
+    SAME,
+    Fingerprint,
+    Match,
+    SetAside,
+    Thresholds,
+    Verdict,
+    VerdictKind,
+)
 from imagewatchd.names import shown
 from imagewatchd.rows import FileRow
 
@@ -71,7 +79,17 @@ def _check_lines(result: CheckResult, thresholds: Thresholds) -> list[str]:
     if verdict.suppressed:
         lines += [f"  allowed by {describe_match(m, thresholds)}" for m in verdict.allowed_by]
         lines += [f"  suppressed {describe_match(m, thresholds)}" for m in verdict.suppressed]
+    lines += [_set_aside_line(aside) for aside in verdict.recoloured]
     return lines
+
+
+def _set_aside_line(aside: SetAside) -> str:
+    """A near match refused because its list ignores recoloured copies (colours.py)."""
+    m = aside.match
+    label = f" '{m.label}'" if m.label else ""
+    return (f"  set aside as a recoloured copy: list {m.list_name} entry "
+            f"{m.entry_id}{label} (hue distance {aside.moved:.3f}, {aside.turned:.3f} with the "
+            "hues turned; the list ignores recoloured copies)")  # fmt: skip
 
 
 def _grid_part(match: Match) -> str:
@@ -101,6 +119,13 @@ def match_json(match: Match) -> dict[str, object]:
     return data
 
 
+def set_aside_json(aside: SetAside) -> dict[str, object]:
+    """A near match set aside as recoloured: the match, and the hue distances (shares of the
+    colour circle, as it is and with the hues turned; imagewatchd/colours.py)."""
+    return {**match_json(aside.match), "hue_distance": round(aside.moved, 4),
+            "hue_distance_turned": round(aside.turned, 4)}  # fmt: skip
+
+
 def fingerprint_json(fp: Fingerprint) -> dict[str, object]:
     return {
         "sha256": fp.sha256, "dhash": hex64(fp.dhash), "phash": hex64(fp.phash),
@@ -117,6 +142,7 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
         "matches": [match_json(m) for m in verdict.matches],
         "allowed_by": [match_json(m) for m in verdict.allowed_by],
         "suppressed": [match_json(m) for m in verdict.suppressed],
+        "recoloured": [set_aside_json(aside) for aside in verdict.recoloured],
         "error": result.error,
         "thresholds": thresholds_json(thresholds),
         "fingerprint": fingerprint_json(result.fingerprint) if result.fingerprint else None,

@@ -187,8 +187,9 @@ def reach(store: Store, config: Config, entry_ids: Sequence[int]) -> Reach:
         fp = hit.row.fingerprint()
         if fp is None:
             continue
-        if matcher.match(fp).kind is not VerdictKind.KNOWN:
-            allowed += 1
+        verdict = matcher.match(fp)  # with the file's stored colours (colours.screen)
+        if verdict.kind is not VerdictKind.KNOWN:  # allow-listed, or set aside as recoloured
+            allowed += bool(verdict.suppressed)
         elif store.exemption(hit.row.path, fp.sha256) is not None:
             kept += 1
         else:

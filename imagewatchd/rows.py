@@ -30,7 +30,7 @@ def region_of(key: int) -> tuple[int, str]:
 FILE_COLUMNS = (
     "id, path, device, inode, size, mtime_ns, role, sha256, dhash, phash, width, height,"
     " format, flat, canon_version, error, first_seen, last_seen, pdq, pdq_quality,"
-    " camera, captured, software, jpeg_quality"
+    " camera, captured, software, jpeg_quality, colours"
 )
 ENTRY_COLUMNS = (
     "e.id, l.name, l.kind, e.sha256, e.dhash, e.phash, e.flat, e.label, e.source, e.added,"
@@ -94,6 +94,7 @@ class FileRow:
     pdq: int | None = None
     pdq_quality: int | None = None
     provenance: Provenance = field(default_factory=Provenance)  # none stored: no evidence
+    colours: bytes | None = None  # the colour signature (colours.py); None: not computed
 
     def unchanged(self, stat: FileStat) -> bool:
         """Already read at this very (size, mtime, inode), by the current hashing?
@@ -114,6 +115,7 @@ class FileRow:
             self.sha256, self.dhash, self.phash, self.width or 0, self.height or 0,
             self.format or "", self.flat, self.pdq, self.pdq_quality or 0,
             self.canon_version or CANON_VERSION, provenance=self.provenance,
+            colours=self.colours,
         )  # fmt: skip
 
 
@@ -166,6 +168,8 @@ class NewEntry:
     regions: tuple[tuple[str, int, int], ...] = ()
     # its block grid (Fingerprint.grid: made from a picture), kept in the entry's transaction
     grid: bytes = b""
+    # its colour signature (Fingerprint.colours: made from a picture), in the same transaction
+    colours: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +269,7 @@ def _file_row(row: Sequence[Any]) -> FileRow:
         flat=bool(row[13]), canon_version=row[14], error=row[15], first_seen=row[16],
         last_seen=row[17], pdq=pdq_of(row[18]), pdq_quality=row[19],
         provenance=Provenance(row[20], row[21], row[22], row[23]),
+        colours=None if row[24] is None else bytes(row[24]),
     )  # fmt: skip
 
 

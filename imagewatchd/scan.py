@@ -17,6 +17,7 @@ from imagewatchd.fileops import Location
 from imagewatchd.filters import Selection, walk
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, Role
+from imagewatchd.rows import FileRow
 from imagewatchd.store import Store
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,9 @@ class Scanner:
         summary = ScanSummary()
         todo: list[_Todo] = []
         seen_ids: list[int] = []
+        hues = colours.wanted(self.store)  # files stored without colours are read again
         for root in roots:
-            todo.extend(self._survey(root, summary, seen_ids))
+            todo.extend(self._survey(root, summary, seen_ids, hues))
         self.store.touch_files(seen_ids, self.clock())
         summary.files = summary.unchanged + len(todo)
         done = summary.unchanged
@@ -96,8 +98,12 @@ class Scanner:
                 progress(done, summary.files, f"new {summary.new}, errors {summary.errors}")
         return summary
 
-    def _survey(self, root: Path, summary: ScanSummary, seen_ids: list[int]) -> list[_Todo]:
-        """Walk one tree: unchanged files are only counted; forget files that are gone."""
+    def _survey(
+        self, root: Path, summary: ScanSummary, seen_ids: list[int], hues: bool
+    ) -> list[_Todo]:
+        """Walk one tree: unchanged files are only counted; forget files that are gone. With
+        ``hues`` (a list ignores recoloured copies), a file stored without its colours (by an
+        earlier version) is read again, for them."""
         todo: list[_Todo] = []
         present: set[str] = set()
 
@@ -108,7 +114,7 @@ class Scanner:
             present.add(str(path))
             stat = FileStat.of(info)
             row = self.store.get_file(str(path))
-            if row is not None and row.unchanged(stat):
+            if row is not None and row.unchanged(stat) and not (hues and _uncoloured(row)):
                 summary.unchanged += 1
                 seen_ids.append(row.id)
             else:
@@ -126,9 +132,8 @@ class Scanner:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             window = self.workers * 4  # bounded: never holds every decoded file at once
             futures: list[tuple[_Todo, Future[tuple[FileStat, Fingerprint]]]] = []
-            hues = colours.wanted(self.store)  # what the list matches need (colours.py)
-            for item in todo:
-                job = pool.submit(fingerprint_at, self.decoder, item.location, colours=hues)
+            for item in todo:  # each with its colours, stored with it (colours.py)
+                job = pool.submit(fingerprint_at, self.decoder, item.location)
                 futures.append((item, job))
                 if len(futures) >= window:
                     yield _result(*futures.pop(0))
@@ -159,6 +164,12 @@ class Scanner:
         summary.errors += 1
         summary.error_lines.append(line)
         log.warning("%s", line)
+
+
+def _uncoloured(row: FileRow) -> bool:
+    """A fingerprinted file stored before files kept their colours (``colours`` NULL); a flat
+    one needs none (it matches by sha256 only)."""
+    return row.colours is None and row.error is None and not row.flat and row.sha256 is not None
 
 
 def _result(

@@ -508,4 +508,12 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        16,
+        "each file's colour signature with its fingerprint (NULL: not computed)",
+        """
+        ALTER TABLE files ADD COLUMN colours BLOB
+            CHECK (colours IS NULL OR length(colours) IN (0, 17));
+        """,
+    ),
 )

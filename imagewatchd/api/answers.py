@@ -16,7 +16,7 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from imagewatchd import __version__, colours, report
+from imagewatchd import __version__, report
 from imagewatchd.api.tally import Tally
 from imagewatchd.config import Config, Watch
 from imagewatchd.decoding import Decoder
@@ -136,7 +136,7 @@ def check_fd(
     A library file is not its own duplicate: its own row is left out when it is unchanged.
     """
     try:
-        _, fp = decoder.fingerprint(fd, path, colours=colours.wanted(matcher.store))
+        _, fp = decoder.fingerprint(fd, path)  # with its colours, as every file
     except FingerprintError as exc:
         return report.CheckResult(path, None, Verdict(VerdictKind.ERROR), exc.reason)
     own = matcher.store.get_file(str(path))

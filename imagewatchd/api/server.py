@@ -374,7 +374,7 @@ class _Timed:
         self.seconds = 0.0
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
     ) -> tuple[FileStat, Fingerprint]:
         start = time.perf_counter()
         try:

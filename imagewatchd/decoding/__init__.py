@@ -39,12 +39,12 @@ def settings_of(config: Config) -> Settings:
 
 class Decoder(Protocol):
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
     ) -> tuple[FileStat, Fingerprint]:
         """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines);
         any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``.
         ``crops``: with the centre crops' hashes and the colour signature a list entry stores
-        (``known add``); ``colours``: with the signature (``colours.wanted``)."""
+        (``known add``); ``colours``: with the colour signature (every file's, stored with it)."""
 
     def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
         """(sha256 of the bytes read, a small JPEG: ``thumbnail.SIZE`` pixels a side at most)
@@ -65,7 +65,7 @@ def open_decoder(config: Config, *, start: bool = False) -> Decoder:
 
 
 def fingerprint_path(
-    decoder: Decoder, path: Path, *, crops: bool = False, colours: bool = False
+    decoder: Decoder, path: Path, *, crops: bool = False, colours: bool = True
 ) -> tuple[FileStat, Fingerprint]:
     """A path given on the command line: its last component is not followed if a symlink."""
     fd = open_path(path)
@@ -78,10 +78,10 @@ def fingerprint_path(
 
 
 def fingerprint_at(
-    decoder: Decoder, loc: Location, *, colours: bool = False
+    decoder: Decoder, loc: Location, *, colours: bool = True
 ) -> tuple[FileStat, Fingerprint]:
     """A file inside a tree: no component from the tree's root on is followed; ``colours``:
-    with the colour signature (``colours.wanted``)."""
+    with the colour signature (stored with the file's fingerprint)."""
     try:
         fd = open_file(loc)
     except FileChanged as exc:

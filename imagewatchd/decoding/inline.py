@@ -18,7 +18,7 @@ class InlineDecoder:
         self.settings = settings or Settings()
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
     ) -> tuple[FileStat, Fingerprint]:
         """A decoder's complaint about one file (Pillow's ``Corrupt EXIF data``) is dropped, as
         the workers drop it: the file's own line says what matters, raw warnings never do."""

@@ -168,9 +168,9 @@ class WorkerPool:
         self._closed = False
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = False
+        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
     ) -> tuple[FileStat, Fingerprint]:
-        # the worker's request: an entry's (crops, colours), a query's with colours, or plain
+        # the worker's request: an entry's (crops, colours), a file's with colours, or plain
         request = b"c" if crops else b"h" if colours else b"f"
         for attempt in range(1, POISON_AFTER + 1):
             try:
@@ -353,8 +353,11 @@ def _grid(value: object) -> bytes:
     return bytes.fromhex(value)
 
 
-def _colours(value: object) -> bytes:
-    """The colour signature (imagewatchd/colours.py): 17 bytes as hex, or none."""
+def _colours(value: object) -> bytes | None:
+    """The colour signature (imagewatchd/colours.py): 17 bytes as hex, none (""), or not
+    computed (null)."""
+    if value is None:
+        return None
     if not isinstance(value, str) or len(value) not in (0, 2 * colours.SIZE):
         raise ValueError(value)
     return bytes.fromhex(value)

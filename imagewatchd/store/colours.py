@@ -1,6 +1,7 @@
 """The store's SQL for recoloured copies (``imagewatchd/colours.py``): each list's setting
 (``lists.recoloured``) and the colour signatures of entries made from a picture
-(``entry_colours``, 17 bytes a row, deleted with the entry).
+(``entry_colours``, 17 bytes a row, written in the entry's transaction by ``add_entries``,
+deleted with the entry).
 
 The setting is read with the signatures of the few entries a match found, never held in
 memory: a list changed on one host of a fleet holds on every host at its next match.
@@ -8,7 +9,7 @@ memory: a list changed on one host of a fleet holds on every host at its next ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from imagewatchd.store.base import Connected
 
@@ -24,18 +25,11 @@ class ColourQueries(Connected):
             db.execute("UPDATE lists SET recoloured = ? WHERE id = ?", (recoloured, list_id))
 
     def ignoring_recoloured(self) -> bool:
-        """Whether some list ignores recoloured copies (queries then need their colours)."""
+        """Whether some list ignores recoloured copies (a file stored without its colours, by
+        an earlier version, is then read again for them)."""
         with self._lock:
             query = "SELECT 1 FROM lists WHERE recoloured = 'ignore' LIMIT 1"
             return self._db.execute(query).fetchone() is not None
-
-    def add_entry_colours(self, signatures: Iterable[tuple[int, bytes]]) -> None:
-        """Keep each (entry id, signature); an entry that has one keeps its first."""
-        with self.transaction() as db:
-            db.executemany(
-                "INSERT INTO entry_colours (entry_id, colours) VALUES (?, ?)"
-                " ON CONFLICT (entry_id) DO NOTHING", list(signatures),
-            )  # fmt: skip
 
     def ignored_colours(self, ids: Sequence[int]) -> dict[int, bytes]:
         """The signatures of these entries that have one and whose list ignores recoloured

@@ -224,14 +224,14 @@ class FileQueries(Connected):
             stat.device, stat.inode, stat.size, stat.mtime_ns, role.value, fp.sha256,
             to_signed(fp.dhash), to_signed(fp.phash), fp.width, fp.height, fp.format,
             int(fp.flat), fp.canon_version, pdq_blob(fp.pdq), fp.pdq_quality,
-            *astuple(fp.provenance),
+            *astuple(fp.provenance), fp.colours,
         )  # fmt: skip
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO files (path, device, inode, size, mtime_ns, role, sha256, dhash,"
                 " phash, width, height, format, flat, canon_version, pdq, pdq_quality, camera,"
-                " captured, software, jpeg_quality, error, first_seen, last_seen)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+                " captured, software, jpeg_quality, colours, error, first_seen, last_seen) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
                 f" ON CONFLICT {self.dialect.key('path')} DO UPDATE SET device = excluded.device,"
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = excluded.sha256, dhash = excluded.dhash,"
@@ -240,7 +240,7 @@ class FileQueries(Connected):
                 " canon_version = excluded.canon_version, pdq = excluded.pdq,"
                 " pdq_quality = excluded.pdq_quality, camera = excluded.camera,"
                 " captured = excluded.captured, software = excluded.software,"
-                " jpeg_quality = excluded.jpeg_quality, error = NULL,"
+                " jpeg_quality = excluded.jpeg_quality, colours = excluded.colours, error = NULL,"
                 " last_seen = excluded.last_seen RETURNING id",
                 (blob(path), *values, now, now),
             ).fetchone()
@@ -258,7 +258,8 @@ class FileQueries(Connected):
                 " inode = excluded.inode, size = excluded.size, mtime_ns = excluded.mtime_ns,"
                 " role = excluded.role, sha256 = NULL, dhash = NULL, phash = NULL, pdq = NULL,"
                 " pdq_quality = NULL, camera = NULL, captured = NULL, software = NULL,"
-                " jpeg_quality = NULL, error = excluded.error, last_seen = excluded.last_seen",
+                " jpeg_quality = NULL, colours = NULL, error = excluded.error,"
+                " last_seen = excluded.last_seen",
                 (blob(path), stat.device, stat.inode, stat.size, stat.mtime_ns, role.value,
                  text_or_none(error), now, now),
             )  # fmt: skip

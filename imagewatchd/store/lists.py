@@ -26,6 +26,9 @@ from imagewatchd.store.base import Connected, id_hash_columns
 
 IMPORT_CHUNK = 50_000  # entries a transaction: about a second of the write lock
 GRID = "INSERT INTO entry_grids (entry_id, grid) VALUES (?, ?) ON CONFLICT (entry_id) DO NOTHING"
+COLOURS = (
+    "INSERT INTO entry_colours (entry_id, colours) VALUES (?, ?) ON CONFLICT (entry_id) DO NOTHING"
+)
 RETRO_LAST = "retro_last_entry"  # counters rows: where the daemon's retroactive bans resume
 RETRO_OFF = "retro_disabled "  # + an entry id: an entry disabled then
 
@@ -92,7 +95,8 @@ class ListQueries(Connected):
         Committed in chunks, so that a large import never holds the write lock for long.
         """
         given = entries if isinstance(entries, Sequence) else list(entries)
-        if newentries.crops(given) or newentries.grids(given):  # ``known add``: a few pictures
+        pictures = newentries.crops(given) or newentries.grids(given) or newentries.colours(given)
+        if pictures:  # ``known add``: a few pictures
             return self._add_each(list_id, list(given), now)
         firsts: dict[tuple[object, ...], Fields] = {}
         for row in newentries.fields(given):  # an entry given twice is added once
@@ -139,6 +143,8 @@ class ListQueries(Connected):
                 )
                 if entry.grid:  # in the entry's transaction: whoever reads one reads both
                     db.execute(GRID, (found[0], entry.grid))
+                if entry.colours:  # likewise: an entry is never seen without its colours
+                    db.execute(COLOURS, (found[0], entry.colours))
         return added, len(entries) - len(added)
 
     def entries(

@@ -26,7 +26,7 @@ from imagewatchd.store import postgres_schema
 from imagewatchd.store.banklog import BankLogQueries
 from imagewatchd.store.base import Cursor, Dialect
 from imagewatchd.store.interface import Store
-from imagewatchd.store.lists import GRID
+from imagewatchd.store.lists import COLOURS, GRID
 from imagewatchd.store.location import Location
 
 POSTGRESQL = Dialect(
@@ -240,6 +240,9 @@ class PostgresStore(BankLogQueries, Store):
             grids = [(first + at, g) for at, g in newentries.grids(pending) if first + at in kept]
             if grids:
                 db.executemany(GRID, grids)
+            hues = [(first + at, c) for at, c in newentries.colours(pending) if first + at in kept]
+            if hues:  # likewise: an entry is never seen without its colours
+                db.executemany(COLOURS, hues)
         return added, len(pending) - len(added)
 
 

@@ -294,6 +294,15 @@ CREATE TABLE entry_colours (
 );
 """
 
+# Each file's colour signature with its fingerprint (imagewatchd/colours.py): 17 bytes, none
+# (a grey or flat picture), or NULL (stored before files kept their colours: not computed).
+# The view gains the column at its end (CREATE OR REPLACE VIEW may add columns there).
+FILE_COLOURS = f"""
+ALTER TABLE host_files ADD COLUMN colours BYTEA
+    CHECK (colours IS NULL OR octet_length(colours) IN (0, 17));
+{_view("files", FILE_COLUMNS + ", colours").replace("CREATE VIEW", "CREATE OR REPLACE VIEW")}
+"""
+
 # The bank's change log: every entry added, changed (enabled, disabled, re-hashed) or removed
 # (a list deleted removes its entries) is one row with a sequence number. The numbers are
 # taken from the shared counter ``bank_seq`` under its row lock, held to the commit, so they
@@ -367,4 +376,5 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (4, "the block grids of list entries made from a picture (SQLite's migration 14)", GRIDS),
     (5, "the bank's change log with sequence numbers; each host's last applied", BANK_LOG),
     (6, "recoloured copies: lists' setting, entries' colours (SQLite's migration 15)", COLOURS),
+    (7, "each file's colour signature with its fingerprint (SQLite's migration 16)", FILE_COLOURS),
 )

@@ -150,6 +150,7 @@ RULES: dict[str, dict[str, str]] = {
         **_columns(_opt(INT), "dhash", "phash", "width", "height", "canon_version"),
         "pdq": _opt(PDQ), "pdq_quality": _opt(INT), "jpeg_quality": _opt(INT),
         **_columns(_opt(TEXT), "camera", "captured", "software"),
+        "colours": _opt("typeof({c}) = 'blob' AND length({c}) IN (0, 17)"),
     },
     "lists": {"name": TEXT, "kind": KIND, "description": TEXT, "created": NUM,
               "recoloured": "{c} IN ('count', 'ignore')"},
