@@ -169,7 +169,7 @@ def fingerprint_bytes(
     """Fingerprint an encoded image held in memory; ``crops``: with its centre crops' hashes
     (for a list entry: 4 ms more on a 12-megapixel JPEG, so only ``known add`` asks);
     ``colours``: with the colour signature (every file's, stored with it: a JPEG's chroma
-    costs 5-9% more, docs/BENCHMARKS.md, "Issue 8: colours stored with files"); without it,
+    costs 5-10% more, docs/BENCHMARKS.md, "Issue 8: colours stored with files"); without it,
     ``Fingerprint.colours`` is None (not computed)."""
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
