@@ -17,12 +17,16 @@ some angle fits ``RATIO`` times better (a hue shift moves every colour alike; a 
 copy's clipped highlights move only some). A picture with almost no chroma (a greyscale copy,
 a black-and-white photo) has no colours to disagree with, so it always agrees. Chosen by
 measurement: docs/BENCHMARKS.md, "Issue 8: recoloured versions".
+
+Every picture's signature is kept: an entry's with the entry (in its transaction), a file's
+with its fingerprint (``files.colours``; NULL for a row stored before, decoded again for them
+while ``wanted``), so a stored file matched again is screened without decoding it. A match
+set aside is reported (``Verdict.recoloured``: check, check --json, the file's log line).
 """
 
 from __future__ import annotations
 
 import enum
-import logging
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -33,8 +37,6 @@ from imagewatchd.models import Fingerprint, Match, SetAside
 
 if TYPE_CHECKING:
     from imagewatchd.store import Store
-
-log = logging.getLogger(__name__)
 
 BINS: Final = 16  # hue bins around the colour circle
 SIZE: Final = 1 + BINS  # bytes of a signature: the mean chroma, then the hue histogram

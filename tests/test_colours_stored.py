@@ -170,8 +170,8 @@ def test_a_stored_upload_matched_again_uses_its_stored_colours_without_decoding(
         assert decoder.decoded == 2
 
 
-def test_an_entry_keeps_its_colours_in_its_own_transaction(tmp_path: Path) -> None:
-    with Store(tmp_path / "t.db") as store:
+def test_an_entry_keeps_its_colours_in_its_own_transaction(new_store: OpenStore) -> None:
+    with new_store() as store:
         entry = _ignoring_list(store)
         assert store.ignored_colours([entry]) == {entry: fingerprint(artwork(9)).colours}
         turned = fingerprint(hue_turned(artwork(9)), "JPEG", quality=90)
