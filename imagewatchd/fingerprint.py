@@ -188,6 +188,7 @@ def fingerprint_bytes(
         grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
         more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
         colours=b"" if flat else decoded.colours,  # tells a recoloured copy (colours.py)
+        region_pdqs=() if flat else _region_pdqs(pixels),  # PDQ without the bars
     )  # fmt: skip
 
 
@@ -216,6 +217,13 @@ def _region_hashes(
     """dHash and pHash of the picture without its borders or caption bar (regions.py), or of
     ``boxes``' regions."""
     return tuple(hashes for _, hashes in boxed_hashes(pixels, boxes))
+
+
+def _region_pdqs(pixels: NDArray[np.uint8]) -> tuple[tuple[int, int], ...]:
+    """(PDQ, quality) of each of the working image's regions, ``regions.boxes``' then
+    ``regions.more_boxes``': PDQ measures its own structure, so every box has one."""
+    every = [*regions.boxes(pixels), *regions.more_boxes(pixels)]
+    return tuple(pdq.pdq(pixels[top:bottom, left:right]) for top, bottom, left, right in every)
 
 
 def boxed_hashes(

@@ -113,6 +113,10 @@ class Fingerprint:
     # the colour signature (imagewatchd/colours.py, 17 bytes; none when flat or grey): stored
     # for a list entry made from this picture; a query's tells a recoloured copy of it
     colours: bytes = field(default=b"", compare=False)
+    # (PDQ, quality) of the regions of ``regions`` and then ``more_regions``' boxes, every box
+    # (regions.boxes, regions.more_boxes): a letterboxed or bordered copy's PDQ without its
+    # bars, searched like the picture's own PDQ; query-only, never stored
+    region_pdqs: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
