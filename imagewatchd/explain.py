@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 
 from imagewatchd import blockgrid, colours, verify
 from imagewatchd.errors import FingerprintError
-from imagewatchd.fingerprint import Limits, boxed_hashes, open_path, read_fd, working_image
+from imagewatchd.fingerprint import Limits, open_path, read_fd, working_image
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import SAME, Fingerprint, Thresholds, Turned
+from imagewatchd.regionhashes import boxed_hashes
 from imagewatchd.regions import Box, boxes, more_boxes
 
 WHOLE = "whole"
