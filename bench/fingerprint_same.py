@@ -24,7 +24,7 @@ from imagewatchd.fingerprint import fingerprint_file
 
 def fields(fp: Any) -> dict[str, object]:  # either version's Fingerprint
     names = ("sha256", "dhash", "phash", "pdq", "pdq_quality", "flat", "width", "height",
-             "format", "regions", "crops")  # fmt: skip
+             "format", "regions", "crops", "more_regions", "grid")  # fmt: skip
     out = {name: getattr(fp, name) for name in names}
     found = fp.provenance  # either version's class: compared by its fields
     out["provenance"] = (found.camera, found.captured, found.software, found.jpeg_quality)

@@ -95,7 +95,7 @@ class ListRule(CurrentRule):
         matching = default_config().matching
         self.pdq_threshold, self.pdq_min_quality = matching.pdq_threshold, matching.pdq_min_quality
         self.pdq_query_quality = matching.pdq_query_min_quality
-        self.name += f" or PDQ <= {self.pdq_threshold} (quality: entry >= "
+        self.name += f" or PDQ <= {self.pdq_threshold} (also of its regions; quality: entry >= "
         self.name += f"{self.pdq_min_quality}, query >= {self.pdq_query_quality})"
 
     def compare(self, a: object, b: object) -> Decision:
@@ -103,9 +103,12 @@ class ListRule(CurrentRule):
         assert isinstance(a, Fingerprint) and isinstance(b, Fingerprint)
         if decision.match or a.flat or b.flat or a.pdq is None or b.pdq is None:
             return decision  # as in match.py: a flat picture never near-matches, by PDQ neither
-        if a.pdq_quality < self.pdq_min_quality or b.pdq_quality < self.pdq_query_quality:
+        # the query's PDQ and (as it is) its regions', each at its own quality
+        mine = [(b.pdq, b.pdq_quality), *b.region_pdqs]
+        found = [hamming(a.pdq, h) for h, q in mine if q >= self.pdq_query_quality]
+        if a.pdq_quality < self.pdq_min_quality or not found:
             return decision
-        distance = hamming(a.pdq, b.pdq)
+        distance = min(found)
         margin = distance - self.pdq_threshold
         evidence = (*decision.evidence, ("PDQ", distance, self.pdq_threshold))
         return Decision(margin <= 0, min(decision.margin, margin), evidence)
@@ -140,6 +143,7 @@ class TurnedRule(ListRule):
                     turned=(),
                     regions=(),
                     more_regions=(),
+                    region_pdqs=(),
                 )  # as match.py: as it is only
                 decision = replace(super().compare(a, turned), orientation=view.turn)
                 if decision.match:
@@ -210,12 +214,26 @@ class VerifiedRule(CropsRule):
                                   *grid), "grid")  # fmt: skip
 
 
+class WholePdqRule(VerifiedRule):
+    """``VerifiedRule`` as it was before the query's regions had a PDQ: PDQ of the whole
+    picture only (the same fingerprints, their ``region_pdqs`` set aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = self.name.replace(" (also of its regions;", " (of the whole only;")
+
+    def compare(self, a: object, b: object) -> Decision:
+        assert isinstance(b, Fingerprint)
+        return super().compare(a, replace(b, region_pdqs=()))
+
+
 MATCHERS: dict[str, Callable[[], Candidate]] = {
     "current": CurrentRule,
     "lists": ListRule,
     "turned": TurnedRule,
     "crops": CropsRule,
     "verified": VerifiedRule,
+    "verified-whole-pdq": WholePdqRule,
     "crops-loose": lambda: CropsRule(strict=False),  # the crops at 6/4, as before issue 8's round 3
     # the same rule with room to decode 4K WebPs (GNOME's backgrounds): for the recolour pairs
     "current-512mib": lambda: CurrentRule(limits=Limits(memory_bytes=512 << 20)),

@@ -131,7 +131,7 @@ def _pdq_json(pdq: Pdq | None, e: Explanation, t: Thresholds) -> dict[str, objec
         "orientation": pdq.orientation, "distance": pdq.distance, "threshold": t.pdq,
         "qualities": list(e.qualities), "floor": t.pdq_quality,
         "query_floor": t.pdq_query_quality, "gate": pdq.gate,
-        "match": pdq.matched,
+        "match": pdq.matched, "region": pdq.part,
     }  # fmt: skip
 
 
@@ -240,6 +240,7 @@ def _pdq_text(pdq: Pdq, e: Explanation, t: Thresholds) -> str:
         return "PDQ: not computed for both pictures"
     qa, qb = e.qualities
     where = "as it is" if pdq.orientation == SAME else f"as the first {pdq.orientation}"
+    where += f", {pdq.part}" if pdq.part != WHOLE else ""
     if pdq.gate:
         verdict = "within" if pdq.matched else "beyond"
     else:

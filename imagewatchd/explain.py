@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 
 from imagewatchd import blockgrid, colours, verify
 from imagewatchd.errors import FingerprintError
-from imagewatchd.fingerprint import Limits, boxed_hashes, open_path, read_fd, working_image
+from imagewatchd.fingerprint import Limits, open_path, read_fd, working_image
 from imagewatchd.hashindex import hamming
 from imagewatchd.models import SAME, Fingerprint, Thresholds, Turned
+from imagewatchd.regionhashes import boxed_hashes
 from imagewatchd.regions import Box, boxes, more_boxes
 
 WHOLE = "whole"
@@ -87,6 +88,7 @@ class Pdq:
     distance: int | None  # None: one of them has no PDQ
     gate: bool  # the first has a PDQ, both qualities reach the floor, neither is flat
     matched: bool
+    part: str = WHOLE  # the second's whole, or the region whose PDQ decided (as it is only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,12 +250,26 @@ def _cut(where: Boxes | None, fp: Fingerprint, which: str, index: int) -> Cut | 
 
 def _pdq(a: Fingerprint, b: Fingerprint, view: Turned, t: Thresholds) -> Pdq:
     """As ``Matcher._search_pdq``: the query's quality at the pictures' floor, and the entry's
-    at the entries' (an entry is indexed by PDQ only then, and only when not flat)."""
-    distance = None if a.pdq is None or view.pdq is None else hamming(a.pdq, view.pdq)
-    floors = a.pdq_quality >= t.pdq_quality and b.pdq_quality >= t.pdq_query_quality
-    gate = not (a.flat or b.flat) and floors
-    gate = gate and a.pdq is not None
-    return Pdq(view.turn, distance, gate, gate and distance is not None and distance <= t.pdq)
+    at the entries' (an entry is indexed by PDQ only then, and only when not flat); as it is,
+    the second's regions too, each at its own quality: the closest that matches, else the
+    whole."""
+    whole = _one_pdq(a, b, view.turn, view.pdq, b.pdq_quality, t)
+    if view.turn != SAME:
+        return whole
+    parts = [_one_pdq(a, b, SAME, h, q, t, f"region {i + 1} without borders")
+             for i, (h, q) in enumerate(b.region_pdqs)]  # fmt: skip
+    matched = [p for p in parts if p.matched and not whole.matched]
+    return min(matched, key=lambda p: p.distance or 0) if matched else whole
+
+
+def _one_pdq(
+    a: Fingerprint, b: Fingerprint, turn: str, pdq: int | None, quality: int, t: Thresholds,
+    part: str = WHOLE,
+) -> Pdq:  # fmt: skip
+    distance = None if a.pdq is None or pdq is None else hamming(a.pdq, pdq)
+    floors = a.pdq_quality >= t.pdq_quality and quality >= t.pdq_query_quality
+    gate = not (a.flat or b.flat) and floors and a.pdq is not None
+    return Pdq(turn, distance, gate, gate and distance is not None and distance <= t.pdq, part)
 
 
 def _grid(a: Fingerprint, b: Fingerprint) -> Grid:

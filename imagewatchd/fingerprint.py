@@ -20,17 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pillow_heif
-import scipy.fftpack
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from imagewatchd import blockgrid, dihedral, lanczos, pdq, regions
+from imagewatchd import blockgrid, dihedral, pdq, regionhashes
 from imagewatchd.colours import signature
 from imagewatchd.decodecost import decode_bytes, jpeg_coefficient_bytes
 from imagewatchd.errors import FingerprintError
 from imagewatchd.models import FileStat, Fingerprint
 from imagewatchd.pdq import Flipped
 from imagewatchd.provenance import Provenance, provenance
+from imagewatchd.regionhashes import FLAT_PHASH_BITS
 
 pillow_heif.register_heif_opener()
 # Our own pixel limit (checked right after the header is read) replaces Pillow's global one,
@@ -58,7 +58,6 @@ WORKING_SIZE = 256
 # equal (ties at the median: a ruled page, a clean linear gradient) is no structure either.
 # Flat images match by sha256 only: their hashes are noise or the same for all of them.
 FLAT_QUALITY = 5
-FLAT_PHASH_BITS = 8  # a pHash with fewer bits set (or unset) than this is degenerate
 FLAT_BITS = 2  # for imported hashes, which come without pixels: see flat_hash
 
 _ORIENTATION_TAG = 0x0112
@@ -178,74 +177,26 @@ def fingerprint_bytes(
     pixels = decoded.pixels
     thumbs = dihedral.thumbnails(pixels)  # the resizes imagehash would make, made once
     dhash = dihedral.dhash(thumbs.wide)
-    phash = _phash(thumbs.square)
+    phash = regionhashes.phash(thumbs.square)
     flat = is_flat(decoded.pdq_quality, phash)
+    parts = regionhashes.of(pixels, flat=flat)  # searched too; more_regions at turned thresholds
     return Fingerprint(
         sha256, dhash, phash, decoded.width, decoded.height, decoded.format, flat,
-        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=_region_hashes(pixels),
+        pdq=decoded.pdq, pdq_quality=decoded.pdq_quality, regions=parts.regions,
         turned=() if flat else dihedral.turned(pixels, thumbs, decoded.smalls),  # turned copies'
-        provenance=decoded.provenance,
-        crops=_crop_hashes(pixels) if crops and not flat else (),  # stored for list entries
+        provenance=decoded.provenance,  # stored for list entries:
+        crops=regionhashes.crop_hashes(pixels) if crops and not flat else (),
         grid=b"" if flat else blockgrid.grid_of(decoded.grey),  # verifies wider candidates
-        more_regions=_region_hashes(pixels, regions.more_boxes),  # searched at turned thresholds
+        more_regions=parts.more_regions,
         colours=(b"" if flat else decoded.colours) if crops or colours else None,  # colours.py
+        region_pdqs=parts.pdqs,  # PDQ without the bars
     )  # fmt: skip
-
-
-def _phash(square: NDArray[np.uint8]) -> int:
-    """imagehash.phash from its 32x32 thumbnail, computed as imagehash does (bit for bit)."""
-    dct = scipy.fftpack.dct(scipy.fftpack.dct(square, axis=0), axis=1)
-    low = dct[:8, :8]
-    return dihedral.bits(low > np.median(low))
-
-
-def _hashes(part: NDArray[np.uint8]) -> tuple[int, int] | None:
-    """imagehash's dHash and pHash of ``part``, or None if its pHash is degenerate."""
-    wide, square = lanczos.resize_many(part, ((9, 8), (32, 32)))
-    phash = _phash(square)
-    if not FLAT_PHASH_BITS <= phash.bit_count() <= 64 - FLAT_PHASH_BITS:
-        return None
-    return dihedral.dhash(wide), phash
-
-
-BoxesOf = Callable[[NDArray[np.uint8]], list[regions.Box]]
-
-
-def _region_hashes(
-    pixels: NDArray[np.uint8], boxes: BoxesOf = regions.boxes
-) -> tuple[tuple[int, int], ...]:
-    """dHash and pHash of the picture without its borders or caption bar (regions.py), or of
-    ``boxes``' regions."""
-    return tuple(hashes for _, hashes in boxed_hashes(pixels, boxes))
-
-
-def boxed_hashes(
-    pixels: NDArray[np.uint8], boxes: BoxesOf
-) -> list[tuple[regions.Box, tuple[int, int]]]:
-    """Each of ``boxes``' regions that has structure, with its dHash and pHash."""
-    found = []
-    for box in boxes(pixels):
-        top, bottom, left, right = box
-        hashes = _hashes(pixels[top:bottom, left:right])
-        if hashes:
-            found.append((box, hashes))
-    return found
 
 
 def working_image(data: bytes, limits: Limits = Limits()) -> NDArray[np.uint8]:
     """The small canonical greyscale image the hashes of ``data`` are made from: ``compare``
     finds where its regions lie (``boxed_hashes``)."""
     return _decode(data, limits.max_pixels, limits.memory_bytes, colours=False).pixels
-
-
-def _crop_hashes(pixels: NDArray[np.uint8]) -> tuple[tuple[str, int, int], ...]:
-    """(name, dHash, pHash) of the centre crops (regions.CROPS) that have structure."""
-    found = []
-    for name, (top, bottom, left, right) in regions.crop_boxes(*pixels.shape):
-        hashes = _hashes(pixels[top:bottom, left:right])
-        if hashes:
-            found.append((name, *hashes))
-    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

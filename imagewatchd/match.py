@@ -196,7 +196,7 @@ class Matcher:
         every = self._search_all(  # every view in one pass; the first that matches counts
             self.entries, [self._queries(v, _regions(fp, v), more=_more(fp, v)) for v in views]
         )
-        pdq = self._search_pdq(views, fp.pdq_quality)
+        pdq = self._search_pdq(fp, views)
         for view, hits, by_pdq in zip(views, every, pdq, strict=True):
             near = {key for key, _, _ in hits}
             cropped = self._search_crops(fp, view, near)
@@ -206,10 +206,9 @@ class Matcher:
             return verify.wider_matches(self, fp)  # a watermarked copy? (verify.py)
         missing = [key for key in near | by_pdq | cropped.keys() if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
+        parts = (_shown(fp, view), _region_pdqs(fp, view))
         found = [
-            _entry_match(
-                rows[key], view, key in exact, key in by_pdq and key not in near, _shown(fp, view)
-            )
+            _entry_match(rows[key], view, key in exact, key in by_pdq and key not in near, *parts)
             for key in rows
             if rows[key].enabled
         ]
@@ -234,15 +233,20 @@ class Matcher:
                 best[entry_id] = (region, dd, pd)
         return best
 
-    def _search_pdq(self, views: list[Turned], quality: int) -> list[set[int]]:
-        """Each view's entries within the PDQ threshold, if the query's PDQ is good enough:
-        the views are searched in one pass (PdqIndex.search_many)."""
+    def _search_pdq(self, fp: Fingerprint, views: list[Turned]) -> list[set[int]]:
+        """Each view's entries within the PDQ threshold, if the query's PDQ is good enough;
+        the picture as it is searches its regions' PDQs too (borders and bars trimmed: each
+        region's own quality must pass the floor). Every view in one pass
+        (PdqIndex.search_many)."""
         t = self.thresholds
-        probed = [view.pdq for view in views if view.pdq is not None]
-        if quality < t.pdq_query_quality or not probed:
+        probes = [[v.pdq] if v.pdq is not None and fp.pdq_quality >= t.pdq_query_quality
+                  else [] for v in views]  # fmt: skip
+        if views and views[0].turn == SAME:
+            probes[0] += [h for h, quality in fp.region_pdqs if quality >= t.pdq_query_quality]
+        if not any(probes):
             return [set() for _ in views]
-        answers = iter(self.indexes.pdq.search_many(probed, t.pdq))
-        return [set() if v.pdq is None else {k for k, _ in next(answers)} for v in views]
+        answers = iter(self.indexes.pdq.search_many([h for view in probes for h in view], t.pdq))
+        return [{key for _ in view for key, _ in next(answers)} for view in probes]
 
     def library_matches(
         self, fp: Fingerprint, *, exclude_file: int | None = None, turned: bool = False
@@ -362,6 +366,11 @@ def _more(fp: Fingerprint, view: Turned) -> Regions:
     return fp.more_regions if view.turn == SAME else ()
 
 
+def _region_pdqs(fp: Fingerprint, view: Turned) -> Regions:
+    """The query's regions' (PDQ, quality), as it is only."""
+    return fp.region_pdqs if view.turn == SAME else ()
+
+
 def _shown(fp: Fingerprint, view: Turned) -> Regions:
     """Every region of the view, for the distances a match reports."""
     return (*_regions(fp, view), *_more(fp, view))
@@ -387,18 +396,21 @@ def _distances(
     return min(pairs, key=lambda pair: (max(pair), sum(pair)))
 
 
-def _pdq_distance(view: Turned, pdq: int | None) -> int | None:
-    return None if view.pdq is None or pdq is None else hamming(view.pdq, pdq)
+def _pdq_distance(view: Turned, pdq: int | None, regions: Regions = ()) -> int | None:
+    """The closest of the view's and (as it is) its regions' PDQs to the stored one."""
+    mine = [h for h in (view.pdq, *(h for h, _ in regions)) if h is not None]
+    return None if pdq is None or not mine else min(hamming(h, pdq) for h in mine)
 
 
 def _entry_match(
-    row: EntryRow, view: Turned, exact: bool, by_pdq: bool = False, regions: Regions = ()
-) -> Match:
+    row: EntryRow, view: Turned, exact: bool, by_pdq: bool = False, regions: Regions = (),
+    region_pdqs: Regions = (),
+) -> Match:  # fmt: skip
     dd, pd = _distances(view, row.dhash, row.phash, regions)
     return Match(
         source="list", exact=exact, dhash_distance=dd, phash_distance=pd,
         list_name=row.list_name, list_kind=row.list_kind, entry_id=row.id, label=row.label,
-        pdq_distance=_pdq_distance(view, row.pdq), by_pdq=by_pdq and not exact,
+        pdq_distance=_pdq_distance(view, row.pdq, region_pdqs), by_pdq=by_pdq and not exact,
         orientation=SAME if exact else view.turn,
     )  # fmt: skip
 

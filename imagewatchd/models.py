@@ -114,6 +114,10 @@ class Fingerprint:
     # with the file and with a list entry made from this picture; tells a recoloured copy.
     # None: never computed (a file stored before colours were kept: decoded again for them)
     colours: bytes | None = field(default=None, compare=False)
+    # (PDQ, quality) of the regions of ``regions`` and then ``more_regions``' boxes, every box
+    # (regions.boxes, regions.more_boxes): a letterboxed or bordered copy's PDQ without its
+    # bars, searched like the picture's own PDQ; query-only, never stored
+    region_pdqs: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,9 +117,10 @@ def boxes(grey: NDArray[np.uint8]) -> list[Box]:
     return found
 
 
-def more_boxes(grey: NDArray[np.uint8]) -> list[Box]:
+def more_boxes(grey: NDArray[np.uint8], main: list[Box] | None = None) -> list[Box]:
     """Other readings of the borders than ``boxes``' (see the module's docstring), each once,
-    none of ``boxes``' nor the whole: searched at stricter thresholds."""
+    none of ``boxes``' (``main``, if they are known) nor the whole: searched at stricter
+    thresholds."""
     height, width = grey.shape
     readings: list[Box] = []
     for tolerance in (TOLERANCE, TIGHT):
@@ -132,7 +133,7 @@ def more_boxes(grey: NDArray[np.uint8]) -> list[Box]:
     above, below = _bar(grey), _bar(grey[::-1])
     readings += [_box(grey, (above, 0, 0, 0))] if above else []  # one caption bar only
     readings += [_box(grey, (0, below, 0, 0))] if below else []
-    known = [(0, height, 0, width), *boxes(grey)]
+    known = [(0, height, 0, width), *(boxes(grey) if main is None else main)]
     found: list[Box] = []
     for box in readings:
         big = box[1] - box[0] >= MIN_SIDE and box[3] - box[2] >= MIN_SIDE

@@ -256,13 +256,21 @@ def _query(a: Fingerprint, grids: list[bytes], rng: random.Random) -> Fingerprin
     pdq = None if a.pdq is None else _flip(a.pdq, rng.randint(0, 60), rng, 256)
     turned = tuple(Turned(n, *_near(rng, a.dhash, a.phash), pdq if rng.random() < 0.2 else None)
                    for n in names)  # fmt: skip
+    region_pdqs = (
+        ()
+        if a.pdq is None
+        else tuple(
+            (_flip(a.pdq, rng.randint(0, 60), rng, 256), rng.choice((10, 20, 60)))
+            for _ in range(rng.choice((0, 0, 1, 2)))
+        )
+    )
     crop = rng.choice(a.crops) if a.crops and rng.random() < 0.3 else None
     if crop:
         regions = (*regions, _near(rng, crop[1], crop[2], 6))
     return Fingerprint(
         a.sha256 if rng.random() < 0.05 else f"q{rng.random()}", dhash, phash, 800, 600, "JPEG",
         rng.random() < 0.05, pdq, rng.choice((20, 49, 50, 100)), regions=regions,
-        turned=turned, grid=rng.choice(grids), more_regions=more,
+        turned=turned, grid=rng.choice(grids), more_regions=more, region_pdqs=region_pdqs,
     )  # fmt: skip
 
 

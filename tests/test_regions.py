@@ -10,9 +10,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
+from imagewatchd.decoding import Settings, fingerprint_path
+from imagewatchd.decoding.pool import WorkerPool
 from imagewatchd.fingerprint import fingerprint_bytes
+from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
-from imagewatchd.models import CANON_VERSION, FileStat, Fingerprint, ListKind, Role, Thresholds
+from imagewatchd.models import (
+    CANON_VERSION,
+    SAME,
+    FileStat,
+    Fingerprint,
+    ListKind,
+    Role,
+    Thresholds,
+    Turned,
+)
 from imagewatchd.regions import boxes, trim_box
 from imagewatchd.rows import NewEntry
 from imagewatchd.store import Store
@@ -153,3 +165,60 @@ def _jpeg(img: Image.Image) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
     return out.getvalue()
+
+
+# -- the regions' PDQ ---------------------------------------------------------------------------
+
+
+def test_a_letterboxed_copy_keeps_its_pdq_once_the_bars_are_trimmed() -> None:
+    """The bars are most of what the whole picture's PDQ sees; the trimmed region's PDQ is the
+    original's again, give or take the resize."""
+    picture = photo(46, (800, 600))
+    entry = fingerprint_bytes(_encoded(picture))
+    copy = fingerprint_bytes(_jpeg(_letterboxed(picture)))
+    assert entry.pdq is not None and copy.pdq is not None and copy.region_pdqs
+    assert hamming(entry.pdq, copy.pdq) > 31  # the whole: beyond PDQ's threshold
+    assert min(hamming(entry.pdq, h) for h, _ in copy.region_pdqs) <= 16
+    assert all(quality >= 20 for _, quality in copy.region_pdqs)
+    assert fingerprint_bytes(_jpeg(picture)).region_pdqs == ()  # no border: no region
+
+
+def test_a_query_matches_an_entry_by_a_regions_pdq_at_that_regions_quality(
+    tmp_path: Path,
+) -> None:
+    """Only the regions' PDQ can match here (their dHash and pHash are set aside): as it is,
+    with the region's quality at the picture's floor; never in another orientation."""
+    picture = photo(47, (800, 600))
+    entry = fingerprint_bytes(_encoded(picture))
+    copy = fingerprint_bytes(_jpeg(_letterboxed(picture)))
+    assert entry.pdq is not None
+    with Store(tmp_path / "t.db") as store:
+        list_id = store.create_list("banned", ListKind.BLOCK, "", 1.0)
+        store.add_entries(list_id, [NewEntry(
+            entry.sha256, entry.dhash, entry.phash, "letterboxed", "test", pdq=entry.pdq,
+            pdq_quality=entry.pdq_quality,
+        )], 1.0)  # fmt: skip
+        matcher = Matcher.load(store, THRESHOLDS)
+        far = 2**64 - 1
+        only_pdq = replace(copy, dhash=entry.dhash ^ far, phash=entry.phash ^ far, regions=(),
+                           more_regions=(), turned=(), grid=b"")  # fmt: skip
+        (found,) = matcher.list_matches(only_pdq)
+        assert (found.label, found.by_pdq) == ("letterboxed", True)
+        closest = min(hamming(entry.pdq, h) for h, _ in copy.region_pdqs)
+        assert found.pdq_distance == closest
+        assert matcher.list_matches(replace(only_pdq, region_pdqs=())) == ()
+        low = tuple((h, 19) for h, _ in copy.region_pdqs)  # under the picture's floor (20)
+        assert matcher.list_matches(replace(only_pdq, region_pdqs=low)) == ()
+        turned = replace(only_pdq, turned=(Turned("mirrored", only_pdq.dhash, 0, None),))
+        assert [m.orientation for m in matcher.list_matches(turned)] == [SAME]
+
+
+def test_the_decoding_worker_sends_the_regions_pdq(tmp_path: Path) -> None:
+    path = tmp_path / "letterboxed.jpg"
+    path.write_bytes(_jpeg(_letterboxed(photo(48, (800, 600)))))
+    decoder = WorkerPool(Settings(timeout=30.0, workers=1))
+    try:
+        fp = fingerprint_path(decoder, path)[1]
+    finally:
+        decoder.close()
+    assert fp.region_pdqs and fp.region_pdqs == fingerprint_bytes(path.read_bytes()).region_pdqs

@@ -290,12 +290,12 @@ def _answer(reply: dict[str, Any], fd: int) -> tuple[FileStat, Fingerprint]:
         stat = FileStat(*(int(v) for v in reply["stat"]))
         fields = reply["fingerprint"]
         (sha256, dhash, phash, width, height, fmt, flat, pdq, quality, canon, regions, turned,
-         found, crops, grid, more, hues) = fields  # fmt: skip
+         found, crops, grid, more, hues, region_pdqs) = fields  # fmt: skip
         fp = Fingerprint(str(sha256), int(dhash), int(phash), int(width), int(height),
                          str(fmt), bool(flat), _pdq(pdq), int(quality), int(canon),
                          _regions(regions), _turned(turned), _provenance(found),
                          _crops(crops), _grid(grid), _regions(more, MORE_REGIONS),
-                         _colours(hues))  # fmt: skip
+                         _colours(hues), _region_pdqs(region_pdqs))  # fmt: skip
         if not 0 <= fp.pdq_quality <= 100:
             raise ValueError(fp.pdq_quality)
     except (KeyError, TypeError, ValueError):
@@ -344,6 +344,16 @@ def _crops(value: object) -> tuple[tuple[str, int, int], ...]:
     if not all(0 <= h < 1 << 64 for c in crops for h in c[1:]):
         raise ValueError(value)
     return crops
+
+
+def _region_pdqs(value: object) -> tuple[tuple[int, int], ...]:
+    """The regions' (PDQ, quality): one per box at most (regions.boxes and more_boxes)."""
+    if not isinstance(value, list) or len(value) > 2 + MORE_REGIONS:
+        raise ValueError(value)
+    pairs = tuple((int(h), int(q)) for h, q in value)
+    if not all(0 <= h < 1 << 256 and 0 <= q <= 100 for h, q in pairs):
+        raise ValueError(value)
+    return pairs
 
 
 def _grid(value: object) -> bytes:
