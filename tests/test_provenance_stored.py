@@ -59,7 +59,7 @@ def _reply(path: Path, found: list[Any]) -> dict[str, Any]:
     stat, fp = fingerprint_file(path)
     fields = [fp.sha256, fp.dhash, fp.phash, fp.width, fp.height, fp.format, fp.flat, fp.pdq,
               fp.pdq_quality, fp.canon_version, [], [], found, [], fp.grid.hex(), [],
-              (fp.colours or b"").hex()]  # fmt: skip
+              (fp.colours or b"").hex(), []]  # fmt: skip
     return {"stat": [stat.device, stat.inode, stat.size, stat.mtime_ns], "fingerprint": fields}
 
 
