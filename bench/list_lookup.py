@@ -53,7 +53,7 @@ VIEWS = 8
 CROPS = 3
 STEPS = ("pairs, 8 views", "PDQ, one pass", "crops", "main: all three", "wider search",
          "grids read", "grids compared", "with the second stage",
-         "whole: Matcher.list_matches")  # fmt: skip
+         "whole: Matcher.list_matches", "whole, matching.watermarks: false")  # fmt: skip
 BATCH = 25  # queries a worker runs before the other's turn
 
 
@@ -157,12 +157,15 @@ def _serve(args: argparse.Namespace) -> None:
         if hasattr(indexes, "grids"):  # this tree: the grids held in memory (entrygrids.py)
             indexes.grids.add_many(*store.enabled_grids_after(0))
         matcher = Matcher(store, Matching().thresholds, indexes)
+        # the second stage turned off (this tree): the same indexes, a Matcher without it
+        off = Matcher(store, Matching(watermarks=False).thresholds, indexes) if hasattr(
+            Matching(), "watermarks") else None  # fmt: skip
         package = Path(blockgrid.__file__).parent.parent
         print(f"{package}: built in {time.perf_counter() - t0:.0f} s", flush=True)
         for line in sys.stdin:
             number, batch, crowd = (int(word) for word in line.split())
             queries = np.random.default_rng([8, number, batch])
-            times, found = _run(BATCH, queries, clock, matcher, base if crowd else None)
+            times, found = _run(BATCH, queries, clock, matcher, base if crowd else None, off)
             print(json.dumps({**times, "found": found}), flush=True)
         store.close()
 
@@ -177,6 +180,9 @@ def _table(
         cells = []
         for mine in times:
             ms = np.array(mine[step]) * 1000
+            if np.isnan(ms).all():  # main: no such setting
+                cells.append("- | -")
+                continue
             cells.append(f"{statistics.median(ms):.3f} | {np.percentile(ms, 90):.3f}")
         print(f"| {step} | " + " | ".join(cells) + " |")
     print(f"\nCandidates of the wider search per query (last batch): median "
@@ -198,7 +204,7 @@ def _crowd(
 
 def _run(
     queries: int, rng: np.random.Generator, clock: Callable[[], float], matcher: Matcher,
-    base: tuple[int, int] | None = None,
+    base: tuple[int, int] | None = None, off: Matcher | None = None,
 ) -> tuple[dict[str, list[float]], list[int]]:  # fmt: skip
     """Each query: 8 random views, the first replaced by ``base`` if given."""
     pairs, crops, pdqs = matcher.entries, matcher.indexes.regions, matcher.indexes.pdq
@@ -230,6 +236,9 @@ def _run(
         matched = matcher.list_matches(fp)
         marks.append(clock())
         assert not matched, matched
+        if off is not None:
+            assert not off.list_matches(fp)
+        marks.append(clock())
         found.append(len(hits))
         steps = np.diff(marks)
         for step, took in zip(STEPS[:3], steps[:3], strict=True):
@@ -238,7 +247,8 @@ def _run(
         for step, took in zip(STEPS[4:7], steps[3:6], strict=True):
             times[step].append(float(took))
         times["with the second stage"].append(float(steps[:6].sum()))
-        times[STEPS[-1]].append(float(steps[6]))
+        times[STEPS[-2]].append(float(steps[6]))
+        times[STEPS[-1]].append(float(steps[7]) if off is not None else float("nan"))
     return times, found
 
 

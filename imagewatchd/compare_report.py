@@ -206,7 +206,11 @@ def _entry_lines(e: Explanation, t: Thresholds) -> list[str]:
     pdq = _shown_pdq(e)
     lines += [_pdq_text(pdq, e, t)] if pdq else ["PDQ: not computed for both pictures"]
     if _second_stage(e):
-        lines += _grid_lines(e.grid)
+        lines += (
+            _grid_lines(e.grid)
+            if t.watermarks
+            else ["second stage (watermarks): off (matching.watermarks: false)"]
+        )
     return lines + _colours_lines(e)
 
 

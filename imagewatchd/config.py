@@ -85,6 +85,7 @@ class Matching:
     pdq_query_min_quality: int = DEFAULT_PDQ_QUERY_MIN_QUALITY
     similar_dhash: int = DEFAULT_SIMILAR_DHASH
     similar_phash: int = DEFAULT_SIMILAR_PHASH
+    watermarks: bool = True  # the second stage: README, "Watermarks"
 
     @property
     def thresholds(self) -> Thresholds:
@@ -92,6 +93,7 @@ class Matching:
             self.dhash_threshold, self.phash_threshold, self.pdq_threshold, self.pdq_min_quality,
             max(self.similar_dhash, self.dhash_threshold),
             max(self.similar_phash, self.phash_threshold), self.pdq_query_min_quality,
+            self.watermarks,
         )  # fmt: skip
 
 
@@ -134,7 +136,7 @@ TOP_KEYS = (
 )  # fmt: skip
 MATCHING_KEYS = (
     "dhash_threshold", "phash_threshold", "max_pixels", "pdq_threshold", "pdq_min_quality",
-    "pdq_query_min_quality", "similar_dhash", "similar_phash",
+    "pdq_query_min_quality", "similar_dhash", "similar_phash", "watermarks",
 )  # fmt: skip
 DECODING_KEYS = ("memory_mb", "timeout_seconds")
 API_KEYS = ("enabled", "socket", "group", "max_request_mb", "timeout_seconds")
@@ -306,6 +308,7 @@ def _parse_matching(reader: _Reader, value: object) -> Matching:
         similar_phash=reader.integer(
             section, "similar_phash", "matching", DEFAULT_SIMILAR_PHASH, 0, 32
         ),
+        watermarks=reader.boolean(section, "watermarks", "matching", True),
     )
 
 

@@ -145,7 +145,7 @@ def explain(a: Fingerprint, b: Fingerprint, t: Thresholds, where: Boxes | None) 
     flat = a.flat or b.flat
     readings = tuple(_readings(a, b, t, where))
     pdqs = tuple(_pdq(a, b, view, t) for view in _views(b))
-    grid = None if flat or not (a.grid and b.grid) else _grid(a, b)
+    grid = None if flat or not (a.grid and b.grid and t.watermarks) else _grid(a, b)
     entry = _as_entry(a, b, readings, pdqs, grid)
     return Explanation(
         a.sha256 == b.sha256, (a.flat, b.flat), (a.pdq_quality, b.pdq_quality), readings, pdqs,

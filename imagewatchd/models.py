@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from imagewatchd.provenance import Provenance
 
@@ -133,15 +133,13 @@ class Thresholds:
     similar_dhash: int = 0  # the similar band: beyond dhash/phash, within these (both)
     similar_phash: int = 0
     pdq_query_quality: int = 20  # the picture's (docs/BENCHMARKS.md, "Issue 8: labels…")
+    watermarks: bool = True  # the second stage for list entries (verify.py)
 
     def turned(self) -> Thresholds:
         """For a match in another orientation: one bit stricter on dHash and on pHash (whose
         distances are even: two), since 8 searches give a look-alike 8 chances; PDQ keeps its
         threshold (docs/BENCHMARKS.md, "Issue 8: orientations")."""
-        return Thresholds(
-            max(self.dhash - 1, 0), max(self.phash - 2, 0), self.pdq, self.pdq_quality,
-            self.similar_dhash, self.similar_phash, self.pdq_query_quality,
-        )  # fmt: skip
+        return replace(self, dhash=max(self.dhash - 1, 0), phash=max(self.phash - 2, 0))
 
 
 @dataclass(frozen=True, slots=True)

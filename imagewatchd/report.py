@@ -150,11 +150,12 @@ def check_json(result: CheckResult, thresholds: Thresholds) -> str:
     return json.dumps(data)
 
 
-def thresholds_json(t: Thresholds) -> dict[str, int]:
+def thresholds_json(t: Thresholds) -> dict[str, int | bool]:
     return {
         "dhash": t.dhash, "phash": t.phash, "pdq": t.pdq, "pdq_min_quality": t.pdq_quality,
         "pdq_query_min_quality": t.pdq_query_quality,
         "similar_dhash": t.similar_dhash, "similar_phash": t.similar_phash,
+        "watermarks": t.watermarks,
     }  # fmt: skip
 
 

@@ -34,6 +34,8 @@ def wider_matches(matcher: Matcher, fp: Fingerprint) -> tuple[Match, ...]:
     """Entries within the wider radius whose grid agrees with the query's: for a query that
     matched nothing within the thresholds."""
     held = matcher.indexes.grids
+    if not matcher.thresholds.watermarks:
+        return ()  # matching.watermarks: false
     if fp.flat or not fp.grid or not _worth_a_scan(matcher, fp):
         return ()  # no entry with a grid is within the radius: nothing could agree
     # the closest by (dH + pH, key): HammingIndex.search's own order

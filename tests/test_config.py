@@ -238,3 +238,12 @@ def test_keep_policy_errors_name_their_key_path() -> None:
     assert any(p.startswith("watches[0].prefer: expected a list") for p in found), found
     incoming = problems({"watches": [{"path": "/up", "role": "incoming", "keep": ["size"]}]})
     assert any("for library watches" in p for p in incoming), incoming
+
+
+def test_the_watermark_stage_is_on_unless_turned_off() -> None:
+    assert config.parse({}, "test.yaml").matching.thresholds.watermarks is True
+    off = config.parse({"matching": {"watermarks": False}}, "test.yaml")
+    assert off.matching.thresholds.watermarks is False
+    assert off.matching.thresholds.turned().watermarks is False
+    (problem,) = problems({"matching": {"watermarks": "sometimes"}})
+    assert "matching.watermarks" in problem, problem

@@ -128,3 +128,25 @@ def test_grids_compared_in_one_pass_agree_with_one_at_a_time() -> None:
         assert abs(one[0] - levels) < 1e-9 and abs(one[1] - edges) < 1e-9
     agreed = [levels >= blockgrid.LEVELS and edges >= blockgrid.EDGES for levels, edges in many]
     assert agreed == [True, False, False, False, False, False]
+
+
+def test_matching_watermarks_false_turns_the_second_stage_off(
+    cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """An operator who needs the lookup's time more than watermarked copies turns the stage
+    off: the copy is then clean, and compare says the stage is off; true is the default."""
+    picture = photo(SEED, SIZE)
+    picture.save(tmp_path / "banned.png")
+    cli("known", "add", "--create", "--list", "banned", str(tmp_path / "banned.png"), check=0)
+    copy = tmp_path / "stamped.jpg"
+    _stamped(picture).save(copy, quality=90)
+    for value, verdict in (("true", "known"), ("false", "clean")):
+        conf = tmp_path / f"watermarks-{value}.yaml"
+        conf.write_text(f"matching:\n  watermarks: {value}\n")
+        found = cli("--config", str(conf), "check", str(copy)).out.splitlines()
+        assert found[0] == f"{copy}: {verdict}", found
+        said = cli("--config", str(conf), "compare", str(tmp_path / "banned.png"), str(copy)).out
+        assert ("second stage (watermarks): off (matching.watermarks: false)" in said) is (
+            value == "false"
+        ), said
+    assert cli("check", str(copy), check=1).out.startswith(f"{copy}: known")
