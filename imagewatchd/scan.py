@@ -50,6 +50,7 @@ class _Todo:
     path: Path
     stat: FileStat
     known: bool  # the store has a row for this path already
+    for_colours: bool = False  # unchanged, read again only for its colours (colours.py)
 
     @property
     def location(self) -> Location:
@@ -114,11 +115,12 @@ class Scanner:
             present.add(str(path))
             stat = FileStat.of(info)
             row = self.store.get_file(str(path))
-            if row is not None and row.unchanged(stat) and not (hues and _uncoloured(row)):
+            unchanged = row is not None and row.unchanged(stat)
+            if row is not None and unchanged and not (hues and _uncoloured(row)):
                 summary.unchanged += 1
                 seen_ids.append(row.id)
             else:
-                todo.append(_Todo(root, path, stat, row is not None))
+                todo.append(_Todo(root, path, stat, row is not None, unchanged))
         gone = [(i, p) for i, p in self.store.files_under(str(root)) if p not in present]
         for file_id, _ in gone:
             self.matcher.remove_library_file(file_id)
@@ -147,6 +149,9 @@ class Scanner:
         summary: ScanSummary,
     ) -> None:
         now = self.clock()
+        if isinstance(result, FingerprintError) and item.for_colours:
+            self._error(summary, f"{item.path}: {result.reason} (its stored fingerprint is kept)")
+            return  # what is stored still stands: the next scan reads it again
         if isinstance(result, FingerprintError):
             self._error(summary, f"{item.path}: {result.reason}")
             self.store.save_file_error(str(item.path), item.stat, Role.LIBRARY, result.reason, now)
@@ -154,7 +159,9 @@ class Scanner:
         stat, fp = result
         file_id = self.store.save_file(str(item.path), stat, Role.LIBRARY, fp, now)
         self.matcher.add_library_file(file_id, fp)
-        if item.known:
+        if item.for_colours:
+            summary.unchanged += 1  # the same picture, now with its colours
+        elif item.known:
             summary.changed += 1
         else:
             summary.new += 1

@@ -16,12 +16,15 @@ import pytest
 
 from imagewatchd import colours
 from imagewatchd.act import Actor
+from imagewatchd.commands import IMAGES
 from imagewatchd.config import parse
 from imagewatchd.decoding.inline import InlineDecoder
+from imagewatchd.errors import FingerprintError
 from imagewatchd.match import Matcher
 from imagewatchd.models import FileStat, Fingerprint, ListKind, Role, SettledFile, VerdictKind
 from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import NewEntry
+from imagewatchd.scan import Scanner
 from imagewatchd.store import Location, Store, postgres_schema
 from tests.conftest import OpenStore, Run, database_at_version
 from tests.daemon_harness import Daemon, iw
@@ -309,3 +312,44 @@ def test_the_verdict_line_names_the_list_and_the_hue_distance_of_a_set_aside_mat
     assert f"{blue}: clean recoloured list=banned entry=1 hue=0." in line, line
     assert line.endswith("-> none"), line
     assert blue.exists()
+
+
+class _Failing(InlineDecoder):
+    """A decoder that times out while ``failing`` (a busy machine, a slow disk)."""
+
+    failing = False
+
+    def fingerprint(self, fd: int, name: object, **options: bool) -> tuple[FileStat, Fingerprint]:
+        if self.failing:
+            raise FingerprintError(str(name), "decode timed out")
+        return super().fingerprint(fd, name, **options)
+
+
+def test_a_failed_read_for_colours_keeps_the_stored_fingerprint(tmp_path: Path) -> None:
+    """A file read again only for its colours that cannot be read now keeps what is stored: it
+    stays in the library (its duplicates still found), and the next scan tries again."""
+    library = tmp_path / "library"
+    library.mkdir()
+    photo_path = library / "poster.jpg"
+    artwork(9).save(photo_path, quality=90)
+    decoder = _Failing()
+    with Store(tmp_path / "t.db") as store:
+        Scanner(store, Matcher.load(store, THRESHOLDS), IMAGES, decoder).scan([library])
+        kept = store.get_file(str(photo_path))
+    with sqlite3.connect(tmp_path / "t.db") as raw:  # as an earlier version left it
+        raw.execute("UPDATE files SET colours = NULL")
+    raw.close()
+    with Store(tmp_path / "t.db") as store:
+        store.set_list_recoloured(store.create_list("p", ListKind.BLOCK, "", 1.0), "ignore")
+        matcher = Matcher.load(store, THRESHOLDS)
+        decoder.failing = True
+        failed = Scanner(store, matcher, IMAGES, decoder).scan([library])
+        row = store.get_file(str(photo_path))
+        assert failed.errors == 1 and row is not None and kept is not None
+        assert (row.sha256, row.dhash, row.error, row.colours) == (kept.sha256, kept.dhash, None,
+                                                                   None)  # fmt: skip
+        assert [r.id for r in store.library_files()] == [row.id]
+        decoder.failing = False
+        Scanner(store, matcher, IMAGES, decoder).scan([library])
+        again = store.get_file(str(photo_path))
+        assert again is not None and again.colours
