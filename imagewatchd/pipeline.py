@@ -107,17 +107,15 @@ class Pipeline:
         block entries (``settled.retro``, a retroactive ban).
         """
         row = self.store.get_file(settled.path)
-        orientations = self.config.watches[settled.watch].orientations
         if row is not None and row.unchanged(settled.stat):
             stored = row.fingerprint()
             if not (recheck or settled.retro) or stored is None:
                 self.peers.seen(self.config.watches[settled.watch], row)
                 return Outcome(settled.path, None, "unchanged")
             file_stat, fp = row.stat, stored
-            # a stored fingerprint has no other orientations: decode again if they count; nor
-            # colours if stored before files kept theirs (None): a list that ignores recoloured
-            # copies needs them
-            fresh = not stored.flat and (orientations.lists or _uncoloured(self.store, stored))
+            # a stored fingerprint has none of the query's own parts (other orientations,
+            # regions, their PDQs): decoded again, it matches as a new upload would
+            fresh = not stored.flat
         else:
             fresh = True
         if fresh:
@@ -448,12 +446,6 @@ class Pipeline:
                         moved.unrecorded)  # fmt: skip
             return
         self.announce(f"{outcome.path}: {kind} -> {outcome.action}{where}")
-
-
-def _uncoloured(store: Store, stored: Fingerprint) -> bool:
-    """A stored fingerprint without colours (stored before files kept theirs), while some
-    list ignores recoloured copies: decoded again for them (and stored with them)."""
-    return stored.colours is None and colours.wanted(store)
 
 
 def _library_match(

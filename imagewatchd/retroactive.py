@@ -27,8 +27,8 @@ them with the stored files, at the turned thresholds, for the watches whose ``or
 count lists, finds what the live search would. That needs them stored per entry (a table,
 a migration), and hash-list imports have no picture (PDQ's turns follow from its DCT signs,
 dHash's and pHash's do not). Regions cannot move to the entry's side (a border is not added to
-a hash): that needs the files' region hashes stored. Not built; ``scan --act`` decodes the files
-again and finds both.
+a hash): that needs the files' region hashes stored. Not built; ``scan --act`` (and a stored
+file reached by a retroactive ban) decodes the files again and finds both.
 
 Library trees are not reached: a library is the user's own collection, indexed for
 duplicates, and a new ban sweeping it is what ``scan --act`` does when asked (README).

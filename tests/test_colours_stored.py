@@ -131,11 +131,12 @@ def _ignoring_list(store: Store) -> int:
     return added
 
 
-def test_a_stored_upload_matched_again_uses_its_stored_colours_without_decoding(
+def test_a_stored_upload_matched_again_is_refused_as_recoloured_and_keeps_its_colours(
     tmp_path: Path,
 ) -> None:
-    """A recheck (``scan --act``) of a stored upload: refused as recoloured by its stored
-    colours, not decoded again; a row stored before colours were kept is decoded once."""
+    """A recheck (``scan --act``) of a stored upload decodes it afresh (its regions and other
+    orientations count as a new upload's: tests/test_regions.py) and is refused as recoloured;
+    a row stored before colours were kept gains them."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     blue = uploads / "poster-blue.jpg"
@@ -157,7 +158,7 @@ def test_a_stored_upload_matched_again_uses_its_stored_colours_without_decoding(
         matcher.refresh_entries()
         outcome = pipeline.process(settled, recheck=True)
         assert (outcome.verdict, outcome.action) == (VerdictKind.CLEAN, "none"), outcome
-        assert decoder.decoded == 1, "matched again by its stored fingerprint"
+        assert decoder.decoded == 2, "decoded afresh"
         assert blue.exists()
     with sqlite3.connect(tmp_path / "t.db") as raw:  # as a version-15 store left it
         raw.execute("UPDATE files SET colours = NULL")
@@ -166,11 +167,9 @@ def test_a_stored_upload_matched_again_uses_its_stored_colours_without_decoding(
         matcher = Matcher.load(store, config.matching.thresholds)
         pipeline = Pipeline(store, matcher, Actor(store, config, tmp_path / "q"), config, decoder)
         assert pipeline.process(settled, recheck=True).verdict is VerdictKind.CLEAN
-        assert decoder.decoded == 2  # no colours stored: decoded for them, once
+        assert decoder.decoded == 3
         again = store.get_file(str(blue))
         assert again is not None and again.colours
-        assert pipeline.process(settled, recheck=True).verdict is VerdictKind.CLEAN
-        assert decoder.decoded == 2
 
 
 def test_an_entry_keeps_its_colours_in_its_own_transaction(new_store: OpenStore) -> None:

@@ -17,13 +17,11 @@ from imagewatchd.hashindex import hamming
 from imagewatchd.match import Matcher
 from imagewatchd.models import (
     CANON_VERSION,
-    SAME,
     FileStat,
     Fingerprint,
     ListKind,
     Role,
     Thresholds,
-    Turned,
 )
 from imagewatchd.regions import boxes, trim_box
 from imagewatchd.rows import NewEntry
@@ -186,8 +184,8 @@ def test_a_letterboxed_copy_keeps_its_pdq_once_the_bars_are_trimmed() -> None:
 def test_a_query_matches_an_entry_by_a_regions_pdq_at_that_regions_quality(
     tmp_path: Path,
 ) -> None:
-    """Only the regions' PDQ can match here (their dHash and pHash are set aside): as it is,
-    with the region's quality at the picture's floor; never in another orientation."""
+    """Only the regions' PDQ can match here (their dHash and pHash are set aside), with the
+    region's quality at the picture's floor."""
     picture = photo(47, (800, 600))
     entry = fingerprint_bytes(_encoded(picture))
     copy = fingerprint_bytes(_jpeg(_letterboxed(picture)))
@@ -209,8 +207,6 @@ def test_a_query_matches_an_entry_by_a_regions_pdq_at_that_regions_quality(
         assert matcher.list_matches(replace(only_pdq, region_pdqs=())) == ()
         low = tuple((h, 19) for h, _ in copy.region_pdqs)  # under the picture's floor (20)
         assert matcher.list_matches(replace(only_pdq, region_pdqs=low)) == ()
-        turned = replace(only_pdq, turned=(Turned("mirrored", only_pdq.dhash, 0, None),))
-        assert [m.orientation for m in matcher.list_matches(turned)] == [SAME]
 
 
 def test_the_decoding_worker_sends_the_regions_pdq(tmp_path: Path) -> None:
@@ -222,3 +218,26 @@ def test_the_decoding_worker_sends_the_regions_pdq(tmp_path: Path) -> None:
     finally:
         decoder.close()
     assert fp.region_pdqs and fp.region_pdqs == fingerprint_bytes(path.read_bytes()).region_pdqs
+
+
+def test_a_ban_reaches_a_stored_letterboxed_upload_on_a_watch_without_orientations(
+    cli: Callable[..., Run], tmp_path: Path
+) -> None:
+    """``scan --act`` matches stored uploads again: decoded afresh, so their trimmed regions
+    count as a new upload's do, whatever the watch's orientations (found by review)."""
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    picture = photo(49, (800, 600))
+    picture.save(tmp_path / "banned.png")
+    copy = uploads / "framed.jpg"
+    copy.write_bytes(_jpeg(_letterboxed(picture)))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"quarantine_dir: {tmp_path / 'q'}\nwatches:\n  - path: {uploads}\n    role: incoming\n"
+        "    on_known: quarantine\n    orientations: none\n"
+    )
+    cli("--config", str(config), "scan", "--act", str(uploads), check=0)  # stored, clean
+    assert copy.exists()
+    cli("known", "add", "--create", "--list", "banned", str(tmp_path / "banned.png"), check=0)
+    out = cli("--config", str(config), "scan", "--act", str(uploads), check=0).out
+    assert not copy.exists(), out
