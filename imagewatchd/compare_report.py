@@ -129,7 +129,7 @@ def _pdq_json(pdq: Pdq | None, e: Explanation, t: Thresholds) -> dict[str, objec
         return None
     return {
         "orientation": pdq.orientation, "distance": pdq.distance, "threshold": t.pdq,
-        "qualities": list(e.qualities), "floor": t.pdq_quality,
+        "qualities": [e.qualities[0], pdq.quality], "floor": t.pdq_quality,
         "query_floor": t.pdq_query_quality, "gate": pdq.gate,
         "match": pdq.matched, "region": pdq.part,
     }  # fmt: skip
@@ -242,7 +242,7 @@ def _closest_whole(e: Explanation, d: Decision) -> Reading | None:
 def _pdq_text(pdq: Pdq, e: Explanation, t: Thresholds) -> str:
     if pdq.distance is None:
         return "PDQ: not computed for both pictures"
-    qa, qb = e.qualities
+    qa, qb = e.qualities[0], pdq.quality  # the second's there: the whole's or a region's
     where = "as it is" if pdq.orientation == SAME else f"as the first {pdq.orientation}"
     where += f", {pdq.part}" if pdq.part != WHOLE else ""
     if pdq.gate:

@@ -89,6 +89,7 @@ class Pdq:
     gate: bool  # the first has a PDQ, both qualities reach the floor, neither is flat
     matched: bool
     part: str = WHOLE  # the second's whole, or the region whose PDQ decided (as it is only)
+    quality: int = 0  # the second's quality there: the whole's, or that region's
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +270,8 @@ def _one_pdq(
     distance = None if a.pdq is None or pdq is None else hamming(a.pdq, pdq)
     floors = a.pdq_quality >= t.pdq_quality and quality >= t.pdq_query_quality
     gate = not (a.flat or b.flat) and floors and a.pdq is not None
-    return Pdq(turn, distance, gate, gate and distance is not None and distance <= t.pdq, part)
+    matched = gate and distance is not None and distance <= t.pdq
+    return Pdq(turn, distance, gate, matched, part, quality)
 
 
 def _grid(a: Fingerprint, b: Fingerprint) -> Grid:

@@ -206,7 +206,8 @@ class Matcher:
             return verify.wider_matches(self, fp)  # a watermarked copy? (verify.py)
         missing = [key for key in near | by_pdq | cropped.keys() if key not in exact]
         rows = {**exact, **{row.id: row for row in self.store.entries(ids=missing)}}
-        parts = (_shown(fp, view), _region_pdqs(fp, view))
+        floor = self.thresholds.pdq_query_quality  # the regions' PDQs a match may report
+        parts = (_shown(fp, view), tuple(r for r in _region_pdqs(fp, view) if r[1] >= floor))
         found = [
             _entry_match(rows[key], view, key in exact, key in by_pdq and key not in near, *parts)
             for key in rows

@@ -315,6 +315,8 @@ def test_hand_made_queries_are_decided_as_the_matcher_decides(
     for _ in range(400):
         query = _query(first, grids, rng)
         e = explain(first, query, THRESHOLDS, None)
+        # a PDQ that matched was gated at its own quality (the whole's or its region's)
+        assert all(p.quality >= THRESHOLDS.pdq_query_quality for p in e.pdq if p.matched)
         verdict = as_entry.match(query)
         assert (verdict.kind is VerdictKind.KNOWN) is (e.as_entry.outcome == "match"), query
         if verdict.matches:
