@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -26,6 +26,7 @@ from imagewatchd.pipeline import Pipeline
 from imagewatchd.rows import NewEntry
 from imagewatchd.scan import Scanner
 from imagewatchd.store import Location, Store, postgres_schema
+from tests import test_colours
 from tests.conftest import OpenStore, Run, database_at_version
 from tests.daemon_harness import Daemon, iw
 from tests.test_colours import THRESHOLDS, artwork, fingerprint, hue_turned
@@ -282,29 +283,14 @@ def test_check_shows_a_near_match_set_aside_as_recoloured(
     assert json.loads(cli("check", "--json", str(copy), check=1).out)["recoloured"] == []
 
 
-@pytest.fixture
-def uploads_daemon(tmp_path: Path) -> Iterator[Daemon]:
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    config = {
-        "quarantine_dir": str(tmp_path / "quarantine"), "rescan_interval": 0,
-        "watches": [{"path": str(uploads), "role": "incoming", "on_known": "quarantine",
-                     "include": ["*"], "settle_seconds": 0.5}],
-    }  # fmt: skip
-    daemon = Daemon(tmp_path, config)
-    artwork(11).save(tmp_path / "banned.png")
-    for args in (("lists", "create", "banned", "--recoloured", "ignore"),
-                 ("known", "add", "--list", "banned", str(tmp_path / "banned.png"))):  # fmt: skip
-        done = iw(daemon.db, *args)
-        assert done.returncode == 0, done.stderr
-    daemon.start()
-    yield daemon
-    daemon.kill()
+uploads_daemon = test_colours.uploads_daemon  # a running daemon, a list "banned" (fixture)
 
 
 def test_the_verdict_line_names_the_list_and_the_hue_distance_of_a_set_aside_match(
     uploads_daemon: Daemon, tmp_path: Path
 ) -> None:
+    changed = iw(uploads_daemon.db, "lists", "set", "banned", "--recoloured", "ignore")
+    assert changed.returncode == 0, changed.stderr  # the daemon follows at its next match
     blue = tmp_path / "uploads" / "recoloured.jpg"
     hue_turned(artwork(11)).save(blue, quality=90)
     line = uploads_daemon.processed(blue)
