@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -63,6 +65,35 @@ def no_leaked_threads() -> Iterator[None]:
     yield
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not leaked, f"threads leaked: {leaked}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, operation: int) -> Iterator[None]:
+    with path.open("a") as lock:
+        fcntl.flock(lock, operation)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def one_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Under pytest-xdist, a test marked ``alone`` runs while no other worker runs a test: it
+    changes a machine-wide setting (an inotify sysctl) or needs the machine to itself. Every
+    other test holds the gate shared; the turnstile keeps them from starving a waiting one."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield  # one process: nothing runs beside this test
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, common to its workers
+    alone = request.node.get_closest_marker("alone") is not None
+    gate = contextlib.ExitStack()
+    with _locked(shared / "turnstile.lock", fcntl.LOCK_EX):
+        gate.enter_context(_locked(shared / "gate.lock", fcntl.LOCK_EX if alone else fcntl.LOCK_SH))
+    with gate:
+        yield
 
 
 @dataclass

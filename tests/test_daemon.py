@@ -326,6 +326,7 @@ def test_polling_watch_for_network_filesystems(
         d.kill()
 
 
+@pytest.mark.alone  # lowers fs.inotify.max_user_watches for every process of this user
 def test_inotify_watch_limit_is_reported_and_polled_instead(
     tmp_path: Path, site: dict[str, Path], banned: Path
 ) -> None:

@@ -86,6 +86,9 @@ class Daemon:
             "OPENBLAS_NUM_THREADS": "1",
             "XDG_CONFIG_HOME": str(workdir / "xdg-config"),
             "XDG_STATE_HOME": str(workdir / "xdg-state"),
+            # the API's socket, not under xdg-state/imagewatchd/: that path outgrows a Unix
+            # socket's limit in a pytest-xdist worker's temporary directory (one level deeper)
+            "IMAGEWATCHD_SOCKET": str(workdir / "api.sock"),
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
@@ -605,6 +608,7 @@ def write_burst(watch: Path, bases: list[bytes]) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # lowers fs.inotify.max_queued_events (overflow); 20,000 files
 @pytest.mark.parametrize("overflow", [False, True], ids=["events", "overflow"])
 def test_burst_every_file_processed_exactly_once(
     make_daemon: MakeDaemon, tmp_path: Path, overflow: bool
@@ -651,6 +655,7 @@ def test_burst_every_file_processed_exactly_once(
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # lowers fs.inotify.max_queued_events for every new instance
 def test_a_close_event_lost_in_an_overflow_does_not_hold_the_file(
     make_daemon: MakeDaemon, tmp_path: Path
 ) -> None:
