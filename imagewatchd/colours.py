@@ -19,9 +19,10 @@ a black-and-white photo) has no colours to disagree with, so it always agrees. C
 measurement: docs/BENCHMARKS.md, "Issue 8: recoloured versions".
 
 Every picture's signature is kept: an entry's with the entry (in its transaction), a file's
-with its fingerprint (``files.colours``; NULL for a row stored before, decoded again for them
-while ``wanted``), so a stored file matched again is screened without decoding it. A match
-set aside is reported (``Verdict.recoloured``: check, check --json, the file's log line).
+with its fingerprint (``files.colours``; NULL for a row stored by an earlier version, which a
+library scan reads again for them while some list ignores recoloured copies), so the count
+``known add`` prints of the stored files a ban reaches is screened without decoding them. A
+match set aside is reported (``Verdict.recoloured``: check, check --json, the file's log line).
 """
 
 from __future__ import annotations
@@ -124,14 +125,6 @@ def screen(
         for m in found if m.entry_id in refused
     )  # fmt: skip
     return tuple(m for m in found if m.entry_id not in refused), aside
-
-
-def wanted(store: Store) -> bool:
-    """Whether a stored fingerprint without colours (``None``: stored before files kept
-    theirs) is worth decoding again to match it: only where some list ignores recoloured
-    copies. Every fingerprint decoded now has its colours (docs/BENCHMARKS.md, "Issue 8:
-    colours stored with files"), so this is asked only of such old rows."""
-    return store.ignoring_recoloured()
 
 
 def described(aside: SetAside) -> str:

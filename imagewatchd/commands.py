@@ -134,8 +134,7 @@ def compare(args: argparse.Namespace) -> int:
     settings = settings_of(config)
     decoder = InlineDecoder(settings)  # two files the user chose: no pool to start
     for raw in (args.first, args.second):
-        # the first as an entry, the second as a query where a list ignores recoloured copies
-        _, fp = fingerprint_path(decoder, Path(raw), crops=not prints, colours=True)
+        _, fp = fingerprint_path(decoder, Path(raw), crops=not prints)  # the first: an entry
         prints.append(fp)
     where = explain.boxes_at(Path(args.second).absolute(), prints[1], settings.limits)
     explained = explain.explain(prints[0], prints[1], thresholds, where)

@@ -255,11 +255,11 @@ def _pdq(a: Fingerprint, b: Fingerprint, view: Turned, t: Thresholds) -> Pdq:
     the second's regions too, each at its own quality: the closest that matches, else the
     whole."""
     whole = _one_pdq(a, b, view.turn, view.pdq, b.pdq_quality, t)
-    if view.turn != SAME:
+    if view.turn != SAME or whole.matched:
         return whole
     parts = [_one_pdq(a, b, SAME, h, q, t, f"region {i + 1} without borders")
              for i, (h, q) in enumerate(b.region_pdqs)]  # fmt: skip
-    matched = [p for p in parts if p.matched and not whole.matched]
+    matched = [p for p in parts if p.matched]
     return min(matched, key=lambda p: p.distance or 0) if matched else whole
 
 

@@ -9,7 +9,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from imagewatchd import colours
 from imagewatchd.decoding import Decoder, fingerprint_at
 from imagewatchd.decoding.pool import DecoderUnavailable
 from imagewatchd.errors import FingerprintError
@@ -86,7 +85,7 @@ class Scanner:
         summary = ScanSummary()
         todo: list[_Todo] = []
         seen_ids: list[int] = []
-        hues = colours.wanted(self.store)  # files stored without colours are read again
+        hues = self.store.ignoring_recoloured()  # files stored without colours: read again
         for root in roots:
             todo.extend(self._survey(root, summary, seen_ids, hues))
         self.store.touch_files(seen_ids, self.clock())

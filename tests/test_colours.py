@@ -97,36 +97,36 @@ def test_a_recoloured_copy_disagrees_and_a_grey_picture_has_no_colours() -> None
 
 
 def test_the_decoding_worker_sends_every_files_colours(tmp_path: Path) -> None:
-    """An entry's fingerprint and any file's have the signature (stored with the file); one
-    asked without has none computed (None: its JPEG's chroma is not even decoded) and the
-    same hashes."""
+    """An entry's fingerprint and any file's have the signature (stored with the file); a
+    fingerprint made without (None: its JPEG's chroma is not even decoded) has the same
+    hashes."""
     path = tmp_path / "banned.jpg"
     artwork(3).save(path, quality=90)
     decoder = WorkerPool(Settings(timeout=30.0, workers=1))
     try:
         entry = fingerprint_path(decoder, path, crops=True)[1]
         asked = fingerprint_path(decoder, path)[1]
-        plain = fingerprint_path(decoder, path, colours=False)[1]
     finally:
         decoder.close()
     expected = fingerprint_bytes(path.read_bytes()).colours
+    plain = fingerprint_bytes(path.read_bytes(), colours=False)
     assert expected is not None and len(expected) == colours.SIZE
     assert entry.colours == asked.colours == expected
     assert plain.colours is None
     assert (plain.dhash, plain.phash, plain.pdq) == (asked.dhash, asked.phash, asked.pdq)
 
 
-def test_queries_ask_for_colours_only_where_a_list_ignores_recoloured_copies(
+def test_the_store_says_whether_some_list_ignores_recoloured_copies(
     tmp_path: Path,
 ) -> None:
     store = Store(tmp_path / "db.sqlite")
     try:
         list_id = store.create_list("banned", ListKind.BLOCK, "", 0.0)
-        assert not colours.wanted(store)
+        assert not store.ignoring_recoloured()
         store.set_list_recoloured(list_id, "ignore")
-        assert colours.wanted(store)
+        assert store.ignoring_recoloured()
         store.set_list_recoloured(list_id, "count")
-        assert not colours.wanted(store)
+        assert not store.ignoring_recoloured()
     finally:
         store.close()
 
@@ -364,8 +364,8 @@ def test_compare_says_what_a_list_that_ignores_recoloured_copies_decides(
 def test_scan_act_decodes_a_stored_upload_again_for_its_colours(
     cli: Callable[..., Run], tmp_path: Path
 ) -> None:
-    """A stored fingerprint has no colours: matched again (``scan --act``, a watch without
-    orientations) it would count as a copy for a list that ignores recoloured ones."""
+    """A stored upload matched again (``scan --act``, a watch without orientations) is refused
+    as recoloured by a list that ignores recoloured copies, and counts once the list does."""
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     artwork(9).save(tmp_path / "poster.png")

@@ -115,10 +115,10 @@ class CountingDecoder(InlineDecoder):
         self.decoded = 0
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
+        self, fd: int, name: object, *, crops: bool = False
     ) -> tuple[FileStat, Fingerprint]:
         self.decoded += 1
-        return super().fingerprint(fd, name, crops=crops, colours=colours)
+        return super().fingerprint(fd, name, crops=crops)
 
 
 def _ignoring_list(store: Store) -> int:

@@ -374,11 +374,11 @@ class _Timed:
         self.seconds = 0.0
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
+        self, fd: int, name: object, *, crops: bool = False
     ) -> tuple[FileStat, Fingerprint]:
         start = time.perf_counter()
         try:
-            return self.decoder.fingerprint(fd, name, crops=crops, colours=colours)
+            return self.decoder.fingerprint(fd, name, crops=crops)
         finally:
             self.seconds += time.perf_counter() - start
 

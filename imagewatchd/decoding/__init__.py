@@ -39,12 +39,12 @@ def settings_of(config: Config) -> Settings:
 
 class Decoder(Protocol):
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
+        self, fd: int, name: object, *, crops: bool = False
     ) -> tuple[FileStat, Fingerprint]:
-        """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines);
-        any problem is a ``FingerprintError`` with the reason. The caller closes ``fd``.
-        ``crops``: with the centre crops' hashes and the colour signature a list entry stores
-        (``known add``); ``colours``: with the colour signature (every file's, stored with it)."""
+        """Read and fingerprint the open regular file ``fd`` (``name`` only for log lines),
+        with its colour signature (every file's, stored with it); any problem is a
+        ``FingerprintError`` with the reason. The caller closes ``fd``. ``crops``: with the
+        centre crops' hashes a list entry stores (``known add``)."""
 
     def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
         """(sha256 of the bytes read, a small JPEG: ``thumbnail.SIZE`` pixels a side at most)
@@ -65,23 +65,20 @@ def open_decoder(config: Config, *, start: bool = False) -> Decoder:
 
 
 def fingerprint_path(
-    decoder: Decoder, path: Path, *, crops: bool = False, colours: bool = True
+    decoder: Decoder, path: Path, *, crops: bool = False
 ) -> tuple[FileStat, Fingerprint]:
     """A path given on the command line: its last component is not followed if a symlink."""
     fd = open_path(path)
     try:
-        return decoder.fingerprint(fd, path, crops=crops, colours=colours)
+        return decoder.fingerprint(fd, path, crops=crops)
     except FingerprintError as exc:
         raise FingerprintError(path, exc.reason) from exc
     finally:
         os.close(fd)
 
 
-def fingerprint_at(
-    decoder: Decoder, loc: Location, *, colours: bool = True
-) -> tuple[FileStat, Fingerprint]:
-    """A file inside a tree: no component from the tree's root on is followed; ``colours``:
-    with the colour signature (stored with the file's fingerprint)."""
+def fingerprint_at(decoder: Decoder, loc: Location) -> tuple[FileStat, Fingerprint]:
+    """A file inside a tree: no component from the tree's root on is followed."""
     try:
         fd = open_file(loc)
     except FileChanged as exc:
@@ -93,7 +90,7 @@ def fingerprint_at(
         where = "" if exc.path == loc.path else f"{exc.path}: "
         raise FingerprintError(loc.path, where + reason) from exc
     try:
-        return decoder.fingerprint(fd, loc.path, colours=colours)
+        return decoder.fingerprint(fd, loc.path)
     except FingerprintError as exc:
         raise FingerprintError(loc.path, exc.reason) from exc
     finally:

@@ -18,13 +18,13 @@ class InlineDecoder:
         self.settings = settings or Settings()
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
+        self, fd: int, name: object, *, crops: bool = False
     ) -> tuple[FileStat, Fingerprint]:
         """A decoder's complaint about one file (Pillow's ``Corrupt EXIF data``) is dropped, as
         the workers drop it: the file's own line says what matters, raw warnings never do."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fingerprint_fd(fd, self.settings.limits, crops=crops, colours=colours)
+            return fingerprint_fd(fd, self.settings.limits, crops=crops)
 
     def thumbnail(self, fd: int, name: object) -> tuple[str, bytes]:
         limits = self.settings.limits

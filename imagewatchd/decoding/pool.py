@@ -98,7 +98,7 @@ class _Worker:
         log.debug("decoding worker %d started (address space %s; %s)", self.proc.pid,
                   hello.get("address_space"), self.sandbox)  # fmt: skip
 
-    def ask(self, fd: int, timeout: float, request: bytes = b"f") -> dict[str, Any]:
+    def ask(self, fd: int, timeout: float, request: bytes) -> dict[str, Any]:
         if self.proc.poll() is not None:
             raise _Stale(self._death())
         try:
@@ -168,10 +168,9 @@ class WorkerPool:
         self._closed = False
 
     def fingerprint(
-        self, fd: int, name: object, *, crops: bool = False, colours: bool = True
+        self, fd: int, name: object, *, crops: bool = False
     ) -> tuple[FileStat, Fingerprint]:
-        # the worker's request: an entry's (crops, colours), a file's with colours, or plain
-        request = b"c" if crops else b"h" if colours else b"f"
+        request = b"c" if crops else b"h"  # an entry's (crops and colours), or a file's (colours)
         for attempt in range(1, POISON_AFTER + 1):
             try:
                 return _answer(self._attempt(fd, request), fd)
@@ -193,7 +192,7 @@ class WorkerPool:
         except _Died as died:
             raise FingerprintError(name, died.reason) from None
 
-    def _attempt(self, fd: int, request: bytes = b"f") -> dict[str, Any]:
+    def _attempt(self, fd: int, request: bytes) -> dict[str, Any]:
         for _ in range(POISON_AFTER):
             worker = self._take()
             alive = False
